@@ -1,0 +1,48 @@
+# Two commands: `make demo` and `make test`. Both build .venv from the pinned constraints on
+# first use; re-running them skips the install (the stamp is newer than the pins).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DBT_MANIFEST := dbt_project/target/manifest.json
+export DRIFT_PIPELINE_HOME ?= $(CURDIR)/data
+
+.PHONY: install demo test dev bench browser-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,browser]'
+	@touch $(STAMP)
+
+$(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir .
+
+install: $(STAMP) $(DBT_MANIFEST)
+
+demo: install
+	$(BIN)/python -m drift_pipeline.demo
+
+# Chromium comes from Debian (browser downloads are not possible here); the browser test skips
+# itself where it cannot be installed.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -x /usr/bin/apt-get ] && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the UI test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	fi
+
+test: install browser-deps
+	$(BIN)/pytest
+
+dev: install
+	$(BIN)/python -m drift_pipeline.devserver
+
+bench: install
+	$(BIN)/python bench/client.py --seconds 30
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/webhooks.py
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs

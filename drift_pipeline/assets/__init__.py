@@ -1,0 +1,1 @@
+"""Dagster assets, grouped by source: raw Drift tables, dbt models, the serving copy."""

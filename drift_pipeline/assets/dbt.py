@@ -1,0 +1,47 @@
+"""dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from dagster import AssetExecutionContext
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from drift_pipeline.dbt_project import dbt_project, ensure_manifest
+from drift_pipeline.partitions import daily_partitions, single_run
+from drift_pipeline.settings import Settings
+
+MARTS_GROUP = "drift_marts"
+MODELS_GROUP = "drift_models"
+
+
+class DriftDbtTranslator(DagsterDbtTranslator):
+    """Marts in `drift_marts`, staging and intermediate in `drift_models`, owned by the data team."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn") or []
+        return MARTS_GROUP if "marts" in fqn else MODELS_GROUP
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        return ["team:analytics-engineering"]
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=dbt_project,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+)
+def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """Build the dbt models and run their data tests (unit tests run in CI, not every run),
+    then republish the serving copy so analysts see the new numbers."""
+    settings = Settings.from_env()
+    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
+    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    if context.selected_output_names:
+        from drift_pipeline.serving import publish
+
+        result = publish(settings)
+        context.log.info(f"published serving copy: {result['tables']}")

@@ -1,0 +1,200 @@
+"""`drift-pipeline`: the operator's command line. Errors are one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from drift_pipeline.settings import Settings, SettingsError
+
+
+class UsageError(Exception):
+    """Bad usage: exit 2 with a one-line reason."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="drift-pipeline", description="Drift chat data into a trusted DuckDB warehouse.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("sync", help="ingest the daily partitions in [start, end) and build the marts, in one Dagster run")
+    p.add_argument("--start", type=_day, help="first UTC day (default: yesterday)")
+    p.add_argument("--end", type=_day, help="day after the last one (default: tomorrow)")
+    p.add_argument("--no-dbt", action="store_true", help="skip dbt (raw tables only)")
+
+    p = sub.add_parser("webhooks", help="the webhook receiver")
+    wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
+    wsub.required = True
+    serve = wsub.add_parser("serve", help="receive Drift's POSTs on /webhooks (GET /healthz for readiness)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+
+    sub.add_parser("apply-inbox", help="apply dropped webhook files once, refresh the marts, republish")
+
+    p = sub.add_parser("replay", help="re-fetch conversations or re-apply a stored webhook payload (idempotent)")
+    rsub = p.add_subparsers(dest="replay_command", parser_class=_Parser, metavar="WHAT")
+    rsub.required = True
+    rc = rsub.add_parser("conversation", help="re-fetch and upsert conversations by id")
+    rc.add_argument("ids", nargs="+", type=int, metavar="ID")
+    re_ = rsub.add_parser("event", help="re-apply one stored webhook file")
+    re_.add_argument("file", type=Path, metavar="FILE")
+
+    sub.add_parser("publish", help="write the serving copy (serving/analytics.duckdb and Parquet)")
+
+    p = sub.add_parser("erase", help="GDPR erasure of a contact from the warehouse, files and serving copy")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--contact-id", type=int)
+    group.add_argument("--email")
+
+    p = sub.add_parser("auth", help="the OAuth token store")
+    asub = p.add_subparsers(dest="auth_command", parser_class=_Parser, metavar="ACTION")
+    asub.required = True
+    ex = asub.add_parser("exchange", help="exchange an authorization code for tokens (stored encrypted)")
+    ex.add_argument("--code", required=True)
+    asub.add_parser("refresh", help="refresh the access token now (rotates the refresh token)")
+    asub.add_parser("status", help="what the store holds (never the tokens)")
+
+    p = sub.add_parser("simulator", help="the bundled Drift simulator")
+    ssub = p.add_subparsers(dest="simulator_command", parser_class=_Parser, metavar="ACTION")
+    ssub.required = True
+    sserve = ssub.add_parser("serve", help="serve a seeded fake Drift API on loopback")
+    sserve.add_argument("--host", default="127.0.0.1")
+    sserve.add_argument("--port", type=int, default=8700)
+    sserve.add_argument("--seed", type=int, default=7)
+    sserve.add_argument("--days", type=int, default=14)
+    sserve.add_argument("--conversations-per-day", type=int, default=300)
+    sserve.add_argument("--rate-limit", type=int, default=600, help="requests per minute")
+    return parser
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def cmd_sync(args, settings: Settings) -> int:
+    from drift_pipeline.runner import materialize_days
+
+    today = datetime.now(timezone.utc).date()
+    start = args.start or today - timedelta(days=1)
+    end = args.end or today + timedelta(days=1)
+    result = materialize_days(settings, start, end, with_dbt=not args.no_dbt)
+    if args.no_dbt:
+        print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
+    else:
+        print(f"synced [{start}, {end}), built the marts and published the serving copy in run {result.run_id}")
+    return 0
+
+
+def cmd_publish(args, settings: Settings) -> int:
+    from drift_pipeline.serving import publish
+
+    result = publish(settings)
+    print(f"published {result['path']}: " + ", ".join(f"{k} {v} rows" for k, v in result["tables"].items()))
+    return 0
+
+
+def cmd_auth(args, settings: Settings) -> int:
+    from drift_pipeline.drift import auth
+
+    if args.auth_command == "exchange":
+        _print_json(auth.auth_exchange(settings, args.code))
+    elif args.auth_command == "refresh":
+        _print_json(auth.auth_refresh(settings))
+    else:
+        _print_json(auth.auth_status(settings))
+    return 0
+
+
+def cmd_simulator(args, settings: Settings) -> int:
+    from drift_pipeline.drift.simulator import serve
+
+    serve(host=args.host, port=args.port, seed=args.seed, days=args.days,
+          conversations_per_day=args.conversations_per_day, rate_limit_per_minute=args.rate_limit)
+    return 0
+
+
+def cmd_webhooks(args, settings: Settings) -> int:
+    from drift_pipeline.webhooks.receiver import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_apply_inbox(args, settings: Settings) -> int:
+    from drift_pipeline.webhooks.apply import apply_inbox_and_refresh
+
+    _print_json(apply_inbox_and_refresh(settings))
+    return 0
+
+
+def cmd_replay(args, settings: Settings) -> int:
+    from drift_pipeline.webhooks import apply
+
+    if args.replay_command == "conversation":
+        _print_json(apply.replay_conversations(settings, args.ids))
+    else:
+        _print_json(apply.replay_event_file(settings, args.file))
+    return 0
+
+
+def cmd_erase(args, settings: Settings) -> int:
+    from drift_pipeline.erasure import erase
+
+    _print_json(erase(settings, contact_id=args.contact_id, email=args.email))
+    return 0
+
+
+COMMANDS = {
+    "sync": cmd_sync,
+    "publish": cmd_publish,
+    "auth": cmd_auth,
+    "simulator": cmd_simulator,
+    "webhooks": cmd_webhooks,
+    "apply-inbox": cmd_apply_inbox,
+    "replay": cmd_replay,
+    "erase": cmd_erase,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        return COMMANDS[args.command](args, settings)
+    except (UsageError, SettingsError, ValueError) as exc:
+        print(f"drift-pipeline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the operator; details are in the logs / Dagster run
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"drift-pipeline {args.command}: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

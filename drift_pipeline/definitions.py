@@ -1,0 +1,26 @@
+"""The table of contents: assets, checks, jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions, load_assets_from_modules  # noqa: F401
+from dagster_dbt import DbtCliResource
+
+from drift_pipeline.assets.dbt import drift_dbt_models
+from drift_pipeline.assets.drift_raw import drift_raw_sync, raw_asset_checks
+from drift_pipeline.dbt_project import dbt_project
+from drift_pipeline.resources import DriftApiResource, warehouse_resource
+
+
+def build_definitions() -> Definitions:
+    return Definitions(
+        assets=[drift_raw_sync, drift_dbt_models],
+        asset_checks=raw_asset_checks,
+        resources={
+            "drift": DriftApiResource(),
+            "duckdb": warehouse_resource(),
+            "dbt": DbtCliResource(project_dir=dbt_project),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Incremental ingestion: what to fetch from Drift and how it lands in `raw.*`."""

@@ -1,0 +1,262 @@
+"""One incremental pass over Drift's conversation list into `raw.*`.
+
+The list endpoint is newest-first by `updatedAt` with no date filter, so a window is synced by
+paging from the newest conversation until a page reaches past the window's start (minus the
+overlap). Only conversations that are new, or whose `updatedAt` moved since they were stored,
+cost detail and message calls. Each page lands in one transaction together with the job's
+checkpoint cursor, so a killed job resumes from the last committed page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from drift_pipeline.ingest import transform as tf
+from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.load import transaction, upsert
+
+log = logging.getLogger(__name__)
+
+LIST_PAGE_SIZE = 100
+
+
+@dataclass
+class SyncStats:
+    """What one sync job did; becomes Dagster metadata and the `raw.exports` row."""
+
+    job_id: str
+    org_id: int | None
+    window_start: datetime
+    window_end: datetime
+    list_from: datetime
+    resumed_from_job: str | None = None
+    pages: int = 0
+    conversations_listed: int = 0
+    conversations_in_window: int = 0
+    conversations_fetched: int = 0
+    conversations_skipped: int = 0
+    contacts_fetched: int = 0
+    users_fetched: int = 0
+    rows: Counter = field(default_factory=Counter)
+    api_calls: int = 0
+    responses_429: int = 0
+    min_remaining: int | None = None
+    rate_limit: int | None = None
+    elapsed_seconds: float = 0.0
+
+    def as_metadata(self) -> dict:
+        return {
+            "job_id": self.job_id,
+            "org_id": self.org_id,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "list_pages": self.pages,
+            "conversations_listed": self.conversations_listed,
+            "conversations_in_window": self.conversations_in_window,
+            "conversations_fetched": self.conversations_fetched,
+            "conversations_skipped": self.conversations_skipped,
+            "contacts_fetched": self.contacts_fetched,
+            "api_calls": self.api_calls,
+            "responses_429": self.responses_429,
+            "rate_limit_per_minute": self.rate_limit,
+            "rate_limit_min_remaining": self.min_remaining,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            **{f"rows_upserted_{name}": count for name, count in sorted(self.rows.items())},
+        }
+
+
+def _error_code(exc: BaseException) -> str:
+    return getattr(exc, "code", None) or type(exc).__name__
+
+
+class ConversationSync:
+    """Syncs one window `[window_start, window_end)` of `updatedAt` for one org."""
+
+    def __init__(self, client, conn, *, salt: str, org_id: int | None = None,
+                 overlap: timedelta = timedelta(minutes=60), partition_keys: str = ""):
+        self.client = client
+        self.conn = conn
+        self.salt = salt
+        self.org_id = org_id
+        self.overlap = overlap
+        self.partition_keys = partition_keys
+        self._contacts_seen: set[int] = set()
+        self._users: list[dict] | None = None
+
+    # -- warehouse reads -------------------------------------------------------------------
+    def _stored_state(self, conversation_ids: list[int]) -> dict[int, tuple[datetime, str]]:
+        if not conversation_ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT conversation_id, updated_at, status FROM raw.conversations "
+            "WHERE org_id = ? AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
+            [self.org_id, conversation_ids],
+        ).fetchall()
+        return {cid: (updated_at, status) for cid, updated_at, status in rows}
+
+    def _stored_contacts(self, contact_ids: set[int]) -> set[int]:
+        if not contact_ids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT contact_id FROM raw.contacts WHERE org_id = ? "
+            "AND contact_id IN (SELECT unnest(?::BIGINT[]))",
+            [self.org_id, sorted(contact_ids)],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _resumable_job(self, window_start: datetime, window_end: datetime):
+        """The newest unfinished or failed job of this exact window that has a checkpoint."""
+        row = self.conn.execute(
+            "SELECT job_id, page_token_checkpoint, success FROM raw.exports "
+            "WHERE org_id = ? AND window_start = ? AND window_end = ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            [self.org_id, window_start, window_end],
+        ).fetchall()
+        if row and row[0][2] is not True and row[0][1]:
+            return row[0][0], row[0][1]
+        return None, None
+
+    # -- the pass --------------------------------------------------------------------------
+    async def _resolve_org(self) -> None:
+        if self.org_id is None:
+            self.org_id = getattr(self.client, "org_id", None)
+        if self.org_id is None:
+            # A static token carries no org: the users list does (and is needed anyway).
+            self._users = await self.client.list_users()
+            if not self._users:
+                raise RuntimeError("cannot tell the Drift org: /users/list answered no users")
+            self.org_id = int(self._users[0]["orgId"])
+
+    async def _fetch_conversation(self, conversation_id: int):
+        detail, messages = await asyncio.gather(
+            self.client.get_conversation(conversation_id),
+            self.client.get_messages(conversation_id),
+        )
+        return detail, messages
+
+    async def _fetch_contacts(self, contact_ids: set[int]) -> list[dict]:
+        from drift_pipeline.drift.errors import DriftNotFound
+
+        async def one(contact_id: int):
+            try:
+                return await self.client.get_contact(contact_id)
+            except DriftNotFound:
+                return None
+
+        found = await asyncio.gather(*(one(c) for c in sorted(contact_ids)))
+        return [c for c in found if c]
+
+    async def run(self, window_start: datetime, window_end: datetime) -> SyncStats:
+        started = time.monotonic()
+        await self._resolve_org()
+        list_from = window_start - self.overlap
+        stats = SyncStats(job_id=uuid.uuid4().hex, org_id=self.org_id, window_start=window_start,
+                          window_end=window_end, list_from=list_from)
+        resumed_job, cursor = self._resumable_job(window_start, window_end)
+        stats.resumed_from_job = resumed_job
+        with transaction(self.conn):
+            if resumed_job:
+                self.conn.execute(
+                    "UPDATE raw.exports SET success = false, error_code = coalesce(error_code, 'interrupted'), "
+                    "finished_at = coalesce(finished_at, ?) WHERE job_id = ?",
+                    [tf.utcnow(), resumed_job],
+                )
+            upsert(self.conn, schema.EXPORTS, [{
+                "job_id": stats.job_id, "org_id": self.org_id, "window_start": window_start,
+                "window_end": window_end, "partition_keys": self.partition_keys,
+                "started_at": tf.utcnow(), "page_token_checkpoint": cursor, "pages": 0,
+            }])
+        try:
+            await self._pass(stats, cursor, list_from, window_end)
+            if self._users is None and stats.conversations_fetched:
+                self._users = await self.client.list_users()
+            with transaction(self.conn):
+                if self._users is not None:
+                    now = tf.utcnow()
+                    stats.users_fetched = len(self._users)
+                    stats.rows["users"] += upsert(self.conn, schema.USERS, [
+                        tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+                self._finish(stats, started, success=True)
+        except BaseException as exc:
+            self._finish(stats, started, success=False, error_code=_error_code(exc))
+            raise
+        return stats
+
+    async def _pass(self, stats: SyncStats, cursor: str | None, list_from: datetime,
+                    window_end: datetime) -> None:
+        async for page in self.client.iter_conversation_pages(limit=LIST_PAGE_SIZE, cursor=cursor):
+            stats.pages += 1
+            stats.conversations_listed += len(page.items)
+            in_window = [
+                item for item in page.items
+                if list_from <= tf.ms_to_ts(item["updatedAt"]) < window_end
+            ]
+            stats.conversations_in_window += len(in_window)
+            stored = self._stored_state([int(i["id"]) for i in in_window])
+            changed = [
+                int(item["id"]) for item in in_window
+                if int(item["id"]) not in stored
+                or stored[int(item["id"])][0] < tf.ms_to_ts(item["updatedAt"])
+            ]
+            stats.conversations_skipped += len(in_window) - len(changed)
+            fetched = await asyncio.gather(*(self._fetch_conversation(c) for c in changed))
+            stats.conversations_fetched += len(fetched)
+            contact_ids = {
+                int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
+            } - self._contacts_seen
+            contact_ids -= self._stored_contacts(contact_ids)
+            self._contacts_seen |= contact_ids
+            contacts = await self._fetch_contacts(contact_ids)
+            stats.contacts_fetched += len(contacts)
+            self._commit_page(stats, fetched, stored, contacts, page.next_cursor)
+            oldest = min((tf.ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
+            if oldest is None or oldest < list_from or not page.next_cursor:
+                break
+
+    def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor) -> None:
+        now = tf.utcnow()
+        conversations, messages, participants, status_events = [], [], [], []
+        for detail, message_list in fetched:
+            row = tf.conversation_row(self.org_id, detail, now)
+            conversations.append(row)
+            messages.extend(tf.message_row(self.org_id, row["conversation_id"], m, now) for m in message_list)
+            participants.extend(tf.participant_rows(self.org_id, detail, now))
+            previous_status = stored.get(row["conversation_id"], (None, None))[1]
+            if row["status"] and row["status"] != previous_status:
+                status_events.append(tf.status_event_row(
+                    self.org_id, row["conversation_id"], row["status"], row["updated_at"], "poll", now))
+        with transaction(self.conn):
+            stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
+            stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
+            stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
+            stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
+            stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
+                tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
+            self.conn.execute(
+                "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
+                [next_cursor, stats.job_id],
+            )
+
+    def _finish(self, stats: SyncStats, started: float, *, success: bool, error_code: str | None = None) -> None:
+        client_stats = getattr(self.client, "stats", None)
+        if client_stats is not None:
+            stats.api_calls = client_stats.calls
+            stats.responses_429 = client_stats.responses_429
+            stats.min_remaining = client_stats.min_remaining
+            stats.rate_limit = client_stats.rate_limit
+        stats.elapsed_seconds = time.monotonic() - started
+        self.conn.execute(
+            "UPDATE raw.exports SET finished_at = ?, success = ?, error_code = ?, api_calls = ?, "
+            "conversations_listed = ?, conversations_fetched = ?, conversations_skipped = ?, "
+            "rate_limited = ? WHERE job_id = ?",
+            [tf.utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
+             stats.conversations_fetched, stats.conversations_skipped, stats.responses_429, stats.job_id],
+        )
+        log.info("sync job %s %s: %s", stats.job_id, "succeeded" if success else f"failed ({error_code})",
+                 {k: v for k, v in stats.as_metadata().items() if k != "job_id"})

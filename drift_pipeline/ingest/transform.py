@@ -1,0 +1,139 @@
+"""Drift API objects -> raw table rows. Pure functions: plain dicts in, plain dicts out."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+
+def ms_to_ts(value) -> datetime | None:
+    """Epoch milliseconds (Drift's timestamps) -> naive UTC datetime (the warehouse's TIMESTAMP)."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).replace(tzinfo=None)
+
+
+def ts_to_ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(round(value.timestamp() * 1000))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def hash_pii(value, salt: str) -> str | None:
+    """Salted SHA-256 of an identifier (lower-cased, trimmed): joinable, not reversible."""
+    if value is None or str(value).strip() == "":
+        return None
+    normalized = str(value).strip().lower()
+    return hashlib.sha256(f"{salt}:{normalized}".encode()).hexdigest()
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def conversation_row(org_id: int, detail: dict, synced_at: datetime) -> dict:
+    participants = [int(p) for p in (detail.get("participants") or []) if _int_or_none(p) is not None]
+    tags = [t.get("name") if isinstance(t, dict) else str(t) for t in (detail.get("conversationTags") or [])]
+    return {
+        "org_id": org_id,
+        "conversation_id": int(detail["id"]),
+        "status": detail.get("status"),
+        "contact_id": _int_or_none(detail.get("contactId")),
+        "inbox_id": _int_or_none(detail.get("inboxId")),
+        "created_at": ms_to_ts(detail.get("createdAt")),
+        "updated_at": ms_to_ts(detail.get("updatedAt")),
+        "assignee_user_id": participants[0] if participants else None,
+        "participant_user_ids": participants,
+        "tags": [t for t in tags if t is not None],
+        "related_playbook_id": _int_or_none(detail.get("relatedPlaybookId")),
+        "synced_at": synced_at,
+    }
+
+
+def message_row(org_id: int, conversation_id: int, message: dict, synced_at: datetime) -> dict:
+    author = message.get("author") or {}
+    return {
+        "org_id": org_id,
+        "conversation_id": int(message.get("conversationId") or conversation_id),
+        "message_id": int(message["id"]),
+        "created_at": ms_to_ts(message.get("createdAt")),
+        "message_type": message.get("type"),
+        "author_type": author.get("type"),
+        "author_id": _int_or_none(author.get("id")),
+        "is_bot": bool(author.get("bot", False)),
+        "body": message.get("body"),
+        "edited_message_id": _int_or_none(message.get("editedMessageId")),
+        "edit_type": message.get("editType"),
+        "synced_at": synced_at,
+    }
+
+
+def participant_rows(org_id: int, detail: dict, synced_at: datetime) -> list[dict]:
+    """The conversation's contact and user participants as seen now (all current)."""
+    conversation_id = int(detail["id"])
+    changed_at = ms_to_ts(detail.get("updatedAt"))
+    rows = []
+    contact_id = _int_or_none(detail.get("contactId"))
+    if contact_id is not None:
+        rows.append((contact_id, "contact"))
+    rows.extend((int(p), "user") for p in (detail.get("participants") or []) if _int_or_none(p) is not None)
+    return [
+        {
+            "org_id": org_id,
+            "conversation_id": conversation_id,
+            "participant_id": pid,
+            "participant_type": ptype,
+            "is_current": True,
+            "changed_at": changed_at,
+            "synced_at": synced_at,
+        }
+        for pid, ptype in dict.fromkeys(rows)
+    ]
+
+
+def user_row(org_id: int, user: dict, salt: str, synced_at: datetime) -> dict:
+    return {
+        "org_id": int(user.get("orgId") or org_id),
+        "user_id": int(user["id"]),
+        "name": user.get("name"),
+        "alias": user.get("alias"),
+        "email_hash": hash_pii(user.get("email"), salt),
+        "role": user.get("role"),
+        "availability": user.get("availability"),
+        "time_zone": user.get("timeZone"),
+        "is_bot": bool(user.get("bot", False)),
+        "created_at": ms_to_ts(user.get("createdAt")),
+        "updated_at": ms_to_ts(user.get("updatedAt")),
+        "synced_at": synced_at,
+    }
+
+
+def contact_row(org_id: int, contact: dict, salt: str, synced_at: datetime) -> dict:
+    attributes = contact.get("attributes") or {}
+    return {
+        "org_id": org_id,
+        "contact_id": int(contact["id"]),
+        "email_hash": hash_pii(attributes.get("email"), salt),
+        "external_id_hash": hash_pii(attributes.get("externalId"), salt),
+        "created_at": ms_to_ts(contact.get("createdAt")),
+        "synced_at": synced_at,
+    }
+
+
+def status_event_row(org_id: int, conversation_id: int, status: str, changed_at: datetime,
+                     source: str, recorded_at: datetime) -> dict:
+    return {
+        "org_id": org_id,
+        "conversation_id": conversation_id,
+        "status": status,
+        "changed_at": changed_at,
+        "source": source,
+        "recorded_at": recorded_at,
+    }

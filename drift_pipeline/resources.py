@@ -1,0 +1,77 @@
+"""Dagster resources: the Drift API (live or simulator: the assets cannot tell) and the warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from dagster import ConfigurableResource
+from dagster_duckdb import DuckDBResource
+
+from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.schema import create_raw_schema
+
+
+class DriftApiResource(ConfigurableResource):
+    """Where and how to reach Drift. Unset fields fall back to the DRIFT_* environment."""
+
+    base_url: Optional[str] = None
+    max_concurrency: Optional[int] = None
+    overlap_minutes: Optional[int] = None
+
+    def settings(self) -> Settings:
+        settings = Settings.from_env()
+        overrides = {}
+        if self.base_url:
+            overrides["api_base_url"] = self.base_url.rstrip("/")
+        if self.max_concurrency:
+            overrides["max_concurrency"] = self.max_concurrency
+        if self.overlap_minutes is not None:
+            overrides["overlap_minutes"] = self.overlap_minutes
+        if overrides:
+            from dataclasses import replace
+
+            settings = replace(settings, **overrides)
+        return settings
+
+    def client(self):
+        from drift_pipeline.drift.client import DriftClient
+
+        return DriftClient.from_settings(self.settings())
+
+    # A static token carries no org id; remembering the one discovered saves a call per run.
+    def _org_cache(self):
+        return self.settings().state_dir / "org_ids.json"
+
+    def known_org_id(self) -> int | None:
+        path = self._org_cache()
+        if not path.exists():
+            return None
+        return json.loads(path.read_text()).get(self.settings().api_base_url)
+
+    def remember_org_id(self, org_id: int) -> None:
+        settings = self.settings()
+        settings.ensure_dirs()
+        path = self._org_cache()
+        known = json.loads(path.read_text()) if path.exists() else {}
+        if known.get(settings.api_base_url) != org_id:
+            known[settings.api_base_url] = org_id
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known))
+            os.replace(tmp, path)
+
+
+def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
+    settings = settings or Settings.from_env()
+    settings.ensure_dirs()
+    return DuckDBResource(database=str(settings.warehouse_path))
+
+
+@contextmanager
+def warehouse_connection(duckdb: DuckDBResource) -> Iterator:
+    """A connection with the raw schema in place."""
+    with duckdb.get_connection() as conn:
+        create_raw_schema(conn)
+        yield conn

@@ -1,0 +1,113 @@
+"""The serving copy: a lock-free, published snapshot of the marts for analysts and BI tools.
+
+DuckDB lets one process write a file and blocks everyone else while it does, so analysts never
+open the warehouse. `publish` builds a fresh `analytics.duckdb` and Parquet files beside the
+published ones and renames them into place: a reader holding the old file keeps reading it, the
+next open sees the new one, and neither side waits for the other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from drift_pipeline.settings import Settings
+
+SERVING_DB = "analytics.duckdb"
+PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies or raw emails ever leave the warehouse
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def published_tables(conn, catalog: str) -> list[tuple[str, str]]:
+    schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+    return [
+        (schema, table)
+        for schema, table in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            f"WHERE table_catalog = ? AND table_schema IN ({schemas}) AND table_type = 'BASE TABLE' "
+            "ORDER BY 1, 2",
+            [catalog],
+        ).fetchall()
+    ]
+
+
+def publish(settings: Settings) -> dict:
+    """Write `serving/analytics.duckdb` and `serving/parquet/<schema>.<table>.parquet` atomically.
+
+    Returns {"tables": {name: rows}, "path": ...}. Must run in the pipeline's own process
+    (the warehouse's single writer), after dbt.
+    """
+    if not settings.warehouse_path.exists():
+        raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
+    serving = settings.serving_dir
+    parquet_dir = serving / "parquet"
+    parquet_dir.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:12]
+    staging_db = serving / f".{SERVING_DB}.{token}.tmp"
+    staged_parquet: list[tuple[Path, Path]] = []
+    counts: dict[str, int] = {}
+    conn = duckdb.connect(str(staging_db))
+    try:
+        conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
+        tables = published_tables(conn, "warehouse")
+        if not tables:
+            raise PublishError("the warehouse has no marts yet: run dbt (drift-pipeline sync) first")
+        for schema, table in tables:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM warehouse.{schema}.{table}")
+            counts[f"{schema}.{table}"] = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchall()[0][0]
+            final = parquet_dir / f"{schema}.{table}.parquet"
+            staged = parquet_dir / f".{schema}.{table}.{token}.tmp"
+            conn.execute(f"COPY {schema}.{table} TO '{staged}' (FORMAT parquet)")
+            staged_parquet.append((staged, final))
+        conn.execute("DETACH warehouse")
+        conn.execute("CHECKPOINT")
+    except BaseException:
+        conn.close()
+        staging_db.unlink(missing_ok=True)
+        for staged, _ in staged_parquet:
+            staged.unlink(missing_ok=True)
+        raise
+    conn.close()
+    for staged, final in staged_parquet:
+        os.replace(staged, final)
+    os.replace(staging_db, serving / SERVING_DB)
+    Path(str(staging_db) + ".wal").unlink(missing_ok=True)
+    _fsync_dir(serving)
+    _fsync_dir(parquet_dir)
+    return {"path": str(serving / SERVING_DB), "tables": counts}
+
+
+HEADLINE_SQL = """
+SELECT metric_date,
+       conversations,
+       round(first_response_p50_seconds / 60, 1) AS frt_p50_min,
+       round(first_response_p90_seconds / 60, 1) AS frt_p90_min,
+       round(100 * handoff_rate, 1) AS handoff_pct,
+       round(open_to_close_p50_seconds / 3600, 2) AS open_to_close_p50_h
+FROM marts.agg_daily_metrics
+ORDER BY metric_date
+"""
+
+
+def headline_metrics(settings: Settings) -> list[tuple]:
+    """The per-day headline metrics, read from the serving copy (never the warehouse)."""
+    conn = duckdb.connect(str(settings.serving_dir / SERVING_DB), read_only=True)
+    try:
+        return conn.execute(HEADLINE_SQL).fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,120 @@
+"""Settings read from the environment (see the contract's Environment table).
+
+Nothing here is read at import time: callers build a `Settings` when they need one, so tests
+and Dagster resources can pass their own environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_API_BASE_URL = "https://driftapi.com"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot use; the message says which and why."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    api_base_url: str = DEFAULT_API_BASE_URL
+    access_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    webhook_token: str | None = field(default=None, repr=False)
+    token_key: str | None = field(default=None, repr=False)
+    pii_salt: str | None = field(default=None, repr=False)
+    max_concurrency: int = 8
+    overlap_minutes: int = 60
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        return cls(
+            home=Path(env.get("DRIFT_PIPELINE_HOME") or "./data").resolve(),
+            api_base_url=(env.get("DRIFT_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+            access_token=env.get("DRIFT_ACCESS_TOKEN") or None,
+            client_id=env.get("DRIFT_CLIENT_ID") or None,
+            client_secret=env.get("DRIFT_CLIENT_SECRET") or None,
+            refresh_token=env.get("DRIFT_REFRESH_TOKEN") or None,
+            webhook_token=env.get("DRIFT_WEBHOOK_TOKEN") or None,
+            token_key=env.get("DRIFT_TOKEN_KEY") or None,
+            pii_salt=env.get("DRIFT_PII_SALT") or None,
+            max_concurrency=_int(env, "DRIFT_MAX_CONCURRENCY", 8, minimum=1),
+            overlap_minutes=_int(env, "DRIFT_OVERLAP_MINUTES", 60, minimum=0),
+        )
+
+    # Layout of $DRIFT_PIPELINE_HOME (contract).
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.home / "processed"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def token_store_path(self) -> Path:
+        return self.state_dir / "tokens.fernet"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.serving_dir, self.inbox_dir, self.processed_dir,
+                     self.quarantine_dir, self.state_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+
+    def secret(self, name: str) -> str:
+        """The named secret (`token_key` or `pii_salt`): from the environment, else from
+        `state/<name>`, generated there with mode 0600 on first use."""
+        explicit = getattr(self, name)
+        if explicit:
+            return explicit
+        self.ensure_dirs()
+        path = self.state_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        if name == "token_key":
+            from cryptography.fernet import Fernet
+
+            value = Fernet.generate_key().decode()
+        else:
+            value = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value

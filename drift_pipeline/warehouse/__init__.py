@@ -1,0 +1,1 @@
+"""The pipeline's DuckDB warehouse: table definitions and bulk upserts."""

@@ -1,0 +1,181 @@
+"""Raw table definitions (the contract's `raw.*` tables).
+
+Every table carries `org_id` so one warehouse can hold several Drift workspaces; each key below
+is per org. Times are UTC `TIMESTAMP`s, ids `BIGINT`. Types are kept to what Postgres also has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # schema-qualified, e.g. "raw.messages"
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type)
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    def ddl(self) -> str:
+        cols = ",\n    ".join(f"{name} {sql_type}" for name, sql_type in self.columns)
+        key = ", ".join(self.key)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {cols},\n    PRIMARY KEY ({key})\n)"
+
+
+CONVERSATIONS = Table(
+    "raw.conversations",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("conversation_id", "BIGINT NOT NULL"),
+        ("status", "VARCHAR"),
+        ("contact_id", "BIGINT"),
+        ("inbox_id", "BIGINT"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP"),
+        ("assignee_user_id", "BIGINT"),  # Drift has no assignee: the first participant
+        ("participant_user_ids", "BIGINT[]"),
+        ("tags", "VARCHAR[]"),
+        ("related_playbook_id", "BIGINT"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "conversation_id"),
+)
+
+MESSAGES = Table(
+    "raw.messages",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("conversation_id", "BIGINT NOT NULL"),
+        ("message_id", "BIGINT NOT NULL"),
+        ("created_at", "TIMESTAMP"),
+        ("message_type", "VARCHAR"),  # chat | private_note | private_prompt | suggestion | edit
+        ("author_type", "VARCHAR"),  # contact | user
+        ("author_id", "BIGINT"),
+        ("is_bot", "BOOLEAN"),
+        ("body", "VARCHAR"),  # raw HTML; never published to the serving copy
+        ("edited_message_id", "BIGINT"),
+        ("edit_type", "VARCHAR"),  # delete | replace | replace_body | replace_buttons
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "conversation_id", "message_id"),
+)
+
+PARTICIPANTS = Table(
+    "raw.participants",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("conversation_id", "BIGINT NOT NULL"),
+        ("participant_id", "BIGINT NOT NULL"),
+        ("participant_type", "VARCHAR NOT NULL"),  # user | contact
+        ("is_current", "BOOLEAN"),  # false once a participant_removed event was applied
+        ("changed_at", "TIMESTAMP"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "conversation_id", "participant_id", "participant_type"),
+)
+
+USERS = Table(
+    "raw.users",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("user_id", "BIGINT NOT NULL"),
+        ("name", "VARCHAR"),
+        ("alias", "VARCHAR"),
+        ("email_hash", "VARCHAR"),
+        ("role", "VARCHAR"),
+        ("availability", "VARCHAR"),
+        ("time_zone", "VARCHAR"),
+        ("is_bot", "BOOLEAN"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "user_id"),
+)
+
+CONTACTS = Table(
+    "raw.contacts",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("contact_id", "BIGINT NOT NULL"),
+        ("email_hash", "VARCHAR"),  # salted SHA-256 of the lower-cased email (DRIFT_PII_SALT)
+        ("external_id_hash", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "contact_id"),
+)
+
+STATUS_EVENTS = Table(
+    "raw.status_events",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("conversation_id", "BIGINT NOT NULL"),
+        ("status", "VARCHAR NOT NULL"),
+        ("changed_at", "TIMESTAMP NOT NULL"),
+        ("source", "VARCHAR"),  # webhook | poll | report
+        ("recorded_at", "TIMESTAMP"),
+    ),
+    ("org_id", "conversation_id", "status", "changed_at"),
+)
+
+WEBHOOK_EVENTS = Table(
+    "raw.webhook_events",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("event_id", "VARCHAR NOT NULL"),  # sha256 of the canonical payload
+        ("event_type", "VARCHAR"),
+        ("conversation_id", "BIGINT"),
+        ("occurred_at", "TIMESTAMP"),
+        ("received_at", "TIMESTAMP"),
+        ("applied_at", "TIMESTAMP"),
+        ("outcome", "VARCHAR"),  # applied | skipped_unknown_type | ...
+        ("source_file", "VARCHAR"),
+        ("payload", "VARCHAR"),  # canonical JSON, token removed
+    ),
+    ("org_id", "event_id"),
+)
+
+EXPORTS = Table(
+    "raw.exports",
+    (
+        ("job_id", "VARCHAR NOT NULL"),
+        ("org_id", "BIGINT"),
+        ("window_start", "TIMESTAMP"),
+        ("window_end", "TIMESTAMP"),
+        ("partition_keys", "VARCHAR"),
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("page_token_checkpoint", "VARCHAR"),
+        ("pages", "INTEGER"),
+        ("success", "BOOLEAN"),
+        ("error_code", "VARCHAR"),
+        ("api_calls", "INTEGER"),
+        ("conversations_listed", "INTEGER"),
+        ("conversations_fetched", "INTEGER"),
+        ("conversations_skipped", "INTEGER"),
+        ("rate_limited", "INTEGER"),
+    ),
+    ("job_id",),
+)
+
+RAW_TABLES: tuple[Table, ...] = (
+    CONVERSATIONS,
+    MESSAGES,
+    PARTICIPANTS,
+    USERS,
+    CONTACTS,
+    STATUS_EVENTS,
+    WEBHOOK_EVENTS,
+    EXPORTS,
+)
+
+
+def create_raw_schema(conn) -> None:
+    """Create the `raw` schema and its tables if they do not exist (idempotent)."""
+    conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    for table in RAW_TABLES:
+        conn.execute(table.ddl())
