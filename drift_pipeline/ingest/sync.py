@@ -110,6 +110,10 @@ class ConversationSync:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def _has_users(self) -> bool:
+        return bool(self.conn.execute(
+            "SELECT count(*) FROM raw.users WHERE org_id = ?", [self.org_id]).fetchall()[0][0])
+
     def _resumable_job(self, window_start: datetime, window_end: datetime):
         """The newest unfinished or failed job of this exact window that has a checkpoint."""
         row = self.conn.execute(
@@ -174,7 +178,7 @@ class ConversationSync:
             }])
         try:
             await self._pass(stats, cursor, list_from, window_end)
-            if self._users is None and stats.conversations_fetched:
+            if self._users is None and (stats.conversations_fetched or not self._has_users()):
                 self._users = await self.client.list_users()
             with transaction(self.conn):
                 if self._users is not None:

@@ -1,0 +1,1 @@
+"""Everything that talks Drift: the API client, OAuth, rate limiting and the bundled simulator."""
