@@ -1,0 +1,527 @@
+"""Drift credentials: a static token, or OAuth with rotating refresh tokens in an encrypted store.
+
+Drift's refresh tokens rotate: every refresh answers a new one and the old one stops working.
+So the new pair is written to the token store (Fernet-encrypted, written to a temporary file,
+fsynced, renamed, mode 0600) *before* the new access token is used, and a refresh holds both
+an asyncio lock (one refresh per process however many requests see a 401) and a file lock on
+the store (one refresh across processes, e.g. Dagster running partitions side by side). After
+taking the locks the store is read again: if another process already rotated, its tokens are
+adopted instead of spending a refresh token that no longer works.
+
+The store is keyed per org (`orgId` of the token answer). `DRIFT_REFRESH_TOKEN` only seeds an
+empty store; once the store holds a refresh token for the org, the stored one wins.
+
+Nothing in this module logs, formats or reprs token text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
+
+from .errors import DriftAuthError, DriftBadResponse, DriftConfigError
+
+try:  # POSIX only; elsewhere the store is simply not locked across processes.
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    import httpx
+
+    from drift_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STORE_VERSION = 1
+DEFAULT_EXPIRY_MARGIN_SECONDS = 300.0
+
+CREDENTIALS_HELP = (
+    "set DRIFT_ACCESS_TOKEN (a static token), or DRIFT_CLIENT_ID and DRIFT_CLIENT_SECRET with "
+    "DRIFT_REFRESH_TOKEN (or run `drift-pipeline auth exchange --code CODE` once)"
+)
+
+TokenRequester = Callable[[dict[str, str]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One org's tokens as held in the store. Token text never appears in repr."""
+
+    org_id: int | None
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None  # epoch seconds
+    obtained_at: float | None = None
+
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any], *, previous: "TokenRecord | None", now: float) -> "TokenRecord":
+        """Build a record from a token endpoint answer (`access_token`, `refresh_token`,
+        `expires_in`, `orgId`), keeping what the answer leaves out from `previous`."""
+        access_token = answer.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise DriftBadResponse("token endpoint answered without an access_token", endpoint="token")
+        refresh_token = answer.get("refresh_token")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            refresh_token = previous.refresh_token if previous else None
+        expires_in = answer.get("expires_in")
+        try:
+            expires_at = now + float(expires_in) if expires_in is not None else None
+        except (TypeError, ValueError):
+            expires_at = None
+        org_id = _as_org_id(answer.get("orgId", answer.get("org_id")))
+        if org_id is None and previous is not None:
+            org_id = previous.org_id
+        return cls(org_id=org_id, access_token=access_token, refresh_token=refresh_token,
+                   expires_at=expires_at, obtained_at=now)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at,
+            "obtained_at": self.obtained_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TokenRecord":
+        return cls(
+            org_id=_as_org_id(data.get("org_id")),
+            access_token=data.get("access_token") or None,
+            refresh_token=data.get("refresh_token") or None,
+            expires_at=data.get("expires_at"),
+            obtained_at=data.get("obtained_at"),
+        )
+
+
+def _as_org_id(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _org_key(org_id: int | None) -> str:
+    return str(org_id) if org_id is not None else "unknown"
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
+
+
+class TokenStore:
+    """The encrypted token file: `{"version", "current_org", "orgs": {org_id: record}}`."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        from cryptography.fernet import Fernet
+
+        self.path = Path(path)
+        try:
+            self._fernet = Fernet(key.encode() if isinstance(key, str) else key)
+        except (ValueError, TypeError):
+            raise DriftConfigError(
+                "DRIFT_TOKEN_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes); "
+                "unset it to use the generated key in $DRIFT_PIPELINE_HOME/state/token_key"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"TokenStore(path={str(self.path)!r})"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> dict[str, Any]:
+        """The decrypted document; an empty one when there is no store yet."""
+        from cryptography.fernet import InvalidToken
+
+        if not self.path.exists():
+            return {"version": STORE_VERSION, "current_org": None, "orgs": {}}
+        blob = self.path.read_bytes()
+        try:
+            data = json.loads(self._fernet.decrypt(blob))
+        except InvalidToken:
+            raise DriftConfigError(
+                f"the token store {self.path} cannot be decrypted with the configured "
+                "DRIFT_TOKEN_KEY; restore the key it was written with, or delete the store "
+                "and run `drift-pipeline auth exchange --code CODE`"
+            ) from None
+        except ValueError:
+            raise DriftConfigError(f"the token store {self.path} is corrupt") from None
+        if not isinstance(data, dict) or not isinstance(data.get("orgs"), dict):
+            raise DriftConfigError(f"the token store {self.path} is corrupt")
+        return data
+
+    def records(self) -> dict[str, TokenRecord]:
+        return {key: TokenRecord.from_json(value) for key, value in self.load()["orgs"].items()}
+
+    def get(self, org_id: int | None = None) -> TokenRecord | None:
+        """The record for `org_id`, or for the store's current org when None."""
+        data = self.load()
+        key = _org_key(org_id) if org_id is not None else data.get("current_org")
+        if key is None:
+            if len(data["orgs"]) != 1:
+                return None
+            key = next(iter(data["orgs"]))
+        raw = data["orgs"].get(key)
+        return TokenRecord.from_json(raw) if raw else None
+
+    def save(self, record: TokenRecord) -> None:
+        """Store `record` under its org and make it current: atomically and durably."""
+        data = self.load()
+        key = _org_key(record.org_id)
+        data["version"] = STORE_VERSION
+        data["orgs"][key] = record.to_json()
+        data["current_org"] = key
+        self._write(self._fernet.encrypt(json.dumps(data).encode()))
+
+    def _write(self, blob: bytes) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        # The rename itself must survive a crash too.
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def acquire_lock(self) -> int | None:
+        """Take the exclusive lock shared by every process using this store (blocking)."""
+        if fcntl is None:  # pragma: no cover
+            return None
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def release_lock(self, fd: int | None) -> None:
+        if fd is None:  # pragma: no cover
+            return
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class StaticTokenAuth:
+    """A fixed access token (`DRIFT_ACCESS_TOKEN`): nothing to refresh."""
+
+    kind = "static"
+
+    def __init__(self, access_token: str, *, org_id: int | None = None) -> None:
+        if not access_token:
+            raise DriftConfigError(f"empty access token: {CREDENTIALS_HELP}")
+        self._access_token = access_token
+        self.org_id = org_id
+
+    def bind(self, requester: TokenRequester) -> None:
+        """Static tokens never call the token endpoint."""
+
+    async def access_token(self) -> str:
+        return self._access_token
+
+    async def on_unauthorized(self, used_token: str) -> str:
+        raise DriftAuthError(
+            "the Drift API rejected DRIFT_ACCESS_TOKEN (401): it is expired or revoked; "
+            "set a fresh token, or use DRIFT_CLIENT_ID/DRIFT_CLIENT_SECRET with a refresh token",
+            status=401,
+        )
+
+    def secrets(self) -> list[str]:
+        return [self._access_token]
+
+    def has_refresh_token(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"StaticTokenAuth(org_id={self.org_id!r})"
+
+
+class OAuthTokens:
+    """OAuth access tokens refreshed with rotating refresh tokens kept in a `TokenStore`."""
+
+    kind = "oauth"
+
+    def __init__(
+        self,
+        store: TokenStore,
+        client_id: str,
+        client_secret: str,
+        *,
+        seed_refresh_token: str | None = None,
+        org_id: int | None = None,
+        expiry_margin_seconds: float = DEFAULT_EXPIRY_MARGIN_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not client_id or not client_secret:
+            raise DriftConfigError(f"OAuth needs DRIFT_CLIENT_ID and DRIFT_CLIENT_SECRET: {CREDENTIALS_HELP}")
+        self.store = store
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._seed_refresh_token = seed_refresh_token
+        self.org_id = org_id
+        self.expiry_margin_seconds = expiry_margin_seconds
+        self._clock = clock
+        self._token: TokenRecord | None = None
+        self._loaded = False
+        self._lock = asyncio.Lock()
+        self._requester: TokenRequester | None = None
+        self._used_refresh_tokens: list[str] = []  # kept only so redaction can scrub them
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        return f"OAuthTokens(client_id={self.client_id!r}, org_id={self.org_id!r}, store={self.store!r})"
+
+    def bind(self, requester: TokenRequester) -> None:
+        """`requester(form) -> answer` POSTs to the token endpoint (the client's retry path)."""
+        self._requester = requester
+
+    # -- reading -----------------------------------------------------------------------------
+    def _load(self) -> TokenRecord | None:
+        record = self.store.get(self.org_id)
+        if record is not None and self.org_id is None:
+            self.org_id = record.org_id
+        return record
+
+    def current(self) -> TokenRecord | None:
+        """The tokens in use (loading them from the store the first time)."""
+        if not self._loaded:
+            self._token = self._load()
+            self._loaded = True
+        return self._token
+
+    def has_refresh_token(self) -> bool:
+        record = self.current()
+        return bool((record and record.refresh_token) or self._seed_refresh_token)
+
+    def _expiring(self, record: TokenRecord) -> bool:
+        if not record.access_token:
+            return True
+        if record.expires_at is None:
+            return False  # no expiry given: find out through a 401
+        lifetime = (record.expires_at - record.obtained_at) if record.obtained_at else None
+        margin = self.expiry_margin_seconds
+        if lifetime is not None and lifetime > 0:
+            margin = min(margin, lifetime / 5.0)
+        return self._clock() >= record.expires_at - margin
+
+    def secrets(self) -> list[str]:
+        found = [self._client_secret]
+        if self._seed_refresh_token:
+            found.append(self._seed_refresh_token)
+        if self._token is not None:
+            found += [t for t in (self._token.access_token, self._token.refresh_token) if t]
+        return found + self._used_refresh_tokens
+
+    # -- using -------------------------------------------------------------------------------
+    async def access_token(self) -> str:
+        """A valid access token, refreshing first when the current one is about to expire."""
+        record = self.current()
+        if record is not None and not self._expiring(record):
+            return record.access_token  # type: ignore[return-value]
+        record = await self.refresh(stale_access_token=record.access_token if record else None)
+        return record.access_token  # type: ignore[return-value]
+
+    async def on_unauthorized(self, used_token: str) -> str:
+        """A request got 401 with `used_token`: the token to retry with (refreshing at most once
+        however many concurrent requests report the same stale token)."""
+        record = await self.refresh(stale_access_token=used_token)
+        return record.access_token  # type: ignore[return-value]
+
+    async def refresh(self, *, stale_access_token: str | None = None, force: bool = False) -> TokenRecord:
+        """Rotate the tokens unless someone (this process or another) already replaced
+        `stale_access_token`; returns the tokens to use."""
+        async with self._lock:
+            current = self.current()
+            if not force and current is not None and current.access_token and \
+                    current.access_token != stale_access_token and not self._expiring(current):
+                return current  # another task refreshed while we waited for the lock
+            async with _locked(self.store):
+                stored = self._load()
+                if not force and stored is not None and stored.access_token and \
+                        stored.access_token != stale_access_token and not self._expiring(stored):
+                    self._token = stored  # another process rotated: adopt, do not spend a token
+                    return stored
+                refresh_token = (stored.refresh_token if stored else None) or self._seed_refresh_token
+                if not refresh_token:
+                    raise DriftConfigError(f"no refresh token in the token store: {CREDENTIALS_HELP}")
+                answer = await self._request({
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                })
+                record = TokenRecord.from_answer(answer, previous=stored or TokenRecord(
+                    org_id=self.org_id, refresh_token=refresh_token), now=self._clock())
+                # Persist before use: the old refresh token is already dead.
+                self.store.save(record)
+                self._used_refresh_tokens.append(refresh_token)
+                self._token = record
+                self.org_id = record.org_id
+                self.refreshes += 1
+                log.info("drift: access token refreshed for org %s (expires %s)",
+                         record.org_id, _iso(record.expires_at))
+                return record
+
+    async def exchange_code(self, code: str) -> TokenRecord:
+        """Trade an authorization code for the first token pair and store it."""
+        if not code:
+            raise DriftConfigError("an authorization code is required: --code CODE")
+        async with self._lock:
+            async with _locked(self.store):
+                answer = await self._request({"grant_type": "authorization_code", "code": code})
+                record = TokenRecord.from_answer(answer, previous=None, now=self._clock())
+                if not record.refresh_token:
+                    raise DriftBadResponse("token endpoint answered without a refresh_token", endpoint="token")
+                self.store.save(record)
+                self._token, self._loaded = record, True
+                self.org_id = record.org_id
+                log.info("drift: authorization code exchanged for org %s", record.org_id)
+                return record
+
+    async def _request(self, form: dict[str, str]) -> dict[str, Any]:
+        if self._requester is None:
+            raise RuntimeError("OAuthTokens is not bound to a client (use it through DriftClient)")
+        return await self._requester({"client_id": self.client_id, "client_secret": self._client_secret, **form})
+
+
+@contextlib.asynccontextmanager
+async def _locked(store: TokenStore) -> AsyncIterator[None]:
+    """The store's file lock, taken without blocking the event loop."""
+    fd = await asyncio.to_thread(store.acquire_lock)
+    try:
+        yield
+    finally:
+        store.release_lock(fd)
+
+
+# -- building from settings --------------------------------------------------------------------
+def token_store_for(settings: "Settings") -> TokenStore:
+    return TokenStore(settings.token_store_path, settings.secret("token_key"))
+
+
+def auth_from_settings(settings: "Settings", *, org_id: int | None = None,
+                       require_refresh_token: bool = True) -> StaticTokenAuth | OAuthTokens:
+    """The credentials the settings describe. A static token wins over OAuth settings."""
+    if settings.access_token:
+        return StaticTokenAuth(settings.access_token, org_id=org_id)
+    missing = [name for name, value in (("DRIFT_CLIENT_ID", settings.client_id),
+                                        ("DRIFT_CLIENT_SECRET", settings.client_secret)) if not value]
+    if len(missing) == 2:
+        raise DriftConfigError(f"no Drift credentials configured: {CREDENTIALS_HELP}")
+    if missing:
+        raise DriftConfigError(f"{' and '.join(missing)} not set: {CREDENTIALS_HELP}")
+    auth = OAuthTokens(
+        token_store_for(settings),
+        settings.client_id,  # type: ignore[arg-type]
+        settings.client_secret,  # type: ignore[arg-type]
+        seed_refresh_token=settings.refresh_token,
+        org_id=org_id,
+    )
+    if require_refresh_token and not auth.has_refresh_token():
+        raise DriftConfigError(
+            "no refresh token: the token store is empty and DRIFT_REFRESH_TOKEN is not set "
+            "(run `drift-pipeline auth exchange --code CODE`, or set DRIFT_REFRESH_TOKEN)"
+        )
+    return auth
+
+
+def _status_of(record: TokenRecord | None, *, mode: str, store: TokenStore | None, now: float) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "org_id": record.org_id if record else None,
+        "expires_at": _iso(record.expires_at) if record else None,
+        "expired": (now >= record.expires_at) if record and record.expires_at else None,
+        "has_access_token": bool(record and record.access_token),
+        "has_refresh_token": bool(record and record.refresh_token),
+        "token_store": str(store.path) if store else None,
+    }
+
+
+# -- CLI entry points (sync) -------------------------------------------------------------------
+def auth_status(settings: "Settings") -> dict[str, Any]:
+    """What credentials are configured and what the store holds: org id, expiry, whether a
+    refresh token is there. Never token text. Makes no network call."""
+    now = time.time()
+    if settings.access_token:
+        status = _status_of(None, mode="static", store=None, now=now)
+        status["has_access_token"] = True
+        return status
+    if not (settings.client_id and settings.client_secret):
+        status = _status_of(None, mode="unconfigured", store=None, now=now)
+        status["hint"] = CREDENTIALS_HELP
+        return status
+    store_path = settings.token_store_path
+    if not store_path.exists():
+        status = _status_of(None, mode="oauth", store=None, now=now)
+        status["token_store"] = str(store_path)
+        status["seed_refresh_token"] = bool(settings.refresh_token)
+        return status
+    store = token_store_for(settings)
+    status = _status_of(store.get(), mode="oauth", store=store, now=now)
+    status["orgs"] = sorted(store.records())
+    status["seed_refresh_token"] = bool(settings.refresh_token)
+    return status
+
+
+def auth_exchange(settings: "Settings", code: str, *, transport: "httpx.AsyncBaseTransport | None" = None) -> dict[str, Any]:
+    """Trade an authorization code for tokens, store them encrypted, return `auth_status`."""
+    from .client import DriftClient
+
+    oauth_settings = replace(settings, access_token=None)
+    auth = auth_from_settings(oauth_settings, require_refresh_token=False)
+    assert isinstance(auth, OAuthTokens)
+
+    async def run() -> None:
+        async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:
+            await client.auth.exchange_code(code)
+
+    asyncio.run(run())
+    return auth_status(oauth_settings)
+
+
+def auth_refresh(settings: "Settings", *, transport: "httpx.AsyncBaseTransport | None" = None) -> dict[str, Any]:
+    """Rotate the stored tokens now; returns `auth_status`."""
+    from .client import DriftClient
+
+    oauth_settings = replace(settings, access_token=None)
+    auth = auth_from_settings(oauth_settings)
+    assert isinstance(auth, OAuthTokens)
+
+    async def run() -> None:
+        async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:
+            await client.auth.refresh(force=True)
+
+    asyncio.run(run())
+    return auth_status(oauth_settings)
