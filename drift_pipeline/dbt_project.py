@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -11,6 +13,15 @@ from drift_pipeline.settings import Settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
+
+def _dbt_on_path() -> None:
+    """dagster-dbt runs `dbt` from PATH; a venv used without activation has it beside python."""
+    if shutil.which("dbt") is None:
+        bin_dir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+_dbt_on_path()
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules  # noqa: F401
+from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
 from drift_pipeline.assets.dbt import drift_dbt_models
 from drift_pipeline.assets.drift_raw import drift_raw_sync, raw_asset_checks
 from drift_pipeline.dbt_project import dbt_project
 from drift_pipeline.resources import DriftApiResource, warehouse_resource
+from drift_pipeline.schedules import drift_sync_job, schedules
+from drift_pipeline.sensors import apply_webhooks_job, webhook_inbox_sensor
 
 
 def build_definitions() -> Definitions:
     return Definitions(
         assets=[drift_raw_sync, drift_dbt_models],
         asset_checks=raw_asset_checks,
+        jobs=[drift_sync_job, apply_webhooks_job],
+        schedules=schedules,
+        sensors=[webhook_inbox_sensor],
         resources={
             "drift": DriftApiResource(),
             "duckdb": warehouse_resource(),

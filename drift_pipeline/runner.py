@@ -12,7 +12,8 @@ class RunFailed(RuntimeError):
     pass
 
 
-def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True):
+def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
+                     log_level: str = "WARNING"):
     """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end)."""
     if end <= start:
         raise ValueError(f"--end ({end}) must be after --start ({start})")
@@ -39,6 +40,7 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
             tags=tags,
             selection=selection,
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import asyncio
+from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pytest
 
 from drift_pipeline.settings import Settings
@@ -18,8 +20,9 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     for name in ("DRIFT_ACCESS_TOKEN", "DRIFT_CLIENT_ID", "DRIFT_CLIENT_SECRET", "DRIFT_REFRESH_TOKEN",
-                 "DRIFT_TOKEN_KEY", "DRIFT_PII_SALT", "DRIFT_WEBHOOK_TOKEN"):
+                 "DRIFT_TOKEN_KEY", "DRIFT_WEBHOOK_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DRIFT_PII_SALT", "test-salt")  # the same hashes in every test home
     return path
 
 
@@ -49,3 +52,31 @@ def sim_env(home, make_simulator, monkeypatch):
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
     monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
     return simulator, Settings.from_env()
+
+
+def sync(settings, start, end, *, overlap_minutes=60, org_id=None, **client_kw):
+    from drift_pipeline.drift.client import DriftClient
+    from drift_pipeline.ingest.sync import ConversationSync
+    from drift_pipeline.warehouse.schema import create_raw_schema
+
+    async def go():
+        async with DriftClient.from_settings(settings, **client_kw) as client:
+            conn = duckdb.connect(str(settings.warehouse_path))
+            try:
+                create_raw_schema(conn)
+                sync = ConversationSync(client, conn, salt=settings.secret("pii_salt"), org_id=org_id,
+                                        overlap=timedelta(minutes=overlap_minutes))
+                return await sync.run(start, end)
+            finally:
+                conn.close()
+
+    settings.ensure_dirs()
+    return asyncio.run(go())
+
+
+def query(settings, sql, params=None):
+    conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return conn.execute(sql, params or []).fetchall()
+    finally:
+        conn.close()

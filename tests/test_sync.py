@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -13,38 +12,11 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest import transform as tf
-from drift_pipeline.ingest.sync import ConversationSync
-from drift_pipeline.warehouse.schema import create_raw_schema
 
-from conftest import SIM_END
+from conftest import SIM_END, query as _query, sync as _sync
 
 END = SIM_END.replace(tzinfo=None)
-
-
-def _sync(settings, start, end, *, overlap_minutes=60, org_id=None, **client_kw):
-    async def go():
-        async with DriftClient.from_settings(settings, **client_kw) as client:
-            conn = duckdb.connect(str(settings.warehouse_path))
-            try:
-                create_raw_schema(conn)
-                sync = ConversationSync(client, conn, salt="test-salt", org_id=org_id,
-                                        overlap=timedelta(minutes=overlap_minutes))
-                return await sync.run(start, end)
-            finally:
-                conn.close()
-
-    settings.ensure_dirs()
-    return asyncio.run(go())
-
-
-def _query(settings, sql, params=None):
-    conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return conn.execute(sql, params or []).fetchall()
-    finally:
-        conn.close()
 
 
 def _expected_conversations(world, start, end):
@@ -139,7 +111,7 @@ SYNC_SCRIPT = """
 import sys
 from datetime import datetime
 sys.path.insert(0, {tests!r})
-from test_sync import _sync
+from conftest import sync as _sync
 from drift_pipeline.settings import Settings
 _sync(Settings.from_env(), datetime.fromisoformat({start!r}), datetime.fromisoformat({end!r}), org_id={org})
 """

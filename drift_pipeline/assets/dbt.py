@@ -1,9 +1,8 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
-from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
@@ -19,7 +18,7 @@ MODELS_GROUP = "drift_models"
 class DriftDbtTranslator(DagsterDbtTranslator):
     """Marts in `drift_marts`, staging and intermediate in `drift_models`, owned by the data team."""
 
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> Optional[str]:
         fqn = dbt_resource_props.get("fqn") or []
         return MARTS_GROUP if "marts" in fqn else MODELS_GROUP
 

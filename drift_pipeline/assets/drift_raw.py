@@ -1,6 +1,5 @@
 """Raw Drift assets: one pass over the conversation list fills all six raw tables of a window."""
 
-from __future__ import annotations
 
 import asyncio
 from datetime import timedelta, timezone

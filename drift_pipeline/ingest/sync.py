@@ -138,10 +138,16 @@ class ConversationSync:
             self.org_id = int(self._users[0]["orgId"])
 
     async def _fetch_conversation(self, conversation_id: int):
-        detail, messages = await asyncio.gather(
-            self.client.get_conversation(conversation_id),
-            self.client.get_messages(conversation_id),
-        )
+        from drift_pipeline.drift.errors import DriftNotFound
+
+        try:
+            detail, messages = await asyncio.gather(
+                self.client.get_conversation(conversation_id),
+                self.client.get_messages(conversation_id),
+            )
+        except DriftNotFound:
+            log.warning("conversation %s is gone from Drift (404): not stored", conversation_id)
+            return None
         return detail, messages
 
     async def _fetch_contacts(self, contact_ids: set[int]) -> list[dict]:
@@ -209,19 +215,56 @@ class ConversationSync:
                 or stored[int(item["id"])][0] < tf.ms_to_ts(item["updatedAt"])
             ]
             stats.conversations_skipped += len(in_window) - len(changed)
-            fetched = await asyncio.gather(*(self._fetch_conversation(c) for c in changed))
-            stats.conversations_fetched += len(fetched)
-            contact_ids = {
-                int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
-            } - self._contacts_seen
-            contact_ids -= self._stored_contacts(contact_ids)
-            self._contacts_seen |= contact_ids
-            contacts = await self._fetch_contacts(contact_ids)
-            stats.contacts_fetched += len(contacts)
-            self._commit_page(stats, fetched, stored, contacts, page.next_cursor)
+            await self._fetch_and_store(stats, changed, stored, next_cursor=page.next_cursor)
             oldest = min((tf.ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
             if oldest is None or oldest < list_from or not page.next_cursor:
                 break
+
+    async def _fetch_and_store(self, stats: SyncStats, conversation_ids: list[int], stored,
+                               next_cursor: str | None = None) -> None:
+        """Fetch detail + messages of these conversations (and contacts not seen yet) and
+        upsert them in one transaction, with the job's checkpoint."""
+        fetched = await asyncio.gather(*(self._fetch_conversation(c) for c in conversation_ids))
+        fetched = self._suppress_erased([f for f in fetched if f is not None])
+        stats.conversations_fetched += len(fetched)
+        contact_ids = {
+            int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
+        } - self._contacts_seen
+        contact_ids -= self._stored_contacts(contact_ids)
+        self._contacts_seen |= contact_ids
+        contacts = await self._fetch_contacts(contact_ids)
+        stats.contacts_fetched += len(contacts)
+        self._commit_page(stats, fetched, stored, contacts, next_cursor)
+
+    async def refetch(self, conversation_ids: list[int]) -> SyncStats:
+        """Re-fetch and upsert the given conversations whatever their `updatedAt` (webhooks,
+        replay). A conversation Drift no longer knows (404) is skipped."""
+        await self._resolve_org()
+        now = tf.utcnow()
+        stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
+        ids = sorted(set(conversation_ids))
+        await self._fetch_and_store(stats, ids, self._stored_state(ids))
+        if self._users is None and (stats.conversations_fetched and not self._has_users()):
+            self._users = await self.client.list_users()
+            with transaction(self.conn):
+                stats.rows["users"] += upsert(self.conn, schema.USERS, [
+                    tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+        return stats
+
+    def _suppress_erased(self, fetched):
+        """Conversations of erased contacts come back without the contact and message bodies."""
+        from drift_pipeline.erasure import erased_contact_hashes
+
+        erased = erased_contact_hashes(self.conn, self.org_id)
+        if not erased:
+            return fetched
+        kept = []
+        for detail, messages in fetched:
+            if detail.get("contactId") is not None and tf.hash_pii(detail["contactId"], self.salt) in erased:
+                detail = dict(detail, contactId=None)
+                messages = [dict(m, body=None) for m in messages]
+            kept.append((detail, messages))
+        return kept
 
     def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor) -> None:
         now = tf.utcnow()
@@ -242,10 +285,11 @@ class ConversationSync:
             stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
             stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
                 tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
-            self.conn.execute(
-                "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
-                [next_cursor, stats.job_id],
-            )
+            if stats.job_id:
+                self.conn.execute(
+                    "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
+                    [next_cursor, stats.job_id],
+                )
 
     def _finish(self, stats: SyncStats, started: float, *, success: bool, error_code: str | None = None) -> None:
         client_stats = getattr(self.client, "stats", None)

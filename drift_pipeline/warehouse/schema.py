@@ -162,6 +162,17 @@ EXPORTS = Table(
     ("job_id",),
 )
 
+ERASED_CONTACTS = Table(
+    "raw.erased_contacts",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("contact_id_hash", "VARCHAR NOT NULL"),  # salted hash: suppresses the contact in later syncs
+        ("erased_at", "TIMESTAMP"),
+        ("conversation_ids", "VARCHAR"),  # JSON list of the conversations whose bodies were erased
+    ),
+    ("org_id", "contact_id_hash"),
+)
+
 RAW_TABLES: tuple[Table, ...] = (
     CONVERSATIONS,
     MESSAGES,
@@ -171,6 +182,7 @@ RAW_TABLES: tuple[Table, ...] = (
     STATUS_EVENTS,
     WEBHOOK_EVENTS,
     EXPORTS,
+    ERASED_CONTACTS,
 )
 
 

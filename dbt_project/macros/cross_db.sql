@@ -1,0 +1,107 @@
+{#
+  Small dispatched helpers so the same models build on DuckDB (default here) and Postgres.
+  Each has a `duckdb__` implementation and a `default__` one written for Postgres.
+#}
+
+{# A double-precision float (dbt.type_float() is FLOAT4 on DuckDB: too coarse for seconds). #}
+{% macro drift_type_double() -%}
+    {{ return(adapter.dispatch('drift_type_double', 'drift_pipeline')()) }}
+{%- endmacro %}
+{% macro duckdb__drift_type_double() -%}double{%- endmacro %}
+{% macro default__drift_type_double() -%}double precision{%- endmacro %}
+
+
+{#
+  Fractional seconds from `start_at` to `end_at` (negative when end is earlier).
+  DuckDB: difference of integer microseconds, so no precision is lost to a double epoch
+  (epoch() of a 2026 timestamp leaves ~0.2 us of float error).
+#}
+{% macro drift_seconds_between(start_at, end_at) -%}
+    {{ return(adapter.dispatch('drift_seconds_between', 'drift_pipeline')(start_at, end_at)) }}
+{%- endmacro %}
+{% macro duckdb__drift_seconds_between(start_at, end_at) -%}
+    (cast(epoch_us({{ end_at }}) - epoch_us({{ start_at }}) as double) / 1000000.0)
+{%- endmacro %}
+{% macro default__drift_seconds_between(start_at, end_at) -%}
+    cast(extract(epoch from ({{ end_at }}) - ({{ start_at }})) as double precision)
+{%- endmacro %}
+
+
+{# Continuous percentile (linear interpolation) over the non-null values of the group. #}
+{% macro drift_percentile_cont(expression, fraction) -%}
+    {{ return(adapter.dispatch('drift_percentile_cont', 'drift_pipeline')(expression, fraction)) }}
+{%- endmacro %}
+{% macro duckdb__drift_percentile_cont(expression, fraction) -%}
+    cast(quantile_cont({{ expression }}, {{ fraction }}) as double)
+{%- endmacro %}
+{% macro default__drift_percentile_cont(expression, fraction) -%}
+    cast(percentile_cont({{ fraction }}) within group (order by {{ expression }}) as double precision)
+{%- endmacro %}
+
+
+{# Naive UTC timestamp -> naive wall-clock timestamp in `tz` (an IANA zone name). #}
+{% macro drift_utc_to_local(timestamp_expr, tz) -%}
+    {{ return(adapter.dispatch('drift_utc_to_local', 'drift_pipeline')(timestamp_expr, tz)) }}
+{%- endmacro %}
+{% macro duckdb__drift_utc_to_local(timestamp_expr, tz) -%}
+    timezone('{{ tz }}', timezone('UTC', {{ timestamp_expr }}))
+{%- endmacro %}
+{% macro default__drift_utc_to_local(timestamp_expr, tz) -%}
+    (({{ timestamp_expr }}) at time zone 'UTC') at time zone '{{ tz }}'
+{%- endmacro %}
+
+
+{# Naive wall-clock timestamp in `tz` -> naive UTC timestamp (DST resolved by the zone rules). #}
+{% macro drift_local_to_utc(timestamp_expr, tz) -%}
+    {{ return(adapter.dispatch('drift_local_to_utc', 'drift_pipeline')(timestamp_expr, tz)) }}
+{%- endmacro %}
+{% macro duckdb__drift_local_to_utc(timestamp_expr, tz) -%}
+    timezone('UTC', timezone('{{ tz }}', {{ timestamp_expr }}))
+{%- endmacro %}
+{% macro default__drift_local_to_utc(timestamp_expr, tz) -%}
+    (({{ timestamp_expr }}) at time zone '{{ tz }}') at time zone 'UTC'
+{%- endmacro %}
+
+
+{#
+  `select <relation>.*, <date> as <column>` with one row per calendar date from
+  `start_date_column` to `end_date_column` (inclusive) of each row of `relation`.
+#}
+{% macro drift_expand_dates(relation, start_date_column, end_date_column, column) -%}
+    {{ return(adapter.dispatch('drift_expand_dates', 'drift_pipeline')(relation, start_date_column, end_date_column, column)) }}
+{%- endmacro %}
+{% macro duckdb__drift_expand_dates(relation, start_date_column, end_date_column, column) -%}
+    select
+        {{ relation }}.*,
+        cast(unnest(generate_series(
+            cast({{ start_date_column }} as timestamp),
+            cast({{ end_date_column }} as timestamp),
+            interval 1 day
+        )) as date) as {{ column }}
+    from {{ relation }}
+{%- endmacro %}
+{% macro default__drift_expand_dates(relation, start_date_column, end_date_column, column) -%}
+    select
+        {{ relation }}.*,
+        cast(expanded_dates.expanded_date as date) as {{ column }}
+    from {{ relation }}
+    cross join lateral generate_series(
+        cast({{ relation }}.{{ start_date_column }} as timestamp),
+        cast({{ relation }}.{{ end_date_column }} as timestamp),
+        interval '1 day'
+    ) as expanded_dates(expanded_date)
+{%- endmacro %}
+
+
+{# The run's start (UTC) as a TIMESTAMP literal: the watermark stamped on rebuilt rows. #}
+{% macro drift_run_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+
+{# An always-false select with typed columns, to close a `union all` chain built in Jinja. #}
+{% macro drift_empty_row(columns) -%}
+    select {% for name, sql_type in columns -%}
+        cast(null as {{ sql_type }}) as {{ name }}{{ ", " if not loop.last }}
+    {%- endfor %} where 1 = 0
+{%- endmacro %}

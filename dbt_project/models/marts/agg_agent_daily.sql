@@ -1,0 +1,133 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'metric_date'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=["delete from {{ this }} where conversations_first_responded = 0"]
+    )
+}}
+{#-
+  Rows are (org_id, metric_date, user_id); incremental runs replace whole days (the delete+insert
+  key is the day, so a user who stopped being a first responder on a rebuilt day disappears).
+  Days rebuilt: those holding a conversation fct_conversations rebuilt since this table last read
+  it, those whose responded-conversation count no longer matches (erasure, moved day), and those
+  showing an agent name that raw.users no longer has. A day left without first responders is
+  written as a zero row and removed by the post-hook. Together: incremental equals full refresh.
+-#}
+
+with conversations as (
+
+    select
+        *,
+        cast(created_at as date) as metric_date
+    from {{ ref('fct_conversations') }}
+
+),
+
+first_responses as (
+
+    select *
+    from conversations
+    where first_responder_user_id is not null
+
+),
+
+users as (
+
+    select * from {{ ref('stg_drift__users') }}
+
+),
+
+{% if is_incremental() %}
+previous_build as (
+
+    select coalesce(max(_fct_refreshed_at), cast('1900-01-01' as timestamp)) as fct_refreshed_at
+    from {{ this }}
+
+),
+
+current_counts as (
+
+    select org_id, metric_date, count(*) as conversations_first_responded
+    from first_responses
+    group by org_id, metric_date
+
+),
+
+built_counts as (
+
+    select org_id, metric_date, sum(conversations_first_responded) as conversations_first_responded
+    from {{ this }}
+    group by org_id, metric_date
+
+),
+
+days_to_build as (
+
+    select distinct conversations.org_id, conversations.metric_date
+    from conversations
+    cross join previous_build
+    where conversations._refreshed_at > previous_build.fct_refreshed_at
+
+    union
+
+    select
+        coalesce(built_counts.org_id, current_counts.org_id) as org_id,
+        coalesce(built_counts.metric_date, current_counts.metric_date) as metric_date
+    from built_counts
+    full outer join current_counts
+        on built_counts.org_id = current_counts.org_id
+        and built_counts.metric_date = current_counts.metric_date
+    where coalesce(built_counts.conversations_first_responded, 0)
+        <> coalesce(current_counts.conversations_first_responded, 0)
+
+    union
+
+    select built.org_id, built.metric_date
+    from {{ this }} as built
+    left join users
+        on built.org_id = users.org_id
+        and built.user_id = users.user_id
+    where built.agent_name is distinct from users.user_name
+
+),
+{% else %}
+days_to_build as (
+
+    select distinct org_id, metric_date
+    from first_responses
+
+),
+{% endif %}
+
+agent_days as (
+
+    select
+        days_to_build.org_id,
+        days_to_build.metric_date,
+        first_responses.first_responder_user_id as user_id,
+        count(first_responses.conversation_id) as conversations_first_responded,
+        {{ drift_percentile_cont('first_responses.first_response_seconds', 0.5) }}
+            as first_response_p50_seconds,
+        max(first_responses._refreshed_at) as _fct_refreshed_at
+    from days_to_build
+    left join first_responses
+        on days_to_build.org_id = first_responses.org_id
+        and days_to_build.metric_date = first_responses.metric_date
+    group by days_to_build.org_id, days_to_build.metric_date, first_responses.first_responder_user_id
+
+)
+
+select
+    agent_days.org_id,
+    agent_days.metric_date,
+    agent_days.user_id,
+    users.user_name as agent_name,
+    cast(agent_days.conversations_first_responded as bigint) as conversations_first_responded,
+    agent_days.first_response_p50_seconds,
+    agent_days._fct_refreshed_at
+from agent_days
+left join users
+    on agent_days.org_id = users.org_id
+    and agent_days.user_id = users.user_id

@@ -1,0 +1,115 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'metric_date'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=["delete from {{ this }} where conversations = 0"]
+    )
+}}
+{#-
+  Incremental runs recompute whole days: every (org_id, metric_date) holding a conversation that
+  fct_conversations rebuilt since this table last read it, plus every day whose conversation count
+  no longer matches (a conversation erased or moved to another day). A day left with no
+  conversations is written as a zero row and removed by the post-hook, so the delete+insert also
+  clears it. Together this makes an incremental run equal a full refresh.
+-#}
+
+with conversations as (
+
+    select
+        *,
+        cast(created_at as date) as metric_date
+    from {{ ref('fct_conversations') }}
+
+),
+
+{% if is_incremental() %}
+previous_build as (
+
+    select coalesce(max(_fct_refreshed_at), cast('1900-01-01' as timestamp)) as fct_refreshed_at
+    from {{ this }}
+
+),
+
+current_counts as (
+
+    select org_id, metric_date, count(*) as conversations
+    from conversations
+    group by org_id, metric_date
+
+),
+
+days_to_build as (
+
+    select distinct conversations.org_id, conversations.metric_date
+    from conversations
+    cross join previous_build
+    where conversations._refreshed_at > previous_build.fct_refreshed_at
+
+    union
+
+    select
+        coalesce(built.org_id, current_counts.org_id) as org_id,
+        coalesce(built.metric_date, current_counts.metric_date) as metric_date
+    from {{ this }} as built
+    full outer join current_counts
+        on built.org_id = current_counts.org_id
+        and built.metric_date = current_counts.metric_date
+    where coalesce(built.conversations, 0) <> coalesce(current_counts.conversations, 0)
+
+),
+{% else %}
+days_to_build as (
+
+    select distinct org_id, metric_date
+    from conversations
+
+),
+{% endif %}
+
+daily as (
+
+    select
+        days_to_build.org_id,
+        days_to_build.metric_date,
+        count(conversations.conversation_id) as conversations,
+        count(conversations.first_response_seconds) as responded_conversations,
+        {{ drift_percentile_cont('conversations.first_response_seconds', 0.5) }}
+            as first_response_p50_seconds,
+        {{ drift_percentile_cont('conversations.first_response_seconds', 0.9) }}
+            as first_response_p90_seconds,
+        count(case when conversations.has_bot then 1 end) as bot_conversations,
+        count(case when conversations.handed_off then 1 end) as handed_off_conversations,
+        count(conversations.first_closed_at) as closed_conversations,
+        {{ drift_percentile_cont('conversations.open_to_close_seconds', 0.5) }}
+            as open_to_close_p50_seconds,
+        {{ drift_percentile_cont('conversations.open_to_close_seconds', 0.9) }}
+            as open_to_close_p90_seconds,
+        max(conversations._refreshed_at) as _fct_refreshed_at
+    from days_to_build
+    left join conversations
+        on days_to_build.org_id = conversations.org_id
+        and days_to_build.metric_date = conversations.metric_date
+    group by days_to_build.org_id, days_to_build.metric_date
+
+)
+
+select
+    org_id,
+    metric_date,
+    cast(conversations as bigint) as conversations,
+    cast(responded_conversations as bigint) as responded_conversations,
+    first_response_p50_seconds,
+    first_response_p90_seconds,
+    cast(bot_conversations as bigint) as bot_conversations,
+    cast(handed_off_conversations as bigint) as handed_off_conversations,
+    case
+        when bot_conversations > 0
+            then cast(handed_off_conversations as {{ drift_type_double() }}) / bot_conversations
+    end as handoff_rate,
+    cast(closed_conversations as bigint) as closed_conversations,
+    open_to_close_p50_seconds,
+    open_to_close_p90_seconds,
+    _fct_refreshed_at
+from daily

@@ -1,0 +1,147 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'conversation_id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=[
+            "delete from {{ this }} as fct
+             where not exists (
+                 select 1 from {{ ref('stg_drift__conversations') }} as conversations
+                 where conversations.org_id = fct.org_id
+                     and conversations.conversation_id = fct.conversation_id
+             )"
+        ]
+    )
+}}
+{#-
+  Incremental runs rebuild only the conversations whose raw rows (conversation, messages,
+  status events) were loaded after the newest load this table already reflects, plus every
+  row when the business-hours schedule changed. The post-hook drops conversations that left
+  raw (erasure), so an incremental run equals a full refresh.
+-#}
+{%- set business_hours_version = drift_business_hours_version() %}
+{#- Loads are stamped when written, so a strictly newer stamp means a later load. Raise the
+    lookback if a loader ever stamps rows before a long wait (they would otherwise be missed). #}
+{%- set lookback_minutes = var('incremental_lookback_minutes', 0) | int %}
+
+with conversations as (
+
+    select * from {{ ref('stg_drift__conversations') }}
+
+),
+
+watermarks as (
+
+    select * from {{ ref('int_drift__conversation_watermarks') }}
+
+),
+
+{% if is_incremental() %}
+previous_build as (
+
+    select
+        coalesce(
+            {{ dbt.dateadd('minute', -1 * lookback_minutes, 'max(_source_synced_at)') }},
+            cast('1900-01-01' as timestamp)
+        ) as source_synced_at,
+        count(case when _business_hours_version <> '{{ business_hours_version }}' then 1 end)
+            as rows_on_other_schedule
+    from {{ this }}
+
+),
+{% endif %}
+
+conversations_to_build as (
+
+    select
+        conversations.*,
+        watermarks.source_synced_at
+    from conversations
+    left join watermarks
+        on conversations.org_id = watermarks.org_id
+        and conversations.conversation_id = watermarks.conversation_id
+    {% if is_incremental() %}
+    cross join previous_build
+    where watermarks.source_synced_at is null
+        or watermarks.has_unstamped_rows
+        or watermarks.source_synced_at > previous_build.source_synced_at
+        or previous_build.rows_on_other_schedule > 0
+    {% endif %}
+
+),
+
+first_responses as (
+
+    select * from {{ ref('int_drift__first_response') }}
+
+),
+
+business_hours_responses as (
+
+    select * from {{ ref('int_drift__business_hours_first_response') }}
+
+),
+
+bot_handoffs as (
+
+    select * from {{ ref('int_drift__bot_handoff') }}
+
+),
+
+close_times as (
+
+    select * from {{ ref('int_drift__close_times') }}
+
+),
+
+message_counts as (
+
+    select * from {{ ref('int_drift__message_counts') }}
+
+)
+
+select
+    conversations.org_id,
+    conversations.conversation_id,
+    conversations.status,
+    conversations.contact_id,
+    conversations.inbox_id,
+    conversations.created_at,
+    conversations.updated_at,
+    first_responses.first_contact_message_at,
+    first_responses.first_agent_message_at,
+    first_responses.first_responder_user_id,
+    first_responses.first_response_seconds,
+    business_hours_responses.first_response_business_seconds,
+    coalesce(bot_handoffs.has_bot, false) as has_bot,
+    coalesce(bot_handoffs.handed_off, false) as handed_off,
+    close_times.first_closed_at,
+    {{ drift_seconds_between('conversations.created_at', 'close_times.first_closed_at') }}
+        as open_to_close_seconds,
+    cast(coalesce(close_times.reopen_count, 0) as bigint) as reopen_count,
+    {{ drift_seconds_between('first_responses.first_agent_message_at', 'close_times.first_closed_at') }}
+        as handle_time_seconds,
+    cast(coalesce(message_counts.message_count, 0) as bigint) as message_count,
+    cast(coalesce(message_counts.contact_message_count, 0) as bigint) as contact_message_count,
+    cast(coalesce(message_counts.agent_message_count, 0) as bigint) as agent_message_count,
+    cast(coalesce(message_counts.bot_message_count, 0) as bigint) as bot_message_count,
+    conversations.source_synced_at as _source_synced_at,
+    {{ drift_run_started_at() }} as _refreshed_at,
+    '{{ business_hours_version }}' as _business_hours_version
+from conversations_to_build as conversations
+left join first_responses
+    on conversations.org_id = first_responses.org_id
+    and conversations.conversation_id = first_responses.conversation_id
+left join business_hours_responses
+    on conversations.org_id = business_hours_responses.org_id
+    and conversations.conversation_id = business_hours_responses.conversation_id
+left join bot_handoffs
+    on conversations.org_id = bot_handoffs.org_id
+    and conversations.conversation_id = bot_handoffs.conversation_id
+left join close_times
+    on conversations.org_id = close_times.org_id
+    and conversations.conversation_id = close_times.conversation_id
+left join message_counts
+    on conversations.org_id = message_counts.org_id
+    and conversations.conversation_id = message_counts.conversation_id

@@ -1,0 +1,64 @@
+"""Nightly and weekly syncs, visible and toggleable in the Dagster UI.
+
+Each tick is one run over a range of daily partitions (single-run backfill policy), so the
+conversation list is paged once per run, not once per day.
+"""
+
+from datetime import timedelta
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
+
+from drift_pipeline.partitions import daily_partitions
+
+drift_sync_job = define_asset_job(
+    "drift_sync_job",
+    selection=AssetSelection.all(),
+    partitions_def=daily_partitions,
+    description="Sync raw Drift tables for a range of days, rebuild the marts, republish the serving copy.",
+)
+
+
+def range_run_request(first_day, last_day, reason: str) -> RunRequest:
+    """One run covering the daily partitions first_day..last_day (inclusive)."""
+    return RunRequest(
+        run_key=f"{reason}-{first_day.isoformat()}-{last_day.isoformat()}",
+        tags={
+            "dagster/asset_partition_range_start": first_day.isoformat(),
+            "dagster/asset_partition_range_end": last_day.isoformat(),
+            "drift/trigger": reason,
+        },
+    )
+
+
+@schedule(
+    cron_schedule="0 2 * * *",
+    job=drift_sync_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="02:00 UTC: re-sync yesterday and today (the overlap catches late updates) and rebuild the marts.",
+)
+def nightly_drift_sync(context: ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.date()
+    return range_run_request(today - timedelta(days=1), today, "nightly")
+
+
+@schedule(
+    cron_schedule="0 3 * * 0",
+    job=drift_sync_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Sundays 03:00 UTC: re-sync the last 30 days to heal anything a nightly run missed.",
+)
+def weekly_drift_resync(context: ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.date()
+    return range_run_request(today - timedelta(days=29), today, "weekly")
+
+
+schedules = [nightly_drift_sync, weekly_drift_resync]

@@ -1,0 +1,297 @@
+"""Applying dropped webhook files to the warehouse: the code the sensor, `apply-inbox` and
+`replay` share.
+
+For each inbox file (oldest first): every event is validated and checked against
+`raw.webhook_events` (so a redelivered or replayed event is applied once); conversations touched
+by message, conversation and participant events are re-fetched through the client and upserted
+(order of delivery does not matter: the fetch returns the current state); status events land in
+`raw.status_events` with their exact `changedAt` (source `webhook`), which is how reopens are
+seen; `gdpr_delete_requested` erases the contact; unknown types are stored and skipped. The file
+then moves to `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason`
+file, and the rest keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+
+from drift_pipeline.ingest import transform as tf
+from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.load import transaction, upsert
+from drift_pipeline.webhooks.events import InvalidEvent, validate_event
+from drift_pipeline.webhooks.inbox import InvalidInboxFile, iter_inbox_files, read_inbox_file
+
+log = logging.getLogger(__name__)
+
+REFETCH_TYPES = frozenset({
+    "new_conversation", "new_message", "conversation_inactive", "conversation_status_updated",
+    "conversation_participant_added", "conversation_participant_removed",
+})
+
+
+@dataclass
+class ApplyResult:
+    files_applied: int = 0
+    files_quarantined: int = 0
+    events_applied: int = 0
+    events_duplicate: int = 0
+    events_skipped: int = 0
+    events_invalid: int = 0
+    conversations_refetched: int = 0
+    status_events: int = 0
+    contacts_erased: int = 0
+    quarantined: list[str] = field(default_factory=list)
+    touched_days: set = field(default_factory=set)
+
+    def as_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["touched_days"] = sorted(str(d) for d in self.touched_days)
+        return out
+
+
+def quarantine(settings: Settings, path: Path, reason: str) -> Path:
+    """Move a bad file aside with a `.reason` file beside it; never raises for a vanished file."""
+    settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.quarantine_dir / path.name
+    (settings.quarantine_dir / f"{path.name}.reason").write_text(reason.strip() + "\n")
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        pass
+    log.warning("quarantined %s: %s", path.name, reason)
+    return target
+
+
+def _seen(conn, org_event_ids: list[tuple[int, str]]) -> set[str]:
+    if not org_event_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT event_id FROM raw.webhook_events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+        [[e for _, e in org_event_ids]],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+class InboxApplier:
+    """Applies events with one client and one warehouse connection."""
+
+    def __init__(self, settings: Settings, client, conn):
+        self.settings = settings
+        self.client = client
+        self.conn = conn
+        self.salt = settings.secret("pii_salt")
+
+    async def apply_records(self, records: list[dict], source_file: str, result: ApplyResult,
+                            *, force: bool = False) -> None:
+        """Apply one file's records; `force` (replay) re-applies events already applied."""
+        events = []
+        for number, record in enumerate(records, start=1):
+            try:
+                events.append((record, validate_event(record["payload"])))
+            except InvalidEvent as exc:
+                result.events_invalid += 1
+                self._quarantine_record(source_file, number, record, exc.reason)
+        fresh, pending_ids = [], set()
+        seen = set() if force else _seen(self.conn, [(e.org_id, e.event_id) for _, e in events])
+        for record, event in events:
+            if event.event_id in seen or event.event_id in pending_ids:
+                result.events_duplicate += 1
+                continue
+            pending_ids.add(event.event_id)
+            fresh.append((record, event))
+        if not fresh:
+            return
+        await self._refetch(fresh, result)
+        erased = await self._erase(fresh, result)
+        now = tf.utcnow()
+        status_rows, event_rows = [], []
+        for record, event in fresh:
+            outcome = "applied"
+            if not event.known:
+                outcome = "skipped_unknown_type"
+                result.events_skipped += 1
+            elif event.type == "conversation_status_updated":
+                changed_at = tf.ms_to_ts(event.data["changedAt"])
+                status_rows.append(tf.status_event_row(event.org_id, event.conversation_id,
+                                                       event.data["status"], changed_at, "webhook", now))
+                result.touched_days.add(changed_at.date())
+            elif event.type == "app_disconnected":
+                log.warning("Drift says the app was disconnected from org %s: syncs will fail "
+                            "until it is re-authorized (drift-pipeline auth exchange)", event.org_id)
+            if event.known:
+                result.events_applied += 1
+            event_rows.append({
+                "org_id": event.org_id, "event_id": event.event_id, "event_type": event.type,
+                "conversation_id": event.conversation_id, "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
+                "received_at": tf.ms_to_ts(record.get("received_at")), "applied_at": now,
+                "outcome": outcome, "source_file": source_file,
+                # Erased contacts' events keep their id (dedupe) but not their content.
+                "payload": None if event.event_id in erased else event.canonical,
+            })
+        with transaction(self.conn):
+            result.status_events += upsert(self.conn, schema.STATUS_EVENTS, status_rows)
+            upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
+
+    async def _refetch(self, fresh, result: ApplyResult) -> None:
+        from drift_pipeline.ingest.sync import ConversationSync
+
+        by_org: dict[int, set[int]] = {}
+        for _, event in fresh:
+            if event.type in REFETCH_TYPES and event.conversation_id is not None:
+                by_org.setdefault(event.org_id, set()).add(event.conversation_id)
+        for org_id, ids in by_org.items():
+            sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
+            stats = await sync.refetch(sorted(ids))
+            result.conversations_refetched += stats.conversations_fetched
+        for _, event in fresh:
+            if event.occurred_at_ms:
+                result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
+
+    async def _erase(self, fresh, result: ApplyResult) -> set[str]:
+        erased = set()
+        for _, event in fresh:
+            if event.type != "gdpr_delete_requested":
+                continue
+            from drift_pipeline.erasure import erase_in_warehouse
+
+            data = event.data
+            contact_id = data.get("contactId") or data.get("id")
+            email = data.get("email") or (data.get("attributes") or {}).get("email")
+            result.contacts_erased += len(erase_in_warehouse(
+                self.conn, self.settings, org_id=event.org_id,
+                contact_id=int(contact_id) if contact_id is not None else None, email=email))
+            erased.add(event.event_id)
+        return erased
+
+    def _quarantine_record(self, source_file: str, number: int, record: dict, reason: str) -> None:
+        self.settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{Path(source_file).stem}.line-{number}.json"
+        (self.settings.quarantine_dir / name).write_text(json.dumps(record) + "\n")
+        (self.settings.quarantine_dir / f"{name}.reason").write_text(f"line {number}: {reason}\n")
+        log.warning("quarantined %s line %s: %s", source_file, number, reason)
+
+    async def apply_file(self, path: Path, result: ApplyResult) -> None:
+        try:
+            records = read_inbox_file(path)
+        except InvalidInboxFile as exc:
+            quarantine(self.settings, path, str(exc))
+            result.files_quarantined += 1
+            result.quarantined.append(path.name)
+            return
+        await self.apply_records(records, path.name, result)
+        self.settings.processed_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(path, self.settings.processed_dir / path.name)
+        result.files_applied += 1
+
+
+async def _apply_paths(settings: Settings, paths: list[Path], *, moving: bool = True) -> ApplyResult:
+    from drift_pipeline.drift.client import DriftClient
+
+    result = ApplyResult()
+    settings.ensure_dirs()
+    async with DriftClient.from_settings(settings) as client:
+        conn = duckdb.connect(str(settings.warehouse_path))
+        try:
+            schema.create_raw_schema(conn)
+            applier = InboxApplier(settings, client, conn)
+            for path in paths:
+                if moving:
+                    if path.exists():
+                        await applier.apply_file(path, result)
+                else:
+                    await applier.apply_records(_read_any(path), path.name, result, force=True)
+        finally:
+            conn.close()
+    return result
+
+
+def _read_any(path: Path) -> list[dict]:
+    """An inbox file, or a single webhook payload as Drift sent it (for `replay event`)."""
+    try:
+        return read_inbox_file(path)
+    except InvalidInboxFile as inbox_error:
+        try:
+            payload = json.loads(path.read_text())
+        except ValueError:
+            raise inbox_error from None
+        if not isinstance(payload, dict) or "type" not in payload:
+            raise inbox_error
+        payload = {k: v for k, v in payload.items() if k != "token"}
+        return [{"event_id": "", "received_at": tf.ts_to_ms(tf.utcnow()), "payload": payload}]
+
+
+def apply_inbox(settings: Settings, files: list[str] | None = None) -> ApplyResult:
+    """Apply the inbox files (all waiting ones, or just these names), oldest first."""
+    waiting = iter_inbox_files(settings.inbox_dir)
+    if files is not None:
+        wanted = set(files)
+        waiting = [p for p in waiting if p.name in wanted]
+    return asyncio.run(_apply_paths(settings, waiting))
+
+
+def refresh_marts(settings: Settings) -> None:
+    """Incremental dbt build of the marts (only touched conversations and days), then publish."""
+    from dagster_dbt import DbtCliResource
+
+    from drift_pipeline.dbt_project import dbt_project, ensure_manifest
+    from drift_pipeline.serving import publish
+
+    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
+    dbt = DbtCliResource(project_dir=dbt_project)
+    dbt.cli(["build", "--exclude-resource-type", "unit_test"], manifest=ensure_manifest(),
+            raise_on_error=True).wait()
+    publish(settings)
+
+
+def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
+    """`drift-pipeline apply-inbox`: apply, then refresh the marts and the serving copy."""
+    result = apply_inbox(settings, files)
+    if result.events_applied or result.contacts_erased:
+        refresh_marts(settings)
+    return result.as_dict()
+
+
+def replay_conversations(settings: Settings, conversation_ids: list[int]) -> dict:
+    """Re-fetch and upsert conversations by id (idempotent), then refresh the marts."""
+    from drift_pipeline.drift.client import DriftClient
+    from drift_pipeline.ingest.sync import ConversationSync
+
+    async def go():
+        async with DriftClient.from_settings(settings) as client:
+            settings.ensure_dirs()
+            conn = duckdb.connect(str(settings.warehouse_path))
+            try:
+                schema.create_raw_schema(conn)
+                sync = ConversationSync(client, conn, salt=settings.secret("pii_salt"),
+                                        overlap=timedelta(0))
+                return await sync.refetch(conversation_ids)
+            finally:
+                conn.close()
+
+    stats = asyncio.run(go())
+    refresh_marts(settings)
+    return {"conversations_refetched": stats.conversations_fetched, "rows": dict(stats.rows)}
+
+
+def replay_event_file(settings: Settings, path: Path) -> dict:
+    """Re-apply one stored webhook file (from processed/ or anywhere); it is not moved.
+    Events already applied are recognized by their id and not applied twice."""
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    try:
+        result = asyncio.run(_apply_paths(settings, [path], moving=False))
+    except InvalidInboxFile as exc:
+        raise ValueError(str(exc)) from None
+    if result.events_applied:
+        refresh_marts(settings)
+    return result.as_dict()

@@ -1,0 +1,232 @@
+"""Drift webhook events: canonical form, stable id and shape validation.
+
+Pure functions only: no I/O, so the receiver, the inbox reader and `replay event` all agree on
+what an event is and what its id is.
+
+Drift sends no event id and retries deliveries, so the id is the sha256 of the canonical JSON
+of the payload without its `token` (see drift-api.md, Webhooks). Key order, whitespace and the
+token therefore never change the id; any change of value does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+CONVERSATION_STATUSES = frozenset({"open", "closed", "pending", "bulk_sent"})
+
+KNOWN_EVENT_TYPES = frozenset({
+    "new_conversation",
+    "new_message",
+    "conversation_status_updated",
+    "conversation_inactive",
+    "conversation_participant_added",
+    "conversation_participant_removed",
+    "contact_identified",
+    "contact_updated",
+    "gdpr_delete_requested",
+    "app_disconnected",
+})
+
+
+class InvalidEvent(ValueError):
+    """A webhook body that is not a usable Drift event; the message is a one-line reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A validated webhook event. `data` is the payload's `data` object, untouched."""
+
+    event_id: str
+    type: str
+    org_id: int
+    conversation_id: int | None
+    occurred_at_ms: int | None
+    data: dict[str, Any] = field(repr=False)
+    known: bool = True
+    # The canonical JSON the id was computed from; stored as is, so it is serialized once.
+    canonical: str = field(default="", repr=False, compare=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Parse a webhook body strictly (no NaN/Infinity, which other readers cannot load).
+
+    Raises `InvalidEvent` with a one-line reason on anything that is not JSON.
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidEvent("body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidEvent(f"body is not valid JSON: {reason}") from None
+
+
+def strip_token(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload without its verification token: the token is a secret and never stored."""
+    return {key: value for key, value in payload.items() if key != "token"}
+
+
+def canonical_json(payload: Mapping[str, Any]) -> str:
+    """Sorted keys, no whitespace, ASCII only, top-level `token` removed."""
+    return json.dumps(strip_token(payload), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True, allow_nan=False)
+
+
+def event_id(payload: Mapping[str, Any]) -> str:
+    """Stable id of an event: sha256 hex of its canonical JSON (same for every redelivery)."""
+    return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass in Python; `true` is never a valid id or timestamp.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_int(data: Mapping[str, Any], key: str, event_type: str) -> int:
+    value = data.get(key)
+    if not _is_int(value):
+        raise InvalidEvent(f"{event_type}: data.{key} must be an integer, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _check_new_message(data: Mapping[str, Any], event_type: str) -> None:
+    _require_int(data, "conversationId", event_type)
+    if data.get("id") is None or isinstance(data.get("id"), (bool, dict, list)):
+        raise InvalidEvent(f"{event_type}: data.id (the message id) is missing")
+    _require_int(data, "createdAt", event_type)
+
+
+def _check_new_conversation(data: Mapping[str, Any], event_type: str) -> None:
+    if not (_is_int(data.get("id")) or _is_int(data.get("conversationId"))):
+        raise InvalidEvent(f"{event_type}: data.id or data.conversationId must be an integer")
+
+
+def _check_status_updated(data: Mapping[str, Any], event_type: str) -> None:
+    _require_int(data, "conversationId", event_type)
+    status = data.get("status")
+    if status not in CONVERSATION_STATUSES:
+        allowed = ", ".join(sorted(CONVERSATION_STATUSES))
+        # The value itself is not echoed: error messages never repeat the body.
+        shown = "another string" if isinstance(status, str) else _kind(status)
+        raise InvalidEvent(f"{event_type}: data.status must be one of {allowed}, got {shown}")
+    _require_int(data, "changedAt", event_type)
+
+
+def _check_participants(list_key: str):
+    def check(data: Mapping[str, Any], event_type: str) -> None:
+        _require_int(data, "conversationId", event_type)
+        if not isinstance(data.get(list_key), list):
+            raise InvalidEvent(
+                f"{event_type}: data.{list_key} must be a list, got {_kind(data.get(list_key))}")
+        _require_int(data, "changedAt", event_type)
+    return check
+
+
+def _check_conversation_inactive(data: Mapping[str, Any], event_type: str) -> None:
+    _check_new_conversation(data, event_type)
+
+
+def _contact_email(data: Mapping[str, Any]) -> str | None:
+    attributes = data.get("attributes")
+    for value in (data.get("email"),
+                  attributes.get("email") if isinstance(attributes, dict) else None):
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _check_contact(data: Mapping[str, Any], event_type: str) -> None:
+    has_id = _is_int(data.get("contactId")) or _is_int(data.get("id"))
+    if not has_id and _contact_email(data) is None:
+        raise InvalidEvent(
+            f"{event_type}: data must name the contact (integer id or contactId, or an email)")
+
+
+def _check_nothing(data: Mapping[str, Any], event_type: str) -> None:
+    return None
+
+
+_CHECKS = {
+    "new_message": _check_new_message,
+    "new_conversation": _check_new_conversation,
+    "conversation_status_updated": _check_status_updated,
+    "conversation_participant_added": _check_participants("addedParticipants"),
+    "conversation_participant_removed": _check_participants("removedParticipants"),
+    "conversation_inactive": _check_conversation_inactive,
+    "contact_identified": _check_contact,
+    "contact_updated": _check_contact,
+    "gdpr_delete_requested": _check_contact,
+    "app_disconnected": _check_nothing,
+}
+assert set(_CHECKS) == KNOWN_EVENT_TYPES
+
+
+def _conversation_id(event_type: str, data: Mapping[str, Any]) -> int | None:
+    if _is_int(data.get("conversationId")):
+        return data["conversationId"]
+    if event_type in ("new_conversation", "conversation_inactive") and _is_int(data.get("id")):
+        return data["id"]
+    return None
+
+
+def _occurred_at_ms(data: Mapping[str, Any]) -> int | None:
+    for key in ("changedAt", "createdAt"):
+        if _is_int(data.get(key)):
+            return data[key]
+    return None
+
+
+def validate_event(payload: Any) -> WebhookEvent:
+    """Check a parsed webhook body and describe it.
+
+    Unknown event types are valid (`known=False`): they are stored and skipped later, so a new
+    Drift event type never makes Drift retry. Raises `InvalidEvent` with a one-line reason.
+    """
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"event must be a JSON object, got {_kind(payload)}")
+    event_type = payload.get("type")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise InvalidEvent(f"event.type must be a non-empty string, got {_kind(event_type)}")
+    if len(event_type) > 200:
+        raise InvalidEvent("event.type is longer than 200 characters")
+    org_id = payload.get("orgId")
+    if not _is_int(org_id):
+        raise InvalidEvent(f"event.orgId must be an integer, got {_kind(org_id)}")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"event.data must be an object, got {_kind(data)}")
+    check = _CHECKS.get(event_type)
+    if check is not None:
+        check(data, event_type)
+    try:
+        canonical = canonical_json(payload)
+    except ValueError as exc:  # e.g. a float NaN built in Python rather than parsed
+        raise InvalidEvent(f"event cannot be serialized: {exc}") from None
+    return WebhookEvent(
+        event_id=hashlib.sha256(canonical.encode("ascii")).hexdigest(),
+        type=event_type,
+        org_id=org_id,
+        conversation_id=_conversation_id(event_type, data),
+        occurred_at_ms=_occurred_at_ms(data),
+        data=data,
+        known=check is not None,
+        canonical=canonical,
+    )

@@ -1,0 +1,197 @@
+"""The webhook receiver: `POST /webhooks` and `GET /healthz` (contract: `webhooks serve`).
+
+It only authenticates, validates, deduplicates and durably drops events into the inbox; the
+apply step does the work later. It never calls the Drift API, so Drift gets its 2xx fast.
+
+Answers of `POST /webhooks`:
+- 200 `{"status": "accepted", "event_id"}` once the event is on disk;
+  200 `{"status": "duplicate", "event_id"}` for a redelivery (so Drift stops retrying).
+- 400 not JSON, 401 missing or wrong token, 413 body over 1 MiB, 422 not a Drift event shape,
+  503 the inbox cannot be written (Drift retries). Nothing is written for any of these.
+Error bodies are `{"error": "<one line>"}` and never repeat the request body or the token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from drift_pipeline.settings import Settings
+from drift_pipeline.webhooks.events import InvalidEvent, parse_json, validate_event
+from drift_pipeline.webhooks.inbox import InboxUnavailable, InboxWriter
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
+
+class WebhookConfigError(RuntimeError):
+    """The receiver cannot start with this configuration; the message says what to set."""
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_bounded_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refusing (BodyTooLarge) as soon as it passes `limit` bytes.
+
+    Checks Content-Length first, then counts what actually arrives, so a chunked or lying
+    client cannot make the receiver buffer more than `limit` bytes.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            pass  # a malformed header: the byte count below still bounds the read
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def _token_matches(payload: Any, expected: bytes) -> bool:
+    token = payload.get("token") if isinstance(payload, dict) else None
+    if not isinstance(token, str):
+        return False
+    return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected)
+
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    response = JSONResponse({"error": message}, status_code=status_code)
+    response.reason = message  # for the request's log line
+    return response
+
+
+class _Receiver:
+    """The app's state: the expected token and the inbox writer."""
+
+    def __init__(self, settings: Settings, writer: InboxWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+        self._expected = settings.webhook_token.encode("utf-8")
+        self._start_lock = threading.Lock()
+        self._shut_down = False
+
+    def ensure_writer(self) -> None:
+        # Lifespan starts the writer; this covers ASGI servers or test transports without one.
+        if self.writer.running or self._shut_down:
+            return
+        with self._start_lock:
+            if not self.writer.running:
+                self.settings.ensure_dirs()
+                self.writer.start()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette):
+        self.ensure_writer()
+        try:
+            yield
+        finally:
+            self._shut_down = True
+            self.writer.close()
+
+    async def webhooks(self, request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        response, event_type, identity = await self._handle(request)
+        # One line per request: never the body or the token (error reasons never quote them).
+        reason = f" error={response.reason!r}" if response.status_code != 200 else ""
+        log.info("POST /webhooks %d type=%s event_id=%s %.1fms%s", response.status_code,
+                 event_type or "-", identity or "-", (time.perf_counter() - started) * 1000,
+                 reason)
+        return response
+
+    async def _handle(self, request: Request) -> tuple[JSONResponse, str | None, str | None]:
+        try:
+            body = await read_bounded_body(request)
+        except BodyTooLarge:
+            return _error(413, f"body is larger than {MAX_BODY_BYTES} bytes"), None, None
+        except ClientDisconnect:
+            return _error(400, "client disconnected before sending the whole body"), None, None
+        try:
+            payload = parse_json(body)
+        except InvalidEvent as exc:
+            return _error(400, exc.reason), None, None
+        if not _token_matches(payload, self._expected):
+            return _error(401, "missing or wrong verification token"), None, None
+        try:
+            event = validate_event(payload)
+        except InvalidEvent as exc:
+            return _error(422, exc.reason), None, None
+        event_type = event.type if event.known else "unknown"
+        self.ensure_writer()
+        try:
+            result = await self.writer.submit(payload, event.event_id,
+                                              canonical=event.canonical)
+        except InboxUnavailable as exc:
+            log.error("webhook not stored, Drift will retry: %s", exc)
+            return _error(503, "the inbox cannot be written now; retry later"), event_type, \
+                event.event_id
+        return (JSONResponse({"status": result.status, "event_id": result.event_id}),
+                event_type, event.event_id)
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        self.ensure_writer()
+        if not self.writer.running:
+            return JSONResponse({"status": "unavailable", "reason": "inbox writer not running"},
+                                status_code=503)
+        if not self.writer.is_writable():
+            return JSONResponse({"status": "unavailable", "reason": "inbox is not writable"},
+                                status_code=503)
+        if self.writer.last_error is not None:
+            return JSONResponse({"status": "unavailable", "reason": "last inbox write failed"},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "seen_events": self.writer.seen_count()})
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The receiver as an ASGI app. Raises `WebhookConfigError` without a webhook token."""
+    if not settings.webhook_token:
+        raise WebhookConfigError(
+            "DRIFT_WEBHOOK_TOKEN is not set: the receiver refuses to start without it")
+    receiver = _Receiver(settings, InboxWriter(settings.inbox_dir, settings.state_dir))
+    app = Starlette(
+        routes=[
+            Route("/webhooks", receiver.webhooks, methods=["POST"]),
+            Route("/healthz", receiver.healthz, methods=["GET"]),
+        ],
+        lifespan=receiver.lifespan,
+    )
+    app.state.receiver = receiver
+    app.state.writer = receiver.writer
+    return app
+
+
+def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Run the receiver with uvicorn until interrupted (contract: `webhooks serve`)."""
+    import copy
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    app = create_app(settings)  # refuses before binding anything
+    # Our own line per request (no token, no body) replaces uvicorn's access log, printed by
+    # uvicorn's handler so `webhooks serve` shows it without further logging setup.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["formatters"]["webhooks"] = {"format": "%(asctime)s %(levelname)s %(message)s"}
+    log_config["handlers"]["webhooks"] = {"formatter": "webhooks", "class": "logging.StreamHandler",
+                                          "stream": "ext://sys.stderr"}
+    log_config["loggers"]["drift_pipeline.webhooks"] = {
+        "handlers": ["webhooks"], "level": "INFO", "propagate": False}
+    uvicorn.run(app, host=host, port=port, access_log=False, lifespan="on",
+                log_level="info", log_config=log_config, server_header=False)
