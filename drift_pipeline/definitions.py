@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from drift_pipeline.assets.dbt import drift_dbt_models
@@ -20,6 +20,9 @@ def build_definitions() -> Definitions:
         jobs=[drift_sync_job, apply_webhooks_job],
         schedules=schedules,
         sensors=[webhook_inbox_sensor],
+        # Steps run one after another in the run's process: DuckDB allows one writer, and a
+        # parallel asset-check step would hold the file while dbt needs it.
+        executor=in_process_executor,
         resources={
             "drift": DriftApiResource(),
             "duckdb": warehouse_resource(),

@@ -1,0 +1,472 @@
+"""The dbt project against a small hand-made warehouse that exercises the metric edge cases.
+
+One `dbt build` (models, data tests, unit tests) on a temp warehouse; the marts are compared to
+values computed by hand and to tests/reference_metrics.py. A copy of that warehouse then takes
+a batch of raw changes (new messages, a deleted reply, erasures, a reopen, a renamed agent, a
+moved conversation) and proves an incremental build equals a `--full-refresh` build.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from drift_pipeline.warehouse.schema import create_raw_schema
+try:
+    from reference_metrics import (
+        reference_agent_daily,
+        reference_business_seconds,
+        reference_daily_metrics,
+        reference_fct_conversations,
+        to_utc_naive,
+    )
+except ImportError:  # tests/ imported as a package
+    from tests.reference_metrics import (
+        reference_agent_daily,
+        reference_business_seconds,
+        reference_daily_metrics,
+        reference_fct_conversations,
+        to_utc_naive,
+    )
+
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
+ORG, OTHER_ORG = 1, 2
+FIRST_SYNC = datetime(2026, 11, 3, 0, 0, 0)
+SECOND_SYNC = datetime(2026, 11, 4, 0, 0, 0)
+BOT = 50
+
+D1, D2, D3, D4 = date(2026, 10, 29), date(2026, 10, 30), date(2026, 11, 2), date(2026, 11, 3)
+
+
+# ---------------------------------------------------------------- dataset (Drift API shapes)
+
+def ms(text: str) -> int:
+    """'2026-10-29 12:00:00.250' (UTC) -> Drift epoch milliseconds."""
+    value = datetime.fromisoformat(text)
+    return round((value - datetime(1970, 1, 1)).total_seconds() * 1000)
+
+
+def conversation(conversation_id, status, created, updated, contact_id=None):
+    return {"id": conversation_id, "status": status, "contactId": contact_id or 500 + conversation_id,
+            "inboxId": 3, "createdAt": ms(created), "updatedAt": ms(updated)}
+
+
+def message(message_id, at, kind, author_type, author_id, bot=False, edited=None, edit_type=None, **extra):
+    return {"id": message_id, "createdAt": ms(at), "type": kind,
+            "author": {"type": author_type, "id": author_id, "bot": bot},
+            "editedMessageId": edited, "editType": edit_type, **extra}
+
+
+def contact_says(message_id, at, contact_id=900):
+    return message(message_id, at, "chat", "contact", contact_id)
+
+
+def agent_says(message_id, at, user_id):
+    return message(message_id, at, "chat", "user", user_id)
+
+
+def bot_says(message_id, at, **extra):
+    return message(message_id, at, "chat", "user", BOT, bot=True, **extra)
+
+
+def event(conversation_id, status, at):
+    return (conversation_id, status, datetime.fromisoformat(at))
+
+
+def base_dataset() -> dict:
+    """org_id -> {conversations, messages, status_events, users}."""
+    org1_conversations = [
+        conversation(101, "closed", "2026-10-29 11:59:00", "2026-10-29 12:30:00"),
+        conversation(102, "open", "2026-10-29 13:59:50", "2026-10-29 14:05:00"),
+        conversation(103, "closed", "2026-10-29 15:00:00", "2026-10-29 18:00:00"),
+        conversation(104, "closed", "2026-10-29 15:59:00", "2026-10-29 16:30:00"),
+        conversation(105, "closed", "2026-10-29 20:00:00", "2026-10-29 21:00:00"),
+        conversation(106, "closed", "2026-10-30 19:59:00", "2026-11-02 16:00:00"),
+        conversation(107, "open", "2026-10-30 21:00:00", "2026-10-30 21:10:00"),
+        conversation(108, "closed", "2026-11-02 10:00:00", "2026-11-02 10:05:00"),
+        conversation(109, "closed", "2026-11-02 12:59:59.500", "2026-11-02 16:00:00"),
+    ]
+    org1_messages = {
+        # private note and a replace edit ignored; fractional first response
+        101: [contact_says(1001, "2026-10-29 12:00:00"),
+              message(1002, "2026-10-29 12:00:30", "private_note", "user", 7),
+              agent_says(1003, "2026-10-29 12:01:30.250", 7),
+              message(1004, "2026-10-29 12:02:00", "edit", "contact", 900, edited=1001, edit_type="replace"),
+              contact_says(1005, "2026-10-29 12:03:00")],
+        # the first agent reply (user 8) was deleted: user 7 answered first
+        102: [contact_says(2001, "2026-10-29 14:00:00"),
+              agent_says(2002, "2026-10-29 14:00:10", 8),
+              agent_says(2003, "2026-10-29 14:02:00", 7),
+              message(2004, "2026-10-29 14:05:00", "edit", "user", 8, edited=2002, edit_type="delete")],
+        # bot first, then handed off to user 9; bot replies are not a response
+        103: [bot_says(3001, "2026-10-29 15:00:00"),
+              contact_says(3002, "2026-10-29 15:00:05"),
+              bot_says(3003, "2026-10-29 15:00:06"),
+              agent_says(3004, "2026-10-29 15:03:05", 9)],
+        # agent opener before the bot and the contact: no response, not handed off
+        104: [agent_says(4001, "2026-10-29 16:00:00", 7),
+              bot_says(4002, "2026-10-29 16:01:00"),
+              contact_says(4003, "2026-10-29 16:02:00")],
+        # bot only (its preMessages are not messages)
+        105: [bot_says(5001, "2026-10-29 20:00:00", attributes={"preMessages": [{"body": "Hi!"}]}),
+              contact_says(5002, "2026-10-29 20:00:30")],
+        # Friday 16:00 EDT -> Monday 10:00 EST: across a weekend and the DST end
+        106: [contact_says(6001, "2026-10-30 20:00:00"),
+              agent_says(6002, "2026-11-02 15:00:00", 8)],
+        # no agent: only a suggestion and a bot prompt besides the contact
+        107: [contact_says(7001, "2026-10-30 21:00:00"),
+              message(7002, "2026-10-30 21:01:00", "suggestion", "user", 9),
+              message(7003, "2026-10-30 21:02:00", "private_prompt", "user", BOT, bot=True)],
+        # 108 has no messages at all
+        109: [contact_says(9001, "2026-11-02 13:00:00"),
+              agent_says(9002, "2026-11-02 15:30:00", 8)],
+    }
+    org1_events = [
+        event(101, "open", "2026-10-29 11:59:00"), event(101, "closed", "2026-10-29 12:30:00"),
+        event(103, "open", "2026-10-29 15:00:00"), event(103, "closed", "2026-10-29 16:00:00"),
+        event(103, "open", "2026-10-29 17:00:00"), event(103, "closed", "2026-10-29 18:00:00"),
+        event(105, "closed", "2026-10-29 20:30:00"), event(105, "closed", "2026-10-29 21:00:00"),
+        event(106, "closed", "2026-11-02 16:00:00"),
+        event(109, "closed", "2026-11-02 16:00:00"),
+    ]
+    org1_users = [{"id": 7, "name": "Ada"}, {"id": 8, "name": "Grace"}, {"id": 9, "name": "Linus"},
+                  {"id": BOT, "name": "Driftbot", "bot": True}]
+    # A second workspace reusing conversation, message and user ids.
+    org2 = {
+        "conversations": [conversation(101, "open", "2026-10-29 11:00:00", "2026-10-29 11:10:00")],
+        "messages": {101: [contact_says(1001, "2026-10-29 11:00:00"), agent_says(1002, "2026-10-29 11:00:45", 7)]},
+        "status_events": [],
+        "users": [{"id": 7, "name": "Zed"}],
+    }
+    return {
+        ORG: {"conversations": org1_conversations, "messages": org1_messages,
+              "status_events": org1_events, "users": org1_users},
+        OTHER_ORG: org2,
+    }
+
+
+# ---------------------------------------------------------------- raw rows and dbt
+
+def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) -> None:
+    """Upsert the dataset into raw.* (rows of `only` = {(org, conversation_id)} when given)."""
+    for org_id, data in dataset.items():
+        for c in data["conversations"]:
+            if only is not None and (org_id, c["id"]) not in only:
+                continue
+            conn.execute("insert or replace into raw.conversations (org_id, conversation_id, status, contact_id, "
+                         "inbox_id, created_at, updated_at, synced_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [org_id, c["id"], c["status"], c["contactId"], c["inboxId"],
+                          to_utc_naive(c["createdAt"]), to_utc_naive(c["updatedAt"]), synced_at])
+            for m in data["messages"].get(c["id"], []):
+                conn.execute("insert or replace into raw.messages (org_id, conversation_id, message_id, created_at, "
+                             "message_type, author_type, author_id, is_bot, body, edited_message_id, edit_type, "
+                             "synced_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [org_id, c["id"], m["id"], to_utc_naive(m["createdAt"]), m["type"],
+                              m["author"]["type"], m["author"]["id"], m["author"]["bot"], "<p>hi</p>",
+                              m["editedMessageId"], m["editType"], synced_at])
+        for conversation_id, status, changed_at in data["status_events"]:
+            if only is not None and (org_id, conversation_id) not in only:
+                continue
+            conn.execute("insert or replace into raw.status_events values (?, ?, ?, ?, ?, ?)",
+                         [org_id, conversation_id, status, changed_at, "webhook", synced_at])
+        if only is None:
+            for u in data["users"]:
+                conn.execute("insert or replace into raw.users (org_id, user_id, name, is_bot, synced_at) "
+                             "values (?, ?, ?, ?, ?)", [org_id, u["id"], u["name"], u.get("bot", False), synced_at])
+
+
+class DbtRun:
+    """One dbt invocation: its exit code, output and run_results.json entries."""
+
+    def __init__(self, completed: subprocess.CompletedProcess, results: list[dict]):
+        self.returncode = completed.returncode
+        self.output = completed.stdout + completed.stderr
+        self.results = results
+
+
+def dbt(home: Path, target: Path, *args: str) -> DbtRun:
+    """Run dbt in a subprocess (dbt-duckdb keeps its database open in-process) on `home`."""
+    env = {**os.environ, "DRIFT_PIPELINE_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), *args,
+         "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+         "--target-path", str(target), "--log-path", str(target / "logs")],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    run_results = target / "run_results.json"
+    results = json.loads(run_results.read_text())["results"] if run_results.exists() else []
+    return DbtRun(completed, results)
+
+
+def assert_all_passed(run: DbtRun) -> None:
+    failures = [f"{r['unique_id']}: {r['status']} {r.get('message')}" for r in run.results
+                if r["status"] not in ("success", "pass")]
+    assert run.returncode == 0 and run.results and not failures, "\n".join(failures) or run.output[-3000:]
+
+
+def fetch(conn, table: str, key: tuple[str, ...], org_id: int) -> dict:
+    cursor = conn.execute(f"select * from {table} where org_id = ?", [org_id])
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+    return {tuple(r[k] for k in key) if len(key) > 1 else r[key[0]]: r for r in rows}
+
+
+def assert_rows_match(actual: dict, expected: dict, columns) -> None:
+    assert set(actual) == set(expected)
+    for key, expected_row in expected.items():
+        for column in columns:
+            got, want = actual[key][column], expected_row[column]
+            if isinstance(want, float) or isinstance(got, float):
+                assert got is not None and want is not None and math.isclose(got, want, abs_tol=1e-6), (key, column, got, want)
+            else:
+                assert got == want, (key, column, got, want)
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A warehouse with the dataset and one successful `dbt build`."""
+    home = tmp_path_factory.mktemp("dbt_home")
+    target = home / "target"
+    dataset = base_dataset()
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        create_raw_schema(conn)
+        load_raw(conn, dataset, FIRST_SYNC)
+    result = dbt(home, target, "build")
+    return {"home": home, "target": target, "dataset": dataset, "result": result}
+
+
+@pytest.fixture(scope="module")
+def marts(built):
+    with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        return {
+            org: {
+                "fct": fetch(conn, "marts.fct_conversations", ("conversation_id",), org),
+                "daily": fetch(conn, "marts.agg_daily_metrics", ("metric_date",), org),
+                "agent": fetch(conn, "marts.agg_agent_daily", ("metric_date", "user_id"), org),
+            }
+            for org in (ORG, OTHER_ORG)
+        }
+
+
+def reference(dataset: dict, org_id: int):
+    data = dataset[org_id]
+    fct = reference_fct_conversations(data["conversations"], data["messages"], data["status_events"])
+    return fct, reference_daily_metrics(fct), reference_agent_daily(fct, data["users"])
+
+
+# ---------------------------------------------------------------- tests
+
+def test_dbt_build_passes_every_model_data_test_and_unit_test(built):
+    assert_all_passed(built["result"])
+    kinds = {r["unique_id"].split(".")[0] for r in built["result"].results}
+    assert {"model", "test", "unit_test"} <= kinds
+
+
+def test_marts_live_in_schema_marts_with_contract_types(built):
+    with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        tables = {r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
+        types = dict(conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
+    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily"}
+    assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
+    assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
+    assert types["first_response_business_seconds"] == "DOUBLE"
+
+
+# (first_contact, first_agent, responder, first_response_s, business_s, has_bot, handed_off,
+#  first_closed, open_to_close_s, reopens, handle_s, messages, contact, agent, bot)
+HAND_COMPUTED_FCT = {
+    101: ("2026-10-29 12:00:00", "2026-10-29 12:01:30.250", 7, 90.25, 0.0, False, False,
+          "2026-10-29 12:30:00", 1860.0, 0, 1709.75, 3, 2, 1, 0),
+    102: ("2026-10-29 14:00:00", "2026-10-29 14:02:00", 7, 120.0, 120.0, False, False,
+          None, None, 0, None, 2, 1, 1, 0),
+    103: ("2026-10-29 15:00:05", "2026-10-29 15:03:05", 9, 180.0, 180.0, True, True,
+          "2026-10-29 16:00:00", 3600.0, 1, 3415.0, 4, 1, 1, 2),
+    104: ("2026-10-29 16:02:00", None, None, None, None, True, False,
+          "2026-10-29 16:30:00", 1860.0, 0, None, 3, 1, 1, 1),
+    105: ("2026-10-29 20:00:30", None, None, None, None, True, False,
+          "2026-10-29 20:30:00", 1800.0, 0, None, 2, 1, 0, 1),
+    106: ("2026-10-30 20:00:00", "2026-11-02 15:00:00", 8, 241200.0, 7200.0, False, False,
+          "2026-11-02 16:00:00", 244860.0, 0, 3600.0, 2, 1, 1, 0),
+    107: ("2026-10-30 21:00:00", None, None, None, None, False, False,
+          None, None, 0, None, 1, 1, 0, 0),
+    108: (None, None, None, None, None, False, False,
+          "2026-11-02 10:05:00", 300.0, 0, None, 0, 0, 0, 0),
+    109: ("2026-11-02 13:00:00", "2026-11-02 15:30:00", 8, 9000.0, 5400.0, False, False,
+          "2026-11-02 16:00:00", 10800.5, 0, 1800.0, 2, 1, 1, 0),
+}
+FCT_HAND_COLUMNS = ("first_contact_message_at", "first_agent_message_at", "first_responder_user_id",
+                    "first_response_seconds", "first_response_business_seconds", "has_bot", "handed_off",
+                    "first_closed_at", "open_to_close_seconds", "reopen_count", "handle_time_seconds",
+                    "message_count", "contact_message_count", "agent_message_count", "bot_message_count")
+
+
+def _hand_fct() -> dict:
+    rows = {}
+    for conversation_id, values in HAND_COMPUTED_FCT.items():
+        row = dict(zip(FCT_HAND_COLUMNS, values))
+        for column in ("first_contact_message_at", "first_agent_message_at", "first_closed_at"):
+            row[column] = datetime.fromisoformat(row[column]) if row[column] else None
+        rows[conversation_id] = row
+    return rows
+
+
+def test_fct_conversations_matches_hand_computed_values(marts):
+    assert_rows_match(marts[ORG]["fct"], _hand_fct(), FCT_HAND_COLUMNS)
+
+
+def test_fct_conversations_keeps_workspaces_apart(marts):
+    other = marts[OTHER_ORG]["fct"]
+    assert set(other) == {101}
+    assert other[101]["first_response_seconds"] == 45.0 and other[101]["first_responder_user_id"] == 7
+    assert marts[ORG]["fct"][101]["first_response_seconds"] == 90.25
+
+
+def test_agg_daily_metrics_matches_hand_computed_values(marts):
+    columns = ("conversations", "responded_conversations", "first_response_p50_seconds",
+               "first_response_p90_seconds", "bot_conversations", "handed_off_conversations",
+               "handoff_rate", "closed_conversations", "open_to_close_p50_seconds", "open_to_close_p90_seconds")
+    expected = {
+        D1: (5, 3, 120.0, 168.0, 3, 1, 1 / 3, 4, 1860.0, 3078.0),
+        D2: (2, 1, 241200.0, 241200.0, 0, 0, None, 1, 244860.0, 244860.0),
+        D3: (2, 1, 9000.0, 9000.0, 0, 0, None, 2, 5550.25, 9750.45),
+    }
+    assert_rows_match(marts[ORG]["daily"], {d: dict(zip(columns, v)) for d, v in expected.items()}, columns)
+    other = {D1: dict(zip(columns, (1, 1, 45.0, 45.0, 0, 0, None, 0, None, None)))}
+    assert_rows_match(marts[OTHER_ORG]["daily"], other, columns)
+
+
+def test_agg_agent_daily_matches_hand_computed_values(marts):
+    columns = ("agent_name", "conversations_first_responded", "first_response_p50_seconds")
+    expected = {
+        (D1, 7): ("Ada", 2, 105.125), (D1, 9): ("Linus", 1, 180.0),
+        (D2, 8): ("Grace", 1, 241200.0), (D3, 8): ("Grace", 1, 9000.0),
+    }
+    assert_rows_match(marts[ORG]["agent"], {k: dict(zip(columns, v)) for k, v in expected.items()}, columns)
+    assert_rows_match(marts[OTHER_ORG]["agent"], {(D1, 7): dict(zip(columns, ("Zed", 1, 45.0)))}, columns)
+
+
+def _assert_marts_match_reference(marts_of_org: dict, dataset: dict, org_id: int) -> None:
+    fct, daily, agent = reference(dataset, org_id)
+    fct_columns = [c for c in next(iter(fct.values())) if c != "conversation_id"] if fct else []
+    assert_rows_match(marts_of_org["fct"], fct, fct_columns)
+    for conversation_id, row in fct.items():
+        assert math.isclose(
+            marts_of_org["fct"][conversation_id]["first_response_business_seconds"] or 0.0,
+            reference_business_seconds(row["first_contact_message_at"], row["first_agent_message_at"]) or 0.0,
+            abs_tol=1e-6)
+    assert_rows_match(marts_of_org["daily"], daily, [c for c in next(iter(daily.values()), {}) if c != "metric_date"])
+    assert_rows_match(marts_of_org["agent"], agent, ["agent_name", "conversations_first_responded",
+                                                      "first_response_p50_seconds"])
+
+
+def test_marts_match_the_python_reference(built, marts):
+    for org_id in (ORG, OTHER_ORG):
+        _assert_marts_match_reference(marts[org_id], built["dataset"], org_id)
+
+
+def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
+    """The dataset after a second sync: (new dataset, re-loaded keys, erased keys)."""
+    org1 = dataset[ORG]
+    conversations = {c["id"]: dict(c) for c in org1["conversations"]}
+    messages = {k: list(v) for k, v in org1["messages"].items()}
+    events = list(org1["status_events"])
+
+    messages[107].append(agent_says(7004, "2026-10-30 21:05:00", 9))          # D2 gains a responder
+    messages[109].append(message(9003, "2026-11-02 17:30:00", "edit", "user", 8,
+                                 edited=9002, edit_type="delete"))            # D3 loses its only responder
+    events.append(event(109, "open", "2026-11-02 17:00:00"))                  # ... and 109 is reopened
+    conversations[109].update(status="open", updatedAt=ms("2026-11-02 17:30:00"))
+    conversations[108].update(createdAt=ms("2026-11-03 09:00:00"))            # moves from D3 to D4
+    conversations[110] = conversation(110, "open", "2026-11-03 13:59:00", "2026-11-03 14:00:30")
+    messages[110] = [contact_says(11001, "2026-11-03 14:00:00"), agent_says(11002, "2026-11-03 14:00:30", 7)]
+    del conversations[105], messages[105]                                     # erased: D1 changes only by count
+    events = [e for e in events if e[0] != 105]
+    users = [dict(u, name="Ada Lovelace") if u["id"] == 7 else u for u in org1["users"]]  # D1 agent name
+
+    new = {
+        ORG: {"conversations": list(conversations.values()), "messages": messages,
+              "status_events": events, "users": users},
+        OTHER_ORG: {"conversations": [], "messages": {}, "status_events": [],
+                    "users": dataset[OTHER_ORG]["users"]},                    # org 2's only conversation erased
+    }
+    reloaded = {(ORG, 107), (ORG, 108), (ORG, 109), (ORG, 110)}
+    erased = {(ORG, 105), (OTHER_ORG, 101)}
+    return new, reloaded, erased
+
+
+def test_incremental_build_equals_full_refresh(built, tmp_path):
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    dataset, reloaded, erased = changed_dataset(built["dataset"])
+
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for org_id, conversation_id in erased:
+            for table in ("conversations", "messages", "status_events"):
+                conn.execute(f"delete from raw.{table} where org_id = ? and conversation_id = ?",
+                             [org_id, conversation_id])
+        load_raw(conn, dataset, SECOND_SYNC, only=reloaded)
+        conn.execute("update raw.users set name = 'Ada Lovelace', synced_at = ? where org_id = ? and user_id = 7",
+                     [SECOND_SYNC, ORG])
+        untouched_before = conn.execute(
+            "select conversation_id, _refreshed_at from marts.fct_conversations where org_id = 1 "
+            "and conversation_id in (101, 102, 103, 104, 106)").fetchall()
+
+    target = built["target"]
+    assert_all_passed(dbt(home, target, "build", "--select", "marts", "--exclude-resource-type", "unit_test"))
+    incremental = _snapshot(home)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        untouched_after = conn.execute(
+            "select conversation_id, _refreshed_at from marts.fct_conversations where org_id = 1 "
+            "and conversation_id in (101, 102, 103, 104, 106)").fetchall()
+        rebuilt = conn.execute(
+            "select count(*) from marts.fct_conversations where _refreshed_at > ?", [max(r[1] for r in untouched_before)]
+        ).fetchone()[0]
+    assert sorted(untouched_after) == sorted(untouched_before), "untouched conversations were rebuilt"
+    assert rebuilt == 4, "only the reloaded conversations are rebuilt"
+
+    assert_all_passed(dbt(home, target, "run", "--select", "marts", "--full-refresh"))
+    full = _snapshot(home)
+    assert incremental == full
+
+    marts_now = {org: {"fct": {k[1]: v for k, v in full["fct"].items() if k[0] == org},
+                       "daily": {k[1]: v for k, v in full["daily"].items() if k[0] == org},
+                       "agent": {(k[1], k[2]): v for k, v in full["agent"].items() if k[0] == org}}
+                 for org in (ORG, OTHER_ORG)}
+    _assert_marts_match_reference(marts_now[ORG], dataset, ORG)
+    assert marts_now[OTHER_ORG] == {"fct": {}, "daily": {}, "agent": {}}
+    assert (D3, 8) not in marts_now[ORG]["agent"] and marts_now[ORG]["agent"][(D1, 7)]["agent_name"] == "Ada Lovelace"
+    assert marts_now[ORG]["fct"][109]["reopen_count"] == 1
+
+
+def _snapshot(home: Path) -> dict:
+    """Every mart row keyed by its grain, without the incremental bookkeeping columns."""
+    keys = {"fct": ("marts.fct_conversations", ("org_id", "conversation_id")),
+            "daily": ("marts.agg_daily_metrics", ("org_id", "metric_date")),
+            "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id"))}
+    snapshot = {}
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        for name, (table, key) in keys.items():
+            cursor = conn.execute(f"select * from {table}")
+            columns = [d[0] for d in cursor.description]
+            rows = [dict(zip(columns, values)) for values in cursor.fetchall()]
+            snapshot[name] = {
+                tuple(r[k] for k in key): {c: v for c, v in r.items() if not c.startswith("_")}
+                for r in rows
+            }
+    return snapshot

@@ -1,0 +1,522 @@
+"""The webhook receiver, its event format and its inbox files (contract: `webhooks serve`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.requests import Request
+
+from drift_pipeline.settings import Settings
+from drift_pipeline.webhooks import inbox as inbox_module
+from drift_pipeline.webhooks.events import (
+    InvalidEvent,
+    canonical_json,
+    event_id,
+    validate_event,
+)
+from drift_pipeline.webhooks.inbox import (
+    SEEN_IDS_FILENAME,
+    InboxWriter,
+    InvalidInboxFile,
+    iter_inbox_files,
+    read_inbox_file,
+    write_events_file,
+)
+from drift_pipeline.webhooks.receiver import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    WebhookConfigError,
+    create_app,
+    read_bounded_body,
+)
+
+TOKEN = "s3cret-verification-token-0123456789"
+
+
+def new_message(message_id: int = 5001, conversation_id: int = 42, **extra) -> dict:
+    return {
+        "type": "new_message",
+        "token": TOKEN,
+        "orgId": 7,
+        "data": {
+            "id": message_id,
+            "orgId": 7,
+            "conversationId": conversation_id,
+            "body": "<p>hello</p>",
+            "type": "chat",
+            "createdAt": 1_700_000_000_000 + message_id,
+            "author": {"type": "contact", "id": 9, "bot": False},
+            **extra,
+        },
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home"),
+                              "DRIFT_WEBHOOK_TOKEN": TOKEN})
+
+
+def stored_records(settings: Settings) -> list[dict]:
+    return [record for path in iter_inbox_files(settings.inbox_dir)
+            for record in read_inbox_file(path)]
+
+
+def inbox_entries(settings: Settings) -> list[str]:
+    return sorted(path.name for path in settings.inbox_dir.iterdir())
+
+
+def seen_ids_on_disk(settings: Settings) -> list[str]:
+    path = settings.state_dir / SEEN_IDS_FILENAME
+    return path.read_text().split() if path.exists() else []
+
+
+def assert_nothing_written(settings: Settings) -> None:
+    assert inbox_entries(settings) == []
+    assert seen_ids_on_disk(settings) == []
+
+
+# --- events ----------------------------------------------------------------------------------
+
+def test_canonical_json_sorts_keys_drops_whitespace_and_token():
+    payload = {"type": "x", "token": TOKEN, "orgId": 1, "data": {"b": 1, "a": [1, 2]}}
+    assert canonical_json(payload) == '{"data":{"a":[1,2],"b":1},"orgId":1,"type":"x"}'
+
+
+def test_event_id_ignores_key_order_whitespace_and_token_but_not_values():
+    payload = new_message()
+    reordered = json.loads(json.dumps(dict(reversed(list(payload.items()))), indent=3))
+    reordered["token"] = "another-token"
+    assert event_id(payload) == event_id(reordered)
+    assert len(event_id(payload)) == 64
+    assert event_id(payload) != event_id(new_message(message_id=5002))
+
+
+def test_validate_event_describes_a_known_event():
+    event = validate_event(new_message())
+    assert (event.type, event.org_id, event.conversation_id, event.known) == \
+        ("new_message", 7, 42, True)
+    assert event.occurred_at_ms == 1_700_000_005_001
+    assert event.event_id == event_id(new_message())
+
+
+def test_status_update_takes_its_time_from_changed_at():
+    event = validate_event({"type": "conversation_status_updated", "orgId": 7, "data": {
+        "conversationId": 42, "status": "closed", "changedAt": 1_700_000_000_123}})
+    assert (event.conversation_id, event.occurred_at_ms) == (42, 1_700_000_000_123)
+
+
+def test_new_conversation_takes_its_id_from_data_id():
+    event = validate_event({"type": "new_conversation", "orgId": 7, "data": {"id": 99}})
+    assert event.conversation_id == 99
+
+
+def test_unknown_event_type_is_valid_but_flagged():
+    event = validate_event({"type": "playbook_goal_met", "orgId": 7, "data": {}})
+    assert event.known is False
+    assert event.conversation_id is None
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ([1, 2], "JSON object"),
+    ({"orgId": 7, "data": {}}, "event.type"),
+    ({"type": "new_message", "orgId": "7", "data": {}}, "orgId"),
+    ({"type": "new_message", "orgId": True, "data": {}}, "orgId"),
+    ({"type": "new_message", "orgId": 7, "data": []}, "event.data"),
+    ({"type": "new_message", "orgId": 7, "data": {"id": 1, "createdAt": 1}}, "conversationId"),
+    ({"type": "new_message", "orgId": 7, "data": {"conversationId": 1, "createdAt": 1}}, "data.id"),
+    ({"type": "new_message", "orgId": 7, "data": {"id": 1, "conversationId": 1,
+                                                  "createdAt": "yesterday"}}, "createdAt"),
+    ({"type": "new_conversation", "orgId": 7, "data": {}}, "data.id"),
+    ({"type": "conversation_status_updated", "orgId": 7,
+      "data": {"conversationId": 1, "status": "archived", "changedAt": 1}}, "status"),
+    ({"type": "conversation_participant_added", "orgId": 7,
+      "data": {"conversationId": 1, "addedParticipants": 5, "changedAt": 1}}, "addedParticipants"),
+    ({"type": "conversation_participant_removed", "orgId": 7,
+      "data": {"conversationId": 1, "removedParticipants": [5]}}, "changedAt"),
+    ({"type": "gdpr_delete_requested", "orgId": 7, "data": {"name": "x"}}, "contact"),
+])
+def test_wrong_shapes_are_invalid_with_a_one_line_reason(payload, fragment):
+    with pytest.raises(InvalidEvent) as caught:
+        validate_event(payload)
+    assert fragment in caught.value.reason
+    assert "\n" not in caught.value.reason
+
+
+def test_gdpr_request_may_name_the_contact_by_email_only():
+    event = validate_event({"type": "gdpr_delete_requested", "orgId": 7,
+                            "data": {"attributes": {"email": "a@example.com"}}})
+    assert event.known
+
+
+# --- the receiver ----------------------------------------------------------------------------
+# Driven in process through httpx.ASGITransport (with the app's lifespan, as a server runs it);
+# the last test goes through a real uvicorn on loopback.
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(settings: Settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            yield http
+
+
+@pytest.fixture
+async def client(settings: Settings, anyio_backend):
+    async with running_receiver(settings) as http:
+        yield http
+
+
+@pytest.mark.anyio
+async def test_valid_event_is_accepted_and_dropped_atomically(client, settings):
+    payload = new_message()
+    response = await client.post("/webhooks", json=payload)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted", "event_id": event_id(payload)}
+    files = iter_inbox_files(settings.inbox_dir)
+    assert len(files) == 1 and files[0].suffix == ".json"
+    assert inbox_entries(settings) == [files[0].name]  # no temp file left behind
+    lines = files[0].read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert set(record) == {"event_id", "received_at", "payload"}
+    assert record["event_id"] == event_id(payload)
+    assert isinstance(record["received_at"], int) and record["received_at"] > 1_600_000_000_000
+    assert "token" not in record["payload"]
+    assert record["payload"]["data"] == payload["data"]
+    assert TOKEN not in files[0].read_text()
+    assert seen_ids_on_disk(settings) == [event_id(payload)]
+
+
+@pytest.mark.anyio
+async def test_stored_payload_validates_back_to_the_same_event_id(client, settings):
+    payload = {"type": "conversation_status_updated", "token": TOKEN, "orgId": 7,
+               "data": {"conversationId": 42, "status": "closed", "changedAt": 1_700_000_000_000,
+                        "note": "caf\u00e9 \u2028 \"quoted\""}}
+    await client.post("/webhooks", json=payload)
+    [record] = stored_records(settings)
+    event = validate_event(record["payload"])
+    assert event.event_id == record["event_id"] == event_id(payload)
+    assert event.canonical == canonical_json(payload)
+    assert record["payload"] == {key: value for key, value in payload.items() if key != "token"}
+
+
+@pytest.mark.anyio
+async def test_wrong_token_is_rejected_and_nothing_is_written(client, settings):
+    response = await client.post("/webhooks", json={**new_message(), "token": "guess"})
+    assert response.status_code == 401
+    assert "guess" not in response.text
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("token", [None, 12345, ""])
+async def test_missing_or_non_string_token_is_rejected(client, settings, token):
+    payload = new_message()
+    if token is None:
+        del payload["token"]
+    else:
+        payload["token"] = token
+    assert (await client.post("/webhooks", json=payload)).status_code == 401
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_oversized_body_with_content_length_is_rejected(client, settings):
+    payload = new_message(padding="x" * (MAX_BODY_BYTES + 10))
+    response = await client.post("/webhooks", json=payload)
+    assert response.status_code == 413
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_oversized_body_without_content_length_is_rejected(client, settings):
+    chunk = b"x" * 65536
+
+    async def chunks():
+        yield b'{"type":"new_message","token":"' + TOKEN.encode() + b'","pad":"'
+        for _ in range(MAX_BODY_BYTES // len(chunk) + 2):
+            yield chunk
+        yield b'"}'
+
+    response = await client.post("/webhooks", content=chunks())
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert_nothing_written(settings)
+
+
+def test_body_reading_stops_as_soon_as_the_limit_is_passed():
+    sent = 0
+
+    async def receive():
+        nonlocal sent
+        sent += 1
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}  # never ends
+
+    request = Request({"type": "http", "method": "POST", "path": "/webhooks", "headers": []},
+                      receive)
+    with pytest.raises(BodyTooLarge):
+        asyncio.run(read_bounded_body(request, limit=10_000))
+    assert sent == 11
+
+
+@pytest.mark.anyio
+async def test_non_json_body_is_rejected_with_a_one_line_reason(client, settings):
+    response = await client.post(
+        "/webhooks", content=b"token=" + TOKEN.encode() + b"&type=x",
+        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["error"]
+    assert "\n" not in response.json()["error"]
+    assert TOKEN not in response.text
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_nan_is_not_json(client, settings):
+    body = json.dumps(new_message()).replace('"createdAt": 1700000005001', '"createdAt": NaN')
+    assert "NaN" in body
+    assert (await client.post("/webhooks", content=body)).status_code == 400
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload", [
+    {"type": "new_message", "token": TOKEN, "orgId": 7, "data": {"id": 1}},
+    {"type": 3, "token": TOKEN, "orgId": 7, "data": {}},
+    {"type": "new_conversation", "token": TOKEN, "orgId": 7},
+    {"type": "conversation_status_updated", "token": TOKEN, "orgId": 7,
+     "data": {"conversationId": 1, "status": "archived", "changedAt": 1}},
+])
+async def test_wrong_shape_is_rejected_with_422_and_nothing_is_written(client, settings,
+                                                                        payload):
+    response = await client.post("/webhooks", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]
+    assert "archived" not in response.text  # the body is never echoed
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_same_event_delivered_three_times_is_stored_once(client, settings):
+    payload = new_message()
+    deliveries = [
+        json.dumps(payload),
+        json.dumps(dict(reversed(list(payload.items())))),
+        json.dumps(payload, indent=4, sort_keys=True),
+    ]
+    answers = [(await client.post("/webhooks", content=body)).json() for body in deliveries]
+
+    assert [answer["status"] for answer in answers] == ["accepted", "duplicate", "duplicate"]
+    assert {answer["event_id"] for answer in answers} == {event_id(payload)}
+    assert len(stored_records(settings)) == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_redeliveries_are_stored_once(client, settings):
+    responses = await asyncio.gather(
+        *(client.post("/webhooks", json=new_message()) for _ in range(10)))
+    assert sorted(response.json()["status"] for response in responses) == \
+        ["accepted"] + ["duplicate"] * 9
+    assert len(stored_records(settings)) == 1
+
+
+@pytest.mark.anyio
+async def test_dedupe_survives_a_restart(settings):
+    async with running_receiver(settings) as first:
+        assert (await first.post("/webhooks", json=new_message())).json()["status"] == "accepted"
+    async with running_receiver(settings) as second:
+        assert (await second.post("/webhooks", json=new_message())).json()["status"] == \
+            "duplicate"
+        assert (await second.post("/webhooks", json=new_message(5002))).json()["status"] == \
+            "accepted"
+    assert len(stored_records(settings)) == 2
+
+
+@pytest.mark.anyio
+async def test_events_still_in_the_inbox_count_as_seen_without_the_seen_list(settings):
+    async with running_receiver(settings) as first:
+        await first.post("/webhooks", json=new_message())
+    (settings.state_dir / SEEN_IDS_FILENAME).unlink()  # e.g. a crash before it was appended
+    async with running_receiver(settings) as second:
+        assert (await second.post("/webhooks", json=new_message())).json()["status"] == \
+            "duplicate"
+
+
+@pytest.mark.anyio
+async def test_unknown_event_type_is_accepted_and_stored(client, settings):
+    payload = {"type": "playbook_goal_met", "token": TOKEN, "orgId": 7, "data": {"goal": 1}}
+    response = await client.post("/webhooks", json=payload)
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    assert [record["payload"]["type"] for record in stored_records(settings)] == \
+        ["playbook_goal_met"]
+
+
+def test_refuses_to_start_without_a_webhook_token(tmp_path):
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path)})
+    with pytest.raises(WebhookConfigError, match="DRIFT_WEBHOOK_TOKEN is not set"):
+        create_app(settings)
+
+
+@pytest.mark.anyio
+async def test_healthz_answers_200_when_ready(client, settings):
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert settings.inbox_dir.is_dir()
+
+
+@pytest.mark.anyio
+async def test_failed_write_answers_503_and_a_retry_is_then_accepted(client, settings,
+                                                                    monkeypatch):
+    real_write = inbox_module._write_file
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(inbox_module, "_write_file", full_disk)
+    assert (await client.post("/webhooks", json=new_message())).status_code == 503
+    assert (await client.get("/healthz")).status_code == 503
+    assert_nothing_written(settings)
+
+    monkeypatch.setattr(inbox_module, "_write_file", real_write)
+    assert (await client.post("/webhooks", json=new_message())).json()["status"] == "accepted"
+    assert (await client.get("/healthz")).status_code == 200
+    assert len(stored_records(settings)) == 1
+
+
+@pytest.mark.anyio
+async def test_token_and_body_never_appear_in_logs(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    marker = "body-marker-that-must-not-be-logged"
+    await client.post("/webhooks", json=new_message(note=marker))
+    await client.post("/webhooks", json={**new_message(), "token": "wrong-" + TOKEN})
+    await client.post("/webhooks", json={"type": "new_message", "token": TOKEN, "orgId": 7,
+                                         "data": {"note": marker}})
+    await client.post("/webhooks", content=b"{not json " + TOKEN.encode())
+
+    assert "POST /webhooks 200" in caplog.text
+    assert "POST /webhooks 401" in caplog.text
+    assert "POST /webhooks 422" in caplog.text
+    assert TOKEN not in caplog.text
+    assert marker not in caplog.text
+
+
+# --- the inbox files -------------------------------------------------------------------------
+
+def test_write_events_file_drops_tokens_and_reads_back(tmp_path):
+    path = write_events_file(tmp_path, [new_message(1), new_message(2)])
+    records = read_inbox_file(path)
+    assert [record["event_id"] for record in records] == \
+        [event_id(new_message(1)), event_id(new_message(2))]
+    assert all("token" not in record["payload"] for record in records)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_inbox_files_are_listed_oldest_first_and_temp_files_ignored(tmp_path):
+    (tmp_path / "1700000000999-000001.json").write_text("")
+    (tmp_path / "1700000000001-000007.json").write_text("")
+    (tmp_path / "1700000000001-000010.json").write_text("")
+    (tmp_path / ".tmp-123-abc").write_text("half")
+    (tmp_path / "notes.txt").write_text("")
+    assert [p.name for p in iter_inbox_files(tmp_path)] == [
+        "1700000000001-000007.json", "1700000000001-000010.json", "1700000000999-000001.json"]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "no events"),
+    ('{"event_id": "' + "a" * 64 + '", "received_at": 1, "payload": {}}\n{"event_', "line 2"),
+    ("[1]\n", "not a JSON object"),
+    ('{"event_id": "nope", "received_at": 1, "payload": {}}\n', "event_id"),
+    ('{"event_id": "' + "a" * 64 + '", "received_at": "x", "payload": {}}\n', "received_at"),
+    ('{"event_id": "' + "a" * 64 + '", "received_at": 1, "payload": []}\n', "payload"),
+])
+def test_malformed_inbox_file_raises_invalid_inbox_file(tmp_path, content, fragment):
+    path = tmp_path / "1700000000000-000000.json"
+    path.write_text(content)
+    with pytest.raises(InvalidInboxFile) as caught:
+        read_inbox_file(path)
+    assert fragment in caught.value.reason
+
+
+def test_events_queued_during_a_write_share_the_next_file_and_fsync(tmp_path, monkeypatch):
+    real_write = inbox_module._write_file
+    first_write_started, release_first_write = threading.Event(), threading.Event()
+
+    def slow_first_write(*args, **kwargs):
+        if not first_write_started.is_set():
+            first_write_started.set()
+            release_first_write.wait(timeout=30)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(inbox_module, "_write_file", slow_first_write)
+    writer = InboxWriter(tmp_path / "inbox", tmp_path / "state", linger_s=0)
+    writer.start()
+    try:
+        first = writer.submit_nowait(new_message(0))
+        assert first_write_started.wait(timeout=30)
+        rest = [writer.submit_nowait(new_message(i)) for i in range(1, 200)]
+        release_first_write.set()
+        results = [future.result(timeout=30) for future in [first, *rest]]
+    finally:
+        writer.close()
+    assert {result.status for result in results} == {"accepted"}
+    files = iter_inbox_files(tmp_path / "inbox")
+    assert [len(read_inbox_file(path)) for path in files] == [1, 199]
+
+
+# --- through a real server -------------------------------------------------------------------
+
+def test_receiver_over_real_http_on_loopback(settings):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):  # wait for readiness, not for a duration
+            if server.started:
+                break
+            time.sleep(0.01)
+        assert server.started
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            assert http.get("/healthz").status_code == 200
+            answers = [http.post("/webhooks", json=new_message(i)).json() for i in range(20)]
+            assert http.post("/webhooks", json=new_message(0)).json()["status"] == "duplicate"
+            assert http.post("/webhooks", json={**new_message(), "token": "x"}).status_code == 401
+
+            def chunks():
+                yield b'{"pad":"'
+                for _ in range(MAX_BODY_BYTES // 65536 + 2):
+                    yield b"x" * 65536
+
+            assert http.post("/webhooks", content=chunks()).status_code == 413
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+    assert {answer["status"] for answer in answers} == {"accepted"}
+    assert sorted(record["event_id"] for record in stored_records(settings)) == \
+        sorted(event_id(new_message(i)) for i in range(20))
+    assert not [name for name in inbox_entries(settings) if name.startswith(".tmp-")]
