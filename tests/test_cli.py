@@ -1,0 +1,67 @@
+"""The command line: every subcommand has --help; bad usage is exit 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drift_pipeline.cli import build_parser, main
+
+CLI = str(Path(sys.executable).parent / "drift-pipeline")
+
+SUBCOMMANDS = [
+    ["sync"], ["webhooks", "serve"], ["apply-inbox"], ["replay", "conversation"], ["replay", "event"],
+    ["publish"], ["erase"], ["auth", "exchange"], ["auth", "refresh"], ["auth", "status"], ["simulator", "serve"],
+]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=lambda w: " ".join(w))
+def test_every_subcommand_has_help(words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*words, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: drift-pipeline" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["nope"], ["sync", "--start", "2026-13-01"], ["sync", "--start", "yesterday"],
+    ["replay", "conversation", "abc"], ["erase"], ["erase", "--contact-id", "1", "--email", "a@b.c"],
+    ["auth", "exchange"], ["simulator", "serve", "--port", "x"],
+])
+def test_bad_usage_exits_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err and "Traceback" not in err
+
+
+def test_sync_with_end_before_start_is_a_usage_error(home, capsys):
+    assert main(["sync", "--start", "2026-11-10", "--end", "2026-11-09"]) == 2
+    assert "must be after" in capsys.readouterr().err
+
+
+def test_webhook_receiver_refuses_to_start_without_its_token(home):
+    proc = subprocess.run([CLI, "webhooks", "serve", "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "DRIFT_WEBHOOK_TOKEN" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_publish_without_a_warehouse_says_what_to_do(home):
+    proc = subprocess.run([CLI, "publish"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "drift-pipeline sync" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_auth_status_without_credentials_shows_no_secrets(home, monkeypatch):
+    monkeypatch.setenv("DRIFT_CLIENT_SECRET", "super-secret-value")
+    proc = subprocess.run([CLI, "auth", "status"], capture_output=True, text=True, timeout=60)
+    assert "super-secret-value" not in proc.stdout + proc.stderr
+
+
+def test_the_parser_lists_the_contract_commands():
+    help_text = build_parser().format_help()
+    for command in ("sync", "webhooks", "apply-inbox", "replay", "publish", "erase", "auth", "simulator"):
+        assert command in help_text
