@@ -1,0 +1,79 @@
+"""The inbox sensor: each file is requested once, across restarts; a file a failed run left behind
+is requested again later; the job it launches applies the files and refreshes the marts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+
+from drift_pipeline.resources import DriftApiResource
+from drift_pipeline.sensors import REDISPATCH_AFTER_SECONDS, apply_webhooks_job, plan_dispatch, webhook_inbox_sensor
+from drift_pipeline.webhooks.inbox import write_events_file
+
+from conftest import SIM_END, query, sync
+
+END = SIM_END.replace(tzinfo=None)
+
+
+def test_plan_dispatch_requests_each_file_once_then_again_only_when_left_behind():
+    due, cursor = plan_dispatch(["a.json", "b.json"], None, now=1000.0)
+    assert due == ["a.json", "b.json"]
+    due, cursor = plan_dispatch(["a.json", "b.json", "c.json"], cursor, now=1010.0)
+    assert due == ["c.json"]
+    due, cursor = plan_dispatch(["b.json"], cursor, now=1020.0)  # a and c were applied
+    assert due == [] and set(json.loads(cursor)) == {"b.json"}
+    due, _ = plan_dispatch(["b.json"], cursor, now=1000.0 + REDISPATCH_AFTER_SECONDS + 1)
+    assert due == ["b.json"]
+
+
+def test_sensor_requests_new_inbox_files_once(home, tmp_path):
+    from drift_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    event = {"type": "conversation_status_updated", "orgId": 1,
+             "data": {"conversationId": 5, "status": "closed", "changedAt": 1_763_000_000_000}}
+    first = write_events_file(settings.inbox_dir, [event])
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, resources={"drift": DriftApiResource()})
+        request = webhook_inbox_sensor(context)
+        assert isinstance(request, RunRequest)
+        assert request.run_config["ops"]["apply_webhook_files"]["config"]["files"] == [first.name]
+        context = build_sensor_context(instance=instance, cursor=context.cursor,
+                                       resources={"drift": DriftApiResource()})
+        assert isinstance(webhook_inbox_sensor(context), SkipReason)  # a restart with the cursor
+        second = write_events_file(settings.inbox_dir, [dict(event, data=dict(event["data"], status="open"))])
+        context = build_sensor_context(instance=instance, cursor=context.cursor,
+                                       resources={"drift": DriftApiResource()})
+        request = webhook_inbox_sensor(context)
+        assert request.run_config["ops"]["apply_webhook_files"]["config"]["files"] == [second.name]
+
+
+@pytest.mark.slow
+def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
+    simulator, settings = sim_env
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = next(cid for cid, c in simulator.world.conversations.items() if c["status"] == "open")
+    payloads = simulator.world.set_status(conversation_id, "closed", at_ms=simulator.world.now_ms + 1000)
+    path = write_events_file(settings.inbox_dir, payloads)
+    result = apply_webhooks_job.execute_in_process(
+        run_config={"ops": {"apply_webhook_files": {"config": {"files": [path.name]}}}},
+        resources={"drift": DriftApiResource()},
+    )
+    assert result.success
+    summary = result.output_for_node("apply_webhook_files")
+    assert summary["events_applied"] == 1 and summary["files_applied"] == 1
+    assert (settings.processed_dir / path.name).exists()
+    keys = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("apply_webhook_files")}
+    assert {"marts/fct_conversations", "raw/status_events"} <= keys
+    import duckdb
+
+    serving = duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True)
+    try:
+        assert serving.execute("SELECT status FROM marts.fct_conversations WHERE conversation_id = ?",
+                               [conversation_id]).fetchall() == [("closed",)]
+    finally:
+        serving.close()
