@@ -4,7 +4,7 @@
 import os
 from typing import Any, Mapping, Optional
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from drift_pipeline.dbt_project import dbt_project, ensure_manifest
@@ -40,7 +40,23 @@ def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
     yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
     if context.selected_output_names:
-        from drift_pipeline.serving import publish
+        from drift_pipeline.serving import headline_metrics, publish
 
         result = publish(settings)
         context.log.info(f"published serving copy: {result['tables']}")
+        context.log_event(AssetObservation(
+            asset_key=AssetKey(["marts", "agg_daily_metrics"]),
+            description="Published to the serving copy",
+            metadata={
+                "serving_copy": MetadataValue.path(result["path"]),
+                **{f"rows {name}": MetadataValue.int(rows) for name, rows in result["tables"].items()},
+                "latest days": MetadataValue.md(_metrics_markdown(headline_metrics(settings)[-7:])),
+            },
+        ))
+
+
+def _metrics_markdown(rows) -> str:
+    header = "| day | conversations | FRT p50 min | FRT p90 min | handoff % | open->close p50 h |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
