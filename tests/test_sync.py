@@ -161,3 +161,48 @@ def test_sync_killed_midway_then_rerun_equals_an_uninterrupted_one(home, make_si
         assert _query(settings, sql) == _query(reference, sql), table
     jobs = _query(settings, "SELECT success, error_code FROM raw.exports ORDER BY started_at")
     assert jobs == [(False, "interrupted"), (True, None)]
+
+
+def test_a_sync_through_every_fault_equals_a_clean_run(home, make_simulator, monkeypatch, tmp_path):
+    """The fault matrix: 429 storms, 5xx, resets, malformed bodies, slow answers and an access
+    token expiring mid-run (OAuth, rotating refresh token) end with the same tables."""
+    from drift_pipeline.drift.auth import auth_exchange
+    from drift_pipeline.settings import Settings
+
+    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)
+    start, end = END - timedelta(days=3), END
+    org = simulator.world.org_id
+    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path / "clean"))
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    clean = Settings.from_env()
+    _sync(clean, start, end, org_id=org)
+
+    monkeypatch.delenv("DRIFT_ACCESS_TOKEN")
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(home))
+    monkeypatch.setenv("DRIFT_CLIENT_ID", simulator.config.client_id)
+    monkeypatch.setenv("DRIFT_CLIENT_SECRET", simulator.config.client_secret)
+    faulty = Settings.from_env()
+    auth_exchange(faulty, simulator.issue_authorization_code())
+    simulator.stats.reset()
+    faults = simulator.faults
+    faults.inject("429", count=4, path="/conversations/list", retry_after=1)
+    detail = "/conversations/31"  # detail and message pages, not the list
+    faults.inject("500", count=3, path=detail)
+    faults.inject("503", count=3, path="/contacts/")
+    faults.inject("reset", count=3, path=detail)
+    faults.inject("malformed", count=3, path=detail)
+    faults.inject("slow", count=2, path=detail, delay=0.3)
+    faults.inject("expire_token", count=1, path=detail)
+    stats = _sync(faulty, start, end, org_id=org, backoff_base_seconds=0.01, timeout_seconds=5, max_retries=10)
+    assert faults.pending == 0, "every injected fault was hit"
+    assert stats.responses_429 >= 4
+    assert sum(simulator.stats.faults.values()) >= 19
+    for table, key in (("raw.conversations", "conversation_id"), ("raw.messages", "conversation_id, message_id"),
+                       ("raw.participants", "conversation_id, participant_id, participant_type"),
+                       ("raw.contacts", "contact_id"), ("raw.users", "user_id")):
+        sql = f"SELECT * EXCLUDE (synced_at) FROM {table} ORDER BY {key}"
+        assert _query(faulty, sql) == _query(clean, sql), table
+    sql = "SELECT * EXCLUDE (recorded_at) FROM raw.status_events ORDER BY ALL"
+    assert _query(faulty, sql) == _query(clean, sql)
+    assert _query(faulty, "SELECT success FROM raw.exports") == [(True,)]

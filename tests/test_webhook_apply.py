@@ -108,3 +108,31 @@ def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_e
     served = query(Settings.from_env({"DRIFT_PIPELINE_HOME": str(settings.home)}),
                    "SELECT count(*) FROM marts.fct_conversations")
     assert served[0][0] > 0
+
+
+def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
+    from drift_pipeline.cli import main
+    from drift_pipeline.webhooks.apply import replay_conversations, replay_event_file
+
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = next(cid for cid, c in world.conversations.items() if c["status"] == "open"
+                           and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
+    contact_id = world.conversations[conversation_id]["contactId"]
+    world.add_message(conversation_id, author_type="contact", author_id=contact_id, at_ms=world.now_ms + 5000)
+    status = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 10_000)
+    event_file = tmp_path / "status.json"
+    event_file.write_text(json.dumps(dict(status[0], token="sim-webhook-token")))  # as Drift sent it
+
+    assert main(["replay", "conversation", str(conversation_id)]) == 0
+    replay_conversations(settings, [conversation_id], refresh=False)  # again: nothing changes
+    count = query(settings, "SELECT count(*) FROM raw.messages WHERE conversation_id = ?", [conversation_id])
+    assert count == [(len(world.messages[conversation_id]),)]
+    replay_event_file(settings, event_file, refresh=False)
+    assert main(["replay", "event", str(event_file)]) == 0
+    assert query(settings, "SELECT status, source FROM raw.status_events WHERE conversation_id = ? "
+                           "AND source = 'webhook'", [conversation_id]) == [("closed", "webhook")]
+    assert query(settings, "SELECT status FROM marts.fct_conversations WHERE conversation_id = ?",
+                 [conversation_id]) == [("closed",)]
+    assert main(["replay", "event", str(tmp_path / "missing.json")]) == 2

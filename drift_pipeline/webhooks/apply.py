@@ -261,7 +261,7 @@ def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) 
     return result.as_dict()
 
 
-def replay_conversations(settings: Settings, conversation_ids: list[int]) -> dict:
+def replay_conversations(settings: Settings, conversation_ids: list[int], *, refresh: bool = True) -> dict:
     """Re-fetch and upsert conversations by id (idempotent), then refresh the marts."""
     from drift_pipeline.drift.client import DriftClient
     from drift_pipeline.ingest.sync import ConversationSync
@@ -279,11 +279,12 @@ def replay_conversations(settings: Settings, conversation_ids: list[int]) -> dic
                 conn.close()
 
     stats = asyncio.run(go())
-    refresh_marts(settings)
+    if refresh:
+        refresh_marts(settings)
     return {"conversations_refetched": stats.conversations_fetched, "rows": dict(stats.rows)}
 
 
-def replay_event_file(settings: Settings, path: Path) -> dict:
+def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -> dict:
     """Re-apply one stored webhook file (from processed/ or anywhere); it is not moved.
     Events already applied are recognized by their id and not applied twice."""
     if not path.exists():
@@ -292,6 +293,6 @@ def replay_event_file(settings: Settings, path: Path) -> dict:
         result = asyncio.run(_apply_paths(settings, [path], moving=False))
     except InvalidInboxFile as exc:
         raise ValueError(str(exc)) from None
-    if result.events_applied:
+    if refresh and result.events_applied:
         refresh_marts(settings)
     return result.as_dict()
