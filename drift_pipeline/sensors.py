@@ -27,7 +27,7 @@ MART_KEYS = [AssetKey(["marts", name]) for name in ("fct_conversations", "agg_da
 
 
 class ApplyInboxConfig(Config):
-    files: list[str] = []  # inbox file names; empty means every waiting file
+    files: list[str] = []  # the inbox files that triggered the run (it applies all waiting ones)
 
 
 @op(description="Apply dropped webhook files, refresh the affected marts' rows, republish the serving copy.")
@@ -36,7 +36,9 @@ def apply_webhook_files(context: OpExecutionContext, config: ApplyInboxConfig, d
     from drift_pipeline.webhooks.apply import apply_inbox, refresh_marts
 
     settings = drift.settings()
-    result = apply_inbox(settings, config.files or None)
+    # Everything waiting, not only the files this run was requested for: runs queue behind each
+    # other (one writer), so the first to start takes the backlog and the rest find little to do.
+    result = apply_inbox(settings)
     summary = result.as_dict()
     context.log.info(f"applied webhook files: {summary}")
     if result.events_applied or result.contacts_erased:
@@ -72,6 +74,17 @@ def plan_dispatch(waiting: list[str], cursor: str | None, now: float) -> tuple[l
     return due, json.dumps(requested, sort_keys=True)
 
 
+def _run_waiting_to_start(context: SensorEvaluationContext) -> bool:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    queued = context.instance.get_runs(
+        filters=RunsFilter(job_name=apply_webhooks_job.name,
+                           statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]),
+        limit=1,
+    )
+    return bool(queued)
+
+
 @sensor(
     job=apply_webhooks_job,
     minimum_interval_seconds=15,
@@ -84,6 +97,9 @@ def webhook_inbox_sensor(context: SensorEvaluationContext, drift: DriftApiResour
     waiting = [p.name for p in iter_inbox_files(drift.settings().inbox_dir)]
     now = time.time()
     due, cursor = plan_dispatch(waiting, context.cursor, now)
+    if due and _run_waiting_to_start(context):
+        # A queued run will apply every file waiting when it starts: no need for another.
+        return SkipReason(f"{len(due)} new inbox file(s) will be applied by the queued run")
     context.update_cursor(cursor)
     if not due:
         return SkipReason(f"{len(waiting)} inbox file(s) waiting, none due")
