@@ -94,7 +94,8 @@ def cmd_sync(args, settings: Settings) -> int:
     today = datetime.now(timezone.utc).date()
     start = args.start or today - timedelta(days=1)
     end = args.end or today + timedelta(days=1)
-    result = materialize_days(settings, start, end, with_dbt=not args.no_dbt)
+    result = materialize_days(settings, start, end, with_dbt=not args.no_dbt,
+                              log_level="INFO" if args.verbose else "CRITICAL")
     if args.no_dbt:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
     else:

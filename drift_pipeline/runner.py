@@ -12,8 +12,16 @@ class RunFailed(RuntimeError):
     pass
 
 
+def _root_cause(error) -> str:
+    """The innermost error of Dagster's wrapped chain, as one line (`Class: message`)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = (error.message or "").strip().splitlines()
+    return message[0] if message else error.cls_name or "unknown error"
+
+
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
-                     log_level: str = "WARNING"):
+                     log_level: str = "CRITICAL"):
     """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end)."""
     if end <= start:
         raise ValueError(f"--end ({end}) must be after --start ({start})")
@@ -44,6 +52,6 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
         )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = failure.step_failure_data.error.message.strip().splitlines()[-1] if failure else "see the Dagster run"
-        raise RunFailed(f"run {result.run_id} failed: {reason}")
+        reason = _root_cause(failure.step_failure_data.error) if failure else "see the Dagster run"
+        raise RunFailed(f"run {result.run_id} failed in {failure.step_key if failure else '?'}: {reason}")
     return result

@@ -206,3 +206,41 @@ def test_a_sync_through_every_fault_equals_a_clean_run(home, make_simulator, mon
     sql = "SELECT * EXCLUDE (recorded_at) FROM raw.status_events ORDER BY ALL"
     assert _query(faulty, sql) == _query(clean, sql)
     assert _query(faulty, "SELECT success FROM raw.exports") == [(True,)]
+
+
+def test_a_failed_sync_records_its_error_code_and_the_next_run_resumes(sim_env, monkeypatch):
+    from drift_pipeline.drift.errors import DriftAuthError, DriftServerError
+
+    simulator, settings = sim_env
+    start, end = END - timedelta(days=3), END
+    org = simulator.world.org_id
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", "not-a-valid-token")
+    from drift_pipeline.settings import Settings
+    with pytest.raises(DriftAuthError):
+        _sync(Settings.from_env(), start, end)
+    assert _query(settings, "SELECT success, error_code FROM raw.exports") == [(False, "auth")]
+
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    settings = Settings.from_env()
+    # The second list page fails past every retry: the first page stays committed.
+    calls = {"n": 0}
+    original = simulator.faults.take
+
+    def fail_after_first_list(path, *, oauth_token):
+        if path.startswith("/conversations/list"):
+            calls["n"] += 1
+            if calls["n"] >= 2:
+                simulator.faults.inject("503", count=1, path="/conversations/list")
+        return original(path, oauth_token=oauth_token)
+
+    monkeypatch.setattr(simulator.faults, "take", fail_after_first_list)
+    with pytest.raises(DriftServerError):
+        _sync(settings, start, end, org_id=org, max_retries=2, backoff_base_seconds=0.01)
+    failed = _query(settings, "SELECT success, error_code, pages FROM raw.exports WHERE success IS NOT NULL "
+                              "AND error_code <> 'auth'")
+    assert failed == [(False, "server_error", 1)]
+    monkeypatch.setattr(simulator.faults, "take", original)
+    stats = _sync(settings, start, end, org_id=org)
+    assert stats.resumed_from_job is not None
+    assert {r[0] for r in _query(settings, "SELECT conversation_id FROM raw.conversations")} == set(
+        _expected_conversations(simulator.world, start - timedelta(hours=1), end))

@@ -164,8 +164,17 @@ class ConversationSync:
 
     async def run(self, window_start: datetime, window_end: datetime) -> SyncStats:
         started = time.monotonic()
-        await self._resolve_org()
         list_from = window_start - self.overlap
+        try:
+            await self._resolve_org()
+        except BaseException as exc:
+            # Not even the org could be read (bad credentials, Drift unreachable): still a job.
+            upsert(self.conn, schema.EXPORTS, [{
+                "job_id": uuid.uuid4().hex, "window_start": window_start, "window_end": window_end,
+                "partition_keys": self.partition_keys, "started_at": tf.utcnow(),
+                "finished_at": tf.utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
+            }])
+            raise
         stats = SyncStats(job_id=uuid.uuid4().hex, org_id=self.org_id, window_start=window_start,
                           window_end=window_end, list_from=list_from)
         resumed_job, cursor = self._resumable_job(window_start, window_end)
