@@ -1,13 +1,17 @@
 """`make demo`: the whole path against the bundled simulator, start to finish, then exit 0.
 
 Simulator (14 days of seeded traffic) -> one Dagster run backfilling 14 daily partitions ->
-dbt marts -> serving copy -> the headline metrics, read back from the serving copy.
+dbt marts -> serving copy; then 45 minutes of live activity as webhooks through the receiver and
+the sensor's apply code; then the headline metrics, read back from the serving copy.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -26,7 +30,47 @@ def _table(rows: list[tuple], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
+    """45 simulated minutes of Drift activity through the near-real-time path: Drift's POSTs ->
+    the receiver (its own process) -> inbox files -> the sensor's apply code -> marts -> serving."""
+    import httpx
+
+    from drift_pipeline.webhooks.apply import apply_inbox_and_refresh
+
+    started = time.monotonic()
+    port = _free_port()
+    env = dict(os.environ, DRIFT_WEBHOOK_TOKEN=simulator.config.webhook_token)
+    receiver = subprocess.Popen([sys.executable, "-m", "drift_pipeline.cli", "webhooks", "serve", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(150):
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            payloads = simulator.world.advance(minutes=minutes)
+            for payload in payloads:
+                http.post("/webhooks", json=payload).raise_for_status()
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=30)
+    result = apply_inbox_and_refresh(settings)
+    return {"posted": len(payloads), "seconds": time.monotonic() - started, **result}
+
+
 def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # dagster's loggers set their own INFO level
+        handler.setLevel(logging.WARNING)
     from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
     from drift_pipeline.runner import materialize_days
     from drift_pipeline.serving import headline_metrics
@@ -55,8 +99,12 @@ def main() -> int:
               f"(DAGSTER_HOME={home / 'dagster'})")
         result = materialize_days(settings, start, end, with_dbt=True)
         calls = simulator.stats.requests_total
+        print(f"run {result.run_id} succeeded: {calls} API calls, {time.monotonic() - started:.0f} s")
+        applied = _deliver_webhooks(simulator, settings, minutes=45)
+        print(f"webhooks: {applied['posted']} events POSTed to the receiver, {applied['events_applied']} applied "
+              f"({applied['conversations_refetched']} conversations re-fetched, {applied['status_events']} status "
+              f"changes), marts refreshed and republished in {applied['seconds']:.0f} s\n")
     rows = headline_metrics(settings)
-    print(f"\nrun {result.run_id} succeeded: {calls} API calls, {time.monotonic() - started:.0f} s\n")
     print(f"headline metrics from {settings.serving_dir / 'analytics.duckdb'}:\n")
     print(_table(rows, ["day", "conversations", "FRT p50 min", "FRT p90 min", "handoff %", "open->close p50 h"]))
     print(f"\nnext: `make dev` for the Dagster UI; SQL on {settings.serving_dir / 'analytics.duckdb'} "

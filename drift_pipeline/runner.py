@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 
 from drift_pipeline.instance import ensure_dagster_home
@@ -10,6 +11,24 @@ from drift_pipeline.settings import Settings
 
 class RunFailed(RuntimeError):
     pass
+
+
+@contextlib.contextmanager
+def dbt_output_to_file(settings: Settings, name: str):
+    """Send dbt's console output (written to stdout by dagster-dbt) and dagster's INFO chatter
+    to `$DRIFT_PIPELINE_HOME/logs/<name>.log`: commands print one line, the details are kept."""
+    import logging
+
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    dagster_logger = logging.getLogger("dagster")
+    level = dagster_logger.level
+    dagster_logger.setLevel(logging.WARNING)
+    try:
+        with open(log_dir / f"{name}.log", "w") as handle, contextlib.redirect_stdout(handle):
+            yield
+    finally:
+        dagster_logger.setLevel(level)
 
 
 def _root_cause(error) -> str:
@@ -40,7 +59,10 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
         "dagster/asset_partition_range_end": last.isoformat(),
         "drift/trigger": "cli",
     }
-    with DagsterInstance.get() as instance:
+    quiet = log_level not in ("DEBUG", "INFO")
+    # dbt's own output goes to a file unless asked for (-v): the run's events are in Dagster.
+    with DagsterInstance.get() as instance, \
+            (dbt_output_to_file(settings, "last_sync") if quiet else contextlib.nullcontext()):
         result = materialize(
             assets,
             instance=instance,

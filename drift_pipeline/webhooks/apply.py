@@ -252,9 +252,12 @@ def refresh_marts(settings: Settings) -> None:
     from drift_pipeline.dbt_project import dbt_project, ensure_manifest
     from drift_pipeline.serving import publish
 
+    from drift_pipeline.runner import dbt_output_to_file
+
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
     dbt = DbtCliResource(project_dir=dbt_project)
-    dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True).wait()
+    with dbt_output_to_file(settings, "last_marts_refresh"):
+        dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True).wait()
     publish(settings)
 
 
