@@ -439,6 +439,10 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
         ).fetchone()[0]
     assert sorted(untouched_after) == sorted(untouched_before), "untouched conversations were rebuilt"
     assert rebuilt == 4, "only the reloaded conversations are rebuilt"
+    # The incremental fct reads only the reloaded conversations' raw rows, not the intermediate
+    # views (which would read and aggregate every message).
+    fct_sql = (target / "compiled" / "drift_pipeline" / "models" / "marts" / "fct_conversations.sql").read_text()
+    assert "scoped_messages" in fct_sql and "int_drift__" not in fct_sql
 
     assert_all_passed(dbt(home, target, "run", "--select", "marts", "--full-refresh"))
     full = _snapshot(home)
@@ -452,6 +456,31 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
     assert marts_now[OTHER_ORG] == {"fct": {}, "daily": {}, "agent": {}}
     assert (D3, 8) not in marts_now[ORG]["agent"] and marts_now[ORG]["agent"][(D1, 7)]["agent_name"] == "Ada Lovelace"
     assert marts_now[ORG]["fct"][109]["reopen_count"] == 1
+
+
+def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built, tmp_path):
+    """A business-hours change makes the incremental fct rebuild every row (through the scoped
+    path, with every conversation in scope), and that equals a full refresh with the new vars."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    holidays = json.dumps({"business_holidays": ["2026-10-29"]})
+    target = built["target"]
+
+    # +marts: the intermediate views are created with the vars in force, as the pipeline runs them.
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--vars", holidays))
+    incremental = _snapshot(home)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        rows, rebuilt = conn.execute(
+            "select count(*), count(case when _refreshed_at = (select max(_refreshed_at) "
+            "from marts.fct_conversations) then 1 end) from marts.fct_conversations").fetchone()
+    assert rows == rebuilt == 10
+
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh", "--vars", holidays))
+    assert incremental == _snapshot(home)
+    assert incremental["fct"][(ORG, 102)]["first_response_business_seconds"] == 0.0  # 120 s before
+    assert incremental["fct"][(ORG, 109)]["first_response_business_seconds"] == 5400.0
 
 
 def _snapshot(home: Path) -> dict:

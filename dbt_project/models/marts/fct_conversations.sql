@@ -25,19 +25,19 @@
     lookback if a loader ever stamps rows before a long wait (they would otherwise be missed). #}
 {%- set lookback_minutes = var('incremental_lookback_minutes', 0) | int %}
 
-with conversations as (
+{#- The incremental path reads these directly; dbt parses with is_incremental() false. #}
+-- depends_on: {{ ref('stg_drift__messages') }}
+-- depends_on: {{ ref('stg_drift__status_events') }}
 
-    select * from {{ ref('stg_drift__conversations') }}
-
-),
-
-watermarks as (
-
-    select * from {{ ref('int_drift__conversation_watermarks') }}
-
-),
+with
 
 {% if is_incremental() %}
+{#-
+  Incremental: find the conversations to rebuild from the load stamps alone (filters on
+  synced_at / recorded_at, no per-conversation aggregation), keep only their raw rows, and run
+  the intermediate models' SQL (macros/conversation_metrics.sql) on those. The intermediate
+  views would read and aggregate every message: DuckDB does not push this semi-join into them.
+-#}
 previous_build as (
 
     select
@@ -50,7 +50,153 @@ previous_build as (
     from {{ this }}
 
 ),
-{% endif %}
+
+-- A conversation is rebuilt when one of its raw rows is unstamped or loaded after the newest
+-- load this table reflects (the same as its watermark moving), or when the schedule changed.
+conversations_to_rebuild as (
+
+    select conversations.org_id, conversations.conversation_id
+    from {{ ref('stg_drift__conversations') }} as conversations
+    cross join previous_build
+    where conversations.synced_at is null
+        or conversations.synced_at > previous_build.source_synced_at
+        or previous_build.rows_on_other_schedule > 0
+
+    union
+
+    select messages.org_id, messages.conversation_id
+    from {{ ref('stg_drift__messages') }} as messages
+    cross join previous_build
+    where messages.synced_at is null
+        or messages.synced_at > previous_build.source_synced_at
+
+    union
+
+    select status_events.org_id, status_events.conversation_id
+    from {{ ref('stg_drift__status_events') }} as status_events
+    cross join previous_build
+    where status_events.recorded_at is null
+        or status_events.recorded_at > previous_build.source_synced_at
+
+),
+
+scoped_conversations as (
+
+    select conversations.*
+    from {{ ref('stg_drift__conversations') }} as conversations
+    where exists (
+        select 1
+        from conversations_to_rebuild
+        where conversations_to_rebuild.org_id = conversations.org_id
+            and conversations_to_rebuild.conversation_id = conversations.conversation_id
+    )
+
+),
+
+scoped_messages as (
+
+    select messages.*
+    from {{ ref('stg_drift__messages') }} as messages
+    where exists (
+        select 1
+        from conversations_to_rebuild
+        where conversations_to_rebuild.org_id = messages.org_id
+            and conversations_to_rebuild.conversation_id = messages.conversation_id
+    )
+
+),
+
+scoped_status_events as (
+
+    select status_events.*
+    from {{ ref('stg_drift__status_events') }} as status_events
+    where exists (
+        select 1
+        from conversations_to_rebuild
+        where conversations_to_rebuild.org_id = status_events.org_id
+            and conversations_to_rebuild.conversation_id = status_events.conversation_id
+    )
+
+),
+
+scoped_chat_messages as (
+
+    {{ drift_chat_messages_sql('scoped_messages') }}
+
+),
+
+scoped_first_responses as (
+
+    {{ drift_first_response_sql('scoped_chat_messages') }}
+
+),
+
+scoped_status_history as (
+
+    {{ drift_status_history_sql('scoped_status_events') }}
+
+),
+
+watermarks as (
+
+    {{ drift_conversation_watermarks_sql('scoped_conversations', 'scoped_messages', 'scoped_status_events') }}
+
+),
+
+conversations_to_build as (
+
+    select
+        scoped_conversations.*,
+        watermarks.source_synced_at
+    from scoped_conversations
+    left join watermarks
+        on scoped_conversations.org_id = watermarks.org_id
+        and scoped_conversations.conversation_id = watermarks.conversation_id
+
+),
+
+first_responses as (
+
+    select * from scoped_first_responses
+
+),
+
+business_hours_responses as (
+
+    {{ drift_business_hours_first_response_sql('scoped_first_responses') }}
+
+),
+
+bot_handoffs as (
+
+    {{ drift_bot_handoff_sql('scoped_chat_messages') }}
+
+),
+
+close_times as (
+
+    {{ drift_close_times_sql('scoped_conversations', 'scoped_status_history') }}
+
+),
+
+message_counts as (
+
+    {{ drift_message_counts_sql('scoped_chat_messages') }}
+
+)
+
+{% else %}
+conversations as (
+
+    select * from {{ ref('stg_drift__conversations') }}
+
+),
+
+watermarks as (
+
+    select * from {{ ref('int_drift__conversation_watermarks') }}
+
+),
 
 conversations_to_build as (
 
@@ -61,13 +207,6 @@ conversations_to_build as (
     left join watermarks
         on conversations.org_id = watermarks.org_id
         and conversations.conversation_id = watermarks.conversation_id
-    {% if is_incremental() %}
-    cross join previous_build
-    where watermarks.source_synced_at is null
-        or watermarks.has_unstamped_rows
-        or watermarks.source_synced_at > previous_build.source_synced_at
-        or previous_build.rows_on_other_schedule > 0
-    {% endif %}
 
 ),
 
@@ -100,6 +239,7 @@ message_counts as (
     select * from {{ ref('int_drift__message_counts') }}
 
 )
+{% endif %}
 
 select
     conversations.org_id,
