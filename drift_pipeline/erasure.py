@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import duckdb
 
+from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
@@ -115,9 +115,7 @@ def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set
                     kept.append(line)
             if len(kept) != len(lines):
                 if kept:
-                    tmp = path.with_name(f".{path.name}.erase.tmp")
-                    tmp.write_text("\n".join(kept) + "\n")
-                    os.replace(tmp, path)
+                    atomic_write_text(path, "\n".join(kept) + "\n")
                 else:
                     path.unlink()
     return removed

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
+from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.schema import create_raw_schema
 
@@ -58,9 +58,7 @@ class DriftApiResource(ConfigurableResource):
         known = json.loads(path.read_text()) if path.exists() else {}
         if known.get(settings.api_base_url) != org_id:
             known[settings.api_base_url] = org_id
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(known))
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps(known))
 
 
 def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.settings import Settings
 
 SERVING_DB = "analytics.duckdb"
@@ -22,14 +23,6 @@ PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies or raw emails ever leave
 
 class PublishError(RuntimeError):
     pass
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def published_tables(conn, catalog: str) -> list[tuple[str, str]]:
@@ -87,8 +80,8 @@ def publish(settings: Settings) -> dict:
         os.replace(staged, final)
     os.replace(staging_db, serving / SERVING_DB)
     Path(str(staging_db) + ".wal").unlink(missing_ok=True)
-    _fsync_dir(serving)
-    _fsync_dir(parquet_dir)
+    fsync_dir(serving)
+    fsync_dir(parquet_dir)
     return {"path": str(serving / SERVING_DB), "tables": counts}
 
 

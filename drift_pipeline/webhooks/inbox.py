@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.webhooks.events import canonical_json, strip_token
 from drift_pipeline.webhooks.events import event_id as compute_event_id
 
@@ -164,13 +165,6 @@ def _reject_constant(name: str) -> Any:
 
 # --- atomic file writes --------------------------------------------------------------------
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _publish(temp: Path, inbox_dir: Path, received_at_ms: int) -> Path:
     """Give a durable temp file its final name without ever replacing an existing file."""
@@ -210,7 +204,7 @@ def _write_file(inbox_dir: Path, lines: list[bytes], received_at_ms: int,
             pass
         raise
     if sync_dir:
-        _fsync_dir(inbox_dir)
+        fsync_dir(inbox_dir)
     return final
 
 
