@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from drift_pipeline.drift.errors import DriftNotFound
+from drift_pipeline.erasure import erased_contact_hashes
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
@@ -138,8 +140,6 @@ class ConversationSync:
             self.org_id = int(self._users[0]["orgId"])
 
     async def _fetch_conversation(self, conversation_id: int):
-        from drift_pipeline.drift.errors import DriftNotFound
-
         try:
             detail, messages = await asyncio.gather(
                 self.client.get_conversation(conversation_id),
@@ -151,8 +151,6 @@ class ConversationSync:
         return detail, messages
 
     async def _fetch_contacts(self, contact_ids: set[int]) -> list[dict]:
-        from drift_pipeline.drift.errors import DriftNotFound
-
         async def one(contact_id: int):
             try:
                 return await self.client.get_contact(contact_id)
@@ -262,8 +260,6 @@ class ConversationSync:
 
     def _suppress_erased(self, fetched):
         """Conversations of erased contacts come back without the contact and message bodies."""
-        from drift_pipeline.erasure import erased_contact_hashes
-
         erased = erased_contact_hashes(self.conn, self.org_id)
         if not erased:
             return fetched
