@@ -136,3 +136,30 @@ def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
     assert query(settings, "SELECT status FROM marts.fct_conversations WHERE conversation_id = ?",
                  [conversation_id]) == [("closed",)]
     assert main(["replay", "event", str(tmp_path / "missing.json")]) == 2
+
+
+def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_env):
+    from drift_pipeline.ingest.transform import hash_pii
+
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = next(cid for cid, c in world.conversations.items() if len(c["participants"]) >= 1
+                           and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
+    conversation = world.conversations[conversation_id]
+    removed = conversation["participants"].pop(0)
+    conversation["updatedAt"] = world.now_ms + 1000
+    contact_id = conversation["contactId"]
+    world.contacts[contact_id]["attributes"]["email"] = "new.address@example.com"
+    org = world.org_id
+    write_events_file(settings.inbox_dir, [
+        {"type": "conversation_participant_removed", "orgId": org,
+         "data": {"conversationId": conversation_id, "removedParticipants": [removed], "changedAt": world.now_ms + 1000}},
+        {"type": "contact_updated", "orgId": org, "data": {"id": contact_id, "attributes": {"email": "x"}}},
+    ])
+    result = apply_inbox(settings)
+    assert result.events_applied == 2 and result.contacts_refetched == 1
+    assert query(settings, "SELECT is_current FROM raw.participants WHERE conversation_id = ? AND participant_id = ? "
+                           "AND participant_type = 'user'", [conversation_id, removed]) == [(False,)]
+    assert query(settings, "SELECT email_hash FROM raw.contacts WHERE contact_id = ?", [contact_id]) == [
+        (hash_pii("new.address@example.com", "test-salt"),)]

@@ -243,6 +243,17 @@ class ConversationSync:
         stats.contacts_fetched += len(contacts)
         self._commit_page(stats, fetched, stored, contacts, next_cursor)
 
+    async def refetch_contacts(self, contact_ids: list[int]) -> int:
+        """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
+        await self._resolve_org()
+        erased = erased_contact_hashes(self.conn, self.org_id)
+        wanted = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        contacts = await self._fetch_contacts(wanted)
+        now = tf.utcnow()
+        with transaction(self.conn):
+            return upsert(self.conn, schema.CONTACTS, [tf.contact_row(self.org_id, c, self.salt, now)
+                                                       for c in contacts])
+
     async def refetch(self, conversation_ids: list[int]) -> SyncStats:
         """Re-fetch and upsert the given conversations whatever their `updatedAt` (webhooks,
         replay). A conversation Drift no longer knows (404) is skipped."""
@@ -286,6 +297,12 @@ class ConversationSync:
         with transaction(self.conn):
             stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
             stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
+            if conversations:
+                # Whoever is not in the fresh detail has left the conversation (kept, not current).
+                self.conn.execute(
+                    "UPDATE raw.participants SET is_current = false, synced_at = ? WHERE org_id = ? "
+                    "AND conversation_id IN (SELECT unnest(?::BIGINT[])) AND is_current",
+                    [now, self.org_id, [c["conversation_id"] for c in conversations]])
             stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
             stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
             stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [

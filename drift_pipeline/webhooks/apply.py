@@ -6,7 +6,8 @@ For each inbox file (oldest first): every event is validated and checked against
 by message, conversation and participant events are re-fetched through the client and upserted
 (order of delivery does not matter: the fetch returns the current state); status events land in
 `raw.status_events` with their exact `changedAt` (source `webhook`), which is how reopens are
-seen; `gdpr_delete_requested` erases the contact; unknown types are stored and skipped. The file
+seen; contact events re-fetch the contact; `gdpr_delete_requested` erases the contact; unknown
+types are stored and skipped. The file
 then moves to `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason`
 file, and the rest keep flowing.
 """
@@ -39,6 +40,9 @@ REFETCH_TYPES = frozenset({
 })
 
 
+CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
+
+
 @dataclass
 class ApplyResult:
     files_applied: int = 0
@@ -48,6 +52,7 @@ class ApplyResult:
     events_skipped: int = 0
     events_invalid: int = 0
     conversations_refetched: int = 0
+    contacts_refetched: int = 0
     status_events: int = 0
     contacts_erased: int = 0
     quarantined: list[str] = field(default_factory=list)
@@ -153,6 +158,14 @@ class InboxApplier:
             sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
             stats = await sync.refetch(sorted(ids))
             result.conversations_refetched += stats.conversations_fetched
+        contacts_by_org: dict[int, set[int]] = {}
+        for _, event in fresh:
+            contact_id = event.data.get("contactId") or event.data.get("id")
+            if event.type in CONTACT_TYPES and isinstance(contact_id, int):
+                contacts_by_org.setdefault(event.org_id, set()).add(contact_id)
+        for org_id, ids in contacts_by_org.items():
+            sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
+            result.contacts_refetched += await sync.refetch_contacts(sorted(ids))
         for _, event in fresh:
             if event.occurred_at_ms:
                 result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
