@@ -65,22 +65,7 @@ built_counts as (
 
 days_to_build as (
 
-    select distinct conversations.org_id, conversations.metric_date
-    from conversations
-    cross join previous_build
-    where conversations._refreshed_at > previous_build.fct_refreshed_at
-
-    union
-
-    select
-        coalesce(built_counts.org_id, current_counts.org_id) as org_id,
-        coalesce(built_counts.metric_date, current_counts.metric_date) as metric_date
-    from built_counts
-    full outer join current_counts
-        on built_counts.org_id = current_counts.org_id
-        and built_counts.metric_date = current_counts.metric_date
-    where coalesce(built_counts.conversations_first_responded, 0)
-        <> coalesce(current_counts.conversations_first_responded, 0)
+    {{ drift_changed_days('conversations', 'current_counts', 'built_counts', 'conversations_first_responded') }}
 
     union
 

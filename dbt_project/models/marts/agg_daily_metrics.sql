@@ -42,21 +42,7 @@ current_counts as (
 
 days_to_build as (
 
-    select distinct conversations.org_id, conversations.metric_date
-    from conversations
-    cross join previous_build
-    where conversations._refreshed_at > previous_build.fct_refreshed_at
-
-    union
-
-    select
-        coalesce(built.org_id, current_counts.org_id) as org_id,
-        coalesce(built.metric_date, current_counts.metric_date) as metric_date
-    from {{ this }} as built
-    full outer join current_counts
-        on built.org_id = current_counts.org_id
-        and built.metric_date = current_counts.metric_date
-    where coalesce(built.conversations, 0) <> coalesce(current_counts.conversations, 0)
+    {{ drift_changed_days('conversations', 'current_counts', this, 'conversations') }}
 
 ),
 {% else %}
