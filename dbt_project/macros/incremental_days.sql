@@ -1,15 +1,16 @@
 {#-
   The (org_id, metric_date) days a daily aggregate must recompute on an incremental run: days
-  holding a conversation that fct_conversations rebuilt since the aggregate last read it
-  (`previous_build.fct_refreshed_at`, a CTE of the caller), plus days whose count in the
+  holding a conversation that fct_conversations rebuilt since the aggregate (`this`) last read
+  it (its max `_fct_refreshed_at`), plus days whose count in the
   aggregate (`built`) no longer matches the count now (`current_counts`): a conversation erased
   or moved to another day. Used by agg_daily_metrics and agg_agent_daily.
 -#}
 {% macro drift_changed_days(conversations, current_counts, built, count_column) %}
     select distinct {{ conversations }}.org_id, {{ conversations }}.metric_date
     from {{ conversations }}
-    cross join previous_build
-    where {{ conversations }}._refreshed_at > previous_build.fct_refreshed_at
+    where {{ conversations }}._refreshed_at > (
+        select coalesce(max(_fct_refreshed_at), cast('1900-01-01' as timestamp)) from {{ this }}
+    )
 
     union
 

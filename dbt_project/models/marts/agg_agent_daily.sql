@@ -40,13 +40,6 @@ users as (
 ),
 
 {% if is_incremental() %}
-previous_build as (
-
-    select coalesce(max(_fct_refreshed_at), cast('1900-01-01' as timestamp)) as fct_refreshed_at
-    from {{ this }}
-
-),
-
 current_counts as (
 
     select org_id, metric_date, count(*) as conversations_first_responded
