@@ -82,40 +82,19 @@ conversations_to_rebuild as (
 
 scoped_conversations as (
 
-    select conversations.*
-    from {{ ref('stg_drift__conversations') }} as conversations
-    where exists (
-        select 1
-        from conversations_to_rebuild
-        where conversations_to_rebuild.org_id = conversations.org_id
-            and conversations_to_rebuild.conversation_id = conversations.conversation_id
-    )
+    {{ drift_rows_of(ref('stg_drift__conversations'), 'conversations_to_rebuild') }}
 
 ),
 
 scoped_messages as (
 
-    select messages.*
-    from {{ ref('stg_drift__messages') }} as messages
-    where exists (
-        select 1
-        from conversations_to_rebuild
-        where conversations_to_rebuild.org_id = messages.org_id
-            and conversations_to_rebuild.conversation_id = messages.conversation_id
-    )
+    {{ drift_rows_of(ref('stg_drift__messages'), 'conversations_to_rebuild') }}
 
 ),
 
 scoped_status_events as (
 
-    select status_events.*
-    from {{ ref('stg_drift__status_events') }} as status_events
-    where exists (
-        select 1
-        from conversations_to_rebuild
-        where conversations_to_rebuild.org_id = status_events.org_id
-            and conversations_to_rebuild.conversation_id = status_events.conversation_id
-    )
+    {{ drift_rows_of(ref('stg_drift__status_events'), 'conversations_to_rebuild') }}
 
 ),
 
