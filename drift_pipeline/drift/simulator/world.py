@@ -66,6 +66,22 @@ class SimulatorConfig:
     authorization_code: str = "sim-auth-code"  # accepted once by grant_type=authorization_code
     access_token_ttl_seconds: int = 7200
     webhook_token: str = "sim-webhook-token"
+    # Which of Drift's documented shapes to serve (shared/drift-api.md, "(varies)"):
+    # "current" (the default) is what Drift's current docs and sample code show: absolute
+    # `links.next` URLs on `link_host` with `page_token`, webhook tokens in the
+    # `X-Verification-Token` header only, contact events naming `endUserId`, status and
+    # participant events without `changedAt`, `orgId` as a string. "legacy" is the older set:
+    # `pagination.next` cursors, the token in the webhook body, `changedAt` always sent.
+    shapes: str = "current"
+    link_host: str = "https://api.drift.com"  # host of absolute links; clients re-base it
+
+    def __post_init__(self) -> None:
+        if self.shapes not in ("current", "legacy"):
+            raise ValueError(f"shapes must be 'current' or 'legacy', got {self.shapes!r}")
+
+    @property
+    def legacy(self) -> bool:
+        return self.shapes == "legacy"
 
     def end_ms(self) -> int:
         end = self.end or datetime.now(UTC)
