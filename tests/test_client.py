@@ -421,7 +421,7 @@ def test_links_next_to_another_host_is_refused():
 
     async def run():
         async with mock_client(handler) as client:
-            with pytest.raises(DriftBadResponse, match="another host"):
+            with pytest.raises(DriftBadResponse, match="evil.example, which is neither .* nor a Drift API host"):
                 await collect_pages(client)
 
     asyncio.run(run())

@@ -56,16 +56,26 @@ def asgi(simulator: Simulator, method: str, path: str, **kwargs) -> httpx.Respon
     return asyncio.run(go())
 
 
+def next_token(body: dict) -> str | None:
+    """The next page's cursor in either shape: `links.next` (current) or `pagination` (legacy)."""
+    link = (body.get("links") or {}).get("next")
+    if link:
+        return httpx.URL(link).params["page_token"]
+    if "pagination" in body:
+        assert body["pagination"]["more"] is True
+        return body["pagination"]["next"]
+    return None
+
+
 def list_all(simulator: Simulator, limit: int = 25, **params) -> list[list[dict]]:
     pages, cursor = [], None
     while True:
-        query = {"limit": limit, **params, **({"next": cursor} if cursor else {})}
+        query = {"limit": limit, **params, **({"page_token": cursor} if cursor else {})}
         body = asgi(simulator, "GET", "/conversations/list", params=query, headers=STATIC).json()
         pages.append(body["data"])
-        if "pagination" not in body:
+        cursor = next_token(body)
+        if cursor is None:
             return pages
-        assert body["pagination"]["more"] is True
-        cursor = body["pagination"]["next"]
 
 
 def chat(messages: list[dict]) -> list[dict]:
@@ -98,9 +108,24 @@ def test_messages_are_strictly_ordered_and_updated_at_follows_the_last_event(wor
         assert conversation["updatedAt"] == max(times + [at for _, at in history])
         assert conversation["updatedAt"] <= world.now_ms
         assert conversation["status"] == history[-1][0]
-        assert sum(1 for status, _ in history if status == "closed") <= 1
+        assert sum(1 for status, _ in history if status == "closed") <= 2
         if conversation["status"] == "closed":
             assert conversation["updatedAt"] == history[-1][1]
+
+
+def test_history_holds_conversations_reopened_before_anyone_synced():
+    """Closed, reopened and closed again (or open again) inside the generated history: their
+    first close is only known to Drift's reports, never to a first sync."""
+    world = DriftWorld(small_config(days=3, seed=11))
+    reclosed = [cid for cid, history in world.status_history.items()
+                if [status for status, _ in history][:4] == ["open", "closed", "open", "closed"]]
+    open_again = [cid for cid, history in world.status_history.items()
+                  if [status for status, _ in history] == ["open", "closed", "open"]]
+    assert len(reclosed) >= 2 and open_again
+    for cid in reclosed + open_again:
+        metrics = world.conversation_metrics(cid)
+        assert metrics["firstCloseAt"] == world.status_history[cid][1][1]
+        assert metrics["firstCloseAt"] < world.conversations[cid]["updatedAt"]
 
 
 def test_message_ids_increase_with_time_across_the_workspace(world: DriftWorld):
@@ -174,7 +199,25 @@ def test_list_pages_are_newest_first_complete_and_disjoint(simulator: Simulator,
 def test_list_clamps_limit_to_one_hundred():
     simulator = Simulator(small_config(conversations_per_day=60))
     body = asgi(simulator, "GET", "/conversations/list", params={"limit": 1000}, headers=STATIC).json()
-    assert len(body["data"]) == 100 and body["pagination"]["more"] is True
+    assert len(body["data"]) == 100 and next_token(body)
+
+
+def test_current_shape_links_the_next_page_absolutely_on_drifts_public_host():
+    simulator = Simulator(small_config())
+    body = asgi(simulator, "GET", "/conversations/list", params={"limit": 5, "statusId": 2},
+                headers=STATIC).json()
+    assert "pagination" not in body
+    link = httpx.URL(body["links"]["next"])
+    assert (link.scheme, link.host, link.path) == ("https", "api.drift.com", "/conversations/list")
+    assert link.params["limit"] == "5" and link.params["statusId"] == "2" and link.params["page_token"]
+    assert httpx.URL(body["links"]["self"]).host == "api.drift.com"
+
+
+def test_legacy_shape_pages_with_an_opaque_next_cursor_and_fifty_at_most():
+    simulator = Simulator(small_config(shapes="legacy", conversations_per_day=60))
+    body = asgi(simulator, "GET", "/conversations/list", params={"limit": 1000}, headers=STATIC).json()
+    assert len(body["data"]) == 50 and "links" not in body
+    assert body["pagination"]["more"] is True and body["pagination"]["next"]
 
 
 def test_list_clamps_limit_and_filters_on_status(simulator: Simulator, world: DriftWorld):
@@ -196,12 +239,12 @@ def test_list_cursor_stays_valid_while_conversations_change(simulator: Simulator
     touched = sorted(remaining_before)[:3]
     for cid in touched:
         world.add_message(cid, body="<p>back again</p>")
-    rest, cursor = [], first["pagination"]["next"]
+    rest, cursor = [], next_token(first)
     while cursor:
         body = asgi(simulator, "GET", "/conversations/list", params={"limit": 10, "page_token": cursor},
                     headers=STATIC).json()
         rest += [i["id"] for i in body["data"]]
-        cursor = body.get("pagination", {}).get("next")
+        cursor = next_token(body)
     assert len(rest) == len(set(rest))
     assert set(rest) == remaining_before - set(touched)
 

@@ -244,3 +244,39 @@ def test_a_failed_sync_records_its_error_code_and_the_next_run_resumes(sim_env, 
     assert stats.resumed_from_job is not None
     assert {r[0] for r in _query(settings, "SELECT conversation_id FROM raw.conversations")} == set(
         _expected_conversations(simulator.world, start - timedelta(hours=1), end))
+
+
+def test_conversations_reopened_before_the_first_sync_get_drifts_first_close_from_reports(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    start = END - timedelta(days=3)
+    simulator.stats.reset()
+    stats = _sync(settings, start, END)
+    reopened = {cid: world.status_history[cid] for cid in world.conversations
+                if sum(1 for status, _ in world.status_history[cid] if status == "closed") >= 1
+                and world.status_history[cid][1][1] < world.conversations[cid]["updatedAt"]}
+    assert len(reopened) >= 2
+    recorded = dict(_query(settings, "SELECT conversation_id, changed_at FROM raw.status_events "
+                                     "WHERE source = 'report' AND status = 'closed'"))
+    for cid, history in reopened.items():
+        assert recorded[cid] == tf.ms_to_ts(history[1][1]), cid  # the first close, not the last
+    # Batched by updatedAt range (one call per page of fetched conversations), never per conversation.
+    reports = simulator.stats.by_route.get("reports", 0)
+    assert 1 <= reports == stats.report_calls <= stats.pages
+    assert stats.closes_from_reports == len(recorded)
+    # A re-sync of the same window changes nothing and asks no report.
+    simulator.stats.reset()
+    again = _sync(settings, start, END)
+    assert again.report_calls == 0 and simulator.stats.by_route.get("reports", 0) == 0
+
+
+def test_a_workspace_without_the_reports_endpoint_still_syncs(sim_env):
+    simulator, settings = sim_env
+    original = simulator.world.conversation_metrics
+    simulator.world.conversation_metrics = lambda cid: (_ for _ in ()).throw(KeyError(cid))
+    try:
+        stats = _sync(settings, END - timedelta(days=1), END)
+    finally:
+        simulator.world.conversation_metrics = original
+    assert stats.conversations_fetched > 0 and stats.report_calls == 0
+    assert _query(settings, "SELECT count(*) FROM raw.status_events WHERE source = 'report'") == [(0,)]

@@ -65,24 +65,21 @@ class TokenRecord:
 
     @classmethod
     def from_answer(cls, answer: dict[str, Any], *, previous: "TokenRecord | None", now: float) -> "TokenRecord":
-        """Build a record from a token endpoint answer (`access_token`, `refresh_token`,
-        `expires_in`, `orgId`), keeping what the answer leaves out from `previous`."""
-        access_token = answer.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
+        """Build a record from a token endpoint answer, keeping what the answer leaves out from
+        `previous`. Both spellings are in use: Drift's docs show `access_token`/`refresh_token`,
+        its sample app reads `accessToken`/`refreshToken` (see `expires_at_from`)."""
+        access_token = _first_str(answer, "access_token", "accessToken")
+        if not access_token:
             raise DriftBadResponse("token endpoint answered without an access_token", endpoint="token")
-        refresh_token = answer.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
+        refresh_token = _first_str(answer, "refresh_token", "refreshToken")
+        if not refresh_token:
             refresh_token = previous.refresh_token if previous else None
-        expires_in = answer.get("expires_in")
-        try:
-            expires_at = now + float(expires_in) if expires_in is not None else None
-        except (TypeError, ValueError):
-            expires_at = None
+        expires_in = answer.get("expires_in", answer.get("expiresIn"))
         org_id = _as_org_id(answer.get("orgId", answer.get("org_id")))
         if org_id is None and previous is not None:
             org_id = previous.org_id
         return cls(org_id=org_id, access_token=access_token, refresh_token=refresh_token,
-                   expires_at=expires_at, obtained_at=now)
+                   expires_at=expires_at_from(expires_in, now), obtained_at=now)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +99,39 @@ class TokenRecord:
             expires_at=data.get("expires_at"),
             obtained_at=data.get("obtained_at"),
         )
+
+
+# An `expires_in` above a day cannot be seconds for an access token: Drift's token-info page
+# gives it in milliseconds, so such a value is read as milliseconds.
+_MAX_EXPIRES_IN_SECONDS = 86_400
+
+
+def expires_at_from(expires_in: Any, now: float) -> float | None:
+    """Epoch seconds when a token answered at `now` expires, or None when unknown.
+
+    `expires_in` is seconds in the OAuth answer and milliseconds on `/app/token_info`, where 0
+    means "never expires"; 0, a missing or a non-numeric value therefore mean "unknown: learn
+    from a 401" (refreshing on every request would burn a rotating refresh token each time).
+    """
+    if isinstance(expires_in, bool):
+        return None
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return None
+    if not seconds > 0 or seconds == float("inf"):
+        return None
+    if seconds > _MAX_EXPIRES_IN_SECONDS:
+        seconds /= 1000.0
+    return now + seconds
+
+
+def _first_str(answer: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = answer.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _as_org_id(value: Any) -> int | None:
@@ -266,6 +296,10 @@ class StaticTokenAuth:
     def has_refresh_token(self) -> bool:
         return False
 
+    def can_refresh(self) -> bool:
+        """A static token cannot be renewed: a 401 is final."""
+        return False
+
     def __repr__(self) -> str:
         return f"StaticTokenAuth(org_id={self.org_id!r})"
 
@@ -326,6 +360,10 @@ class OAuthTokens:
     def has_refresh_token(self) -> bool:
         record = self.current()
         return bool((record and record.refresh_token) or self._seed_refresh_token)
+
+    def can_refresh(self) -> bool:
+        """OAuth tokens are renewed on a 401 (the refresh itself fails fast when it cannot)."""
+        return True
 
     def _expiring(self, record: TokenRecord) -> bool:
         if not record.access_token:

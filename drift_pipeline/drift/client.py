@@ -3,14 +3,18 @@
 Assets and the CLI say *what* to fetch (`iter_conversation_pages`, `get_messages`, ...); how
 it is fetched lives here and nowhere else:
 
-- auth: a static token or rotating OAuth tokens (`auth.py`); a 401 refreshes once and retries.
+- auth: a static token or rotating OAuth tokens (`auth.py`); every 401 with the current token
+  refreshes and retries (tokens can die early, more than once in a long run), at most
+  `MAX_REFRESHES_PER_REQUEST` times for one request, so a dead refresh token fails fast.
 - rate limits: a pacer per bucket (`ratelimit.py`) fed by the `X-RateLimit-*` headers, plus
   `Retry-After` on 429.
 - retries: exponential backoff with full jitter on 429, 5xx, timeouts, connection errors and
   malformed JSON, at most `max_retries` times, then a typed error (`errors.py`). Every call
   we make is a read (the reports POST too), so retrying is always safe.
 - concurrency: at most `max_concurrency` requests in flight (an asyncio.Semaphore).
-- paging: cursors are passed back exactly as received; a `links.next` URL is followed.
+- paging: cursors are passed back exactly as received (`next` or `page_token`); a `links.next`
+  URL on a Drift API host (either of Drift's two hosts, or the configured one) is re-based onto
+  the configured base URL; any other host is refused, so the bearer token never leaves Drift.
 
 Nothing here logs or raises token text: error messages name the method and path only.
 """
@@ -52,6 +56,12 @@ REPORTS_RATE_LIMIT_PER_MINUTE = 60.0
 # Keys of `ClientStats.calls_by_endpoint`.
 ENDPOINTS = ("list", "detail", "messages", "users", "contact", "contact_lookup", "transcript", "reports", "token")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Drift serves the same API on both hosts (older docs name driftapi.com, current ones
+# api.drift.com) and may answer links on either, whichever one we were configured with.
+DRIFT_API_HOSTS = frozenset({"driftapi.com", "api.drift.com"})
+# How many times one request may refresh after a 401 before giving up: a token can be revoked
+# between the refresh and its first use, but not forever.
+MAX_REFRESHES_PER_REQUEST = 3
 _REDACTED = "[redacted]"
 
 
@@ -289,6 +299,8 @@ class DriftClient:
 
     # -- paging ------------------------------------------------------------------------------
     async def _iter_pages(self, path, endpoint, params, cursor, extract) -> AsyncIterator[Page]:
+        # The next link is only resolved when it is followed, after the caller has handled (and
+        # committed) the page that carried it: a link we refuse never costs the page before it.
         seen: set[str] = set()
         while True:
             if cursor is not None and _is_url(cursor):
@@ -309,6 +321,8 @@ class DriftClient:
             cursor = next_cursor
 
     def _next_cursor(self, body: dict[str, Any], endpoint: str) -> str | None:
+        """The cursor or link of the next page, exactly as Drift gave it (None on the last page).
+        Older answers: `pagination: {more, next}`; current ones: an absolute `links.next`."""
         pagination = body.get("pagination")
         if isinstance(pagination, dict):
             more = pagination.get("more")
@@ -323,18 +337,26 @@ class DriftClient:
             if more is True and not _links_next(body):
                 raise DriftBadResponse("the API said there are more pages but gave no cursor", endpoint=endpoint)
         link = _links_next(body)
-        if link:
-            return self._absolute_url(link, endpoint)
-        return None
+        if link is not None and not _is_url(link):
+            link = str(httpx.URL(self.base_url).join(link))  # relative: on our own host already
+        return link
 
-    def _absolute_url(self, link: str, endpoint: str) -> str:
-        url = httpx.URL(self.base_url).join(link)
+    def rebase_url(self, link: str, endpoint: str = "") -> str:
+        """`link` (absolute or relative) as a URL on the configured base: a link on the configured
+        host or on a Drift API host keeps its path and query; any other host is refused."""
         base = httpx.URL(self.base_url)
-        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+        url = base.join(link)
+        same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+        if not same_origin and url.host.lower() not in DRIFT_API_HOSTS:
             # Never send the bearer token to a host we were not configured for.
-            raise DriftBadResponse(f"links.next points at another host ({url.host}); refusing to follow it",
-                                   endpoint=endpoint)
-        return str(url)
+            raise DriftBadResponse(
+                f"a next-page link points at {url.host or 'an unknown host'}, which is neither "
+                f"{base.host} nor a Drift API host; refusing to follow it", endpoint=endpoint)
+        base_path = base.path.rstrip("/")
+        path = url.raw_path.decode("ascii")
+        if base_path and not path.startswith(base_path + "/"):
+            path = base_path + path
+        return str(base.copy_with(raw_path=path.encode("ascii")))
 
     # -- the request loop --------------------------------------------------------------------
     async def _request_json(self, method: str, target: str, *, endpoint: str, params=None, json_body=None,
@@ -364,20 +386,31 @@ class DriftClient:
     ) -> Any:
         label = f"{method} {_path_of(target)}"
         if _is_url(target):
-            self._absolute_url(target, endpoint)  # same-origin check, raises otherwise
+            target = self.rebase_url(target, endpoint)  # refuses foreign hosts before any token is sent
         attempt = 0
-        refreshed = False
+        refreshes = 0
         limiter = self._limiters[bucket]
         while True:
             token = await self.auth.access_token() if authenticated else None
             try:
                 response = await self._send(method, target, endpoint=endpoint, params=params, json_body=json_body,
                                             form=form, token=token, limiter=limiter, label=label)
-                if response.status_code == 401 and authenticated and not refreshed:
-                    refreshed = True
-                    log.info("drift %s answered 401; refreshing credentials and retrying once", label)
+                if response.status_code == 401 and authenticated and self.auth.can_refresh() \
+                        and refreshes < MAX_REFRESHES_PER_REQUEST:
+                    # Every 401 with the token we hold means it died (revoked, app reinstalled,
+                    # server-side limits), however recently it was refreshed: refresh again.
+                    refreshes += 1
+                    log.info("drift %s answered 401; refreshing credentials and retrying (%d/%d)", label,
+                             refreshes, MAX_REFRESHES_PER_REQUEST)
                     await self.auth.on_unauthorized(token)  # type: ignore[arg-type]
                     continue
+                if response.status_code == 401 and authenticated and refreshes:
+                    raise DriftAuthError(
+                        f"{label} refused freshly refreshed credentials {refreshes} times in a row "
+                        f"(401{self._detail(response)}); the app may have been uninstalled or its access "
+                        "revoked: run `drift-pipeline auth exchange --code CODE`", status=401, endpoint=endpoint)
+                if response.status_code == 401 and authenticated:
+                    await self.auth.on_unauthorized(token)  # type: ignore[arg-type]  # static: raises
                 return self._interpret(response, endpoint=endpoint, label=label, expect=expect)
             except _Retry as failure:
                 if attempt >= self.max_retries:
@@ -478,13 +511,9 @@ class DriftClient:
         return body
 
     def _detail(self, response: httpx.Response) -> str:
-        """The first error of Drift's `{"errors": [...]}` body, scrubbed and short."""
-        try:
-            errors = json.loads(response.content).get("errors")
-            first = errors[0]
-            text = ": ".join(str(first[key]) for key in ("type", "message") if first.get(key))
-        except Exception:
-            return ""
+        """The reason in Drift's error body, scrubbed and short: `{"errors": [{type, message}]}`
+        or `{"error": {type, message}}` (both are in use), or an OAuth `{"error": "code"}`."""
+        text = _error_reason(response.content)
         return f": {self.redact(text)[:200]}" if text else ""
 
     def redact(self, text: str) -> str:
@@ -538,8 +567,30 @@ def _oauth_error(response: httpx.Response) -> str:
         code = json.loads(response.content).get("error")
     except Exception:
         return ""
+    if isinstance(code, dict):
+        code = code.get("type")
     if isinstance(code, str) and code.replace("_", "").isalpha() and len(code) < 40:
         return f", {code}"
+    return ""
+
+
+def _error_reason(content: bytes) -> str:
+    """`type: message` of the first error in either of Drift's error body forms ("" if none)."""
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else body.get("error")
+    if isinstance(first, dict):
+        return ": ".join(str(first[key]) for key in ("type", "message") if first.get(key))
+    if isinstance(first, str):
+        description = body.get("error_description") or body.get("message")
+        return f"{first}: {description}" if isinstance(description, str) and description else first
+    if isinstance(body.get("message"), str):
+        return body["message"]
     return ""
 
 

@@ -5,6 +5,11 @@ paging from the newest conversation until a page reaches past the window's start
 overlap). Only conversations that are new, or whose `updatedAt` moved since they were stored,
 cost detail and message calls. Each page lands in one transaction together with the job's
 checkpoint cursor, so a killed job resumes from the last committed page.
+
+Drift keeps no status history, so closes that happened before the pipeline watched are asked of
+`POST /reports/conversations` (`firstCloseAt`, its own 60/min budget): one call per page of
+fetched conversations, over their `updatedAt` range, stored as `raw.status_events` with source
+`report` in the page's transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from drift_pipeline.drift.errors import DriftNotFound
+from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
 from drift_pipeline.erasure import erased_contact_hashes
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.warehouse import schema
@@ -45,6 +50,8 @@ class SyncStats:
     conversations_skipped: int = 0
     contacts_fetched: int = 0
     users_fetched: int = 0
+    report_calls: int = 0
+    closes_from_reports: int = 0
     rows: Counter = field(default_factory=Counter)
     api_calls: int = 0
     responses_429: int = 0
@@ -64,6 +71,8 @@ class SyncStats:
             "conversations_fetched": self.conversations_fetched,
             "conversations_skipped": self.conversations_skipped,
             "contacts_fetched": self.contacts_fetched,
+            "report_calls": self.report_calls,
+            "closes_from_reports": self.closes_from_reports,
             "api_calls": self.api_calls,
             "responses_429": self.responses_429,
             "rate_limit_per_minute": self.rate_limit,
@@ -90,6 +99,7 @@ class ConversationSync:
         self.partition_keys = partition_keys
         self._contacts_seen: set[int] = set()
         self._users: list[dict] | None = None
+        self._reports_available = True
 
     # -- warehouse reads -------------------------------------------------------------------
     def _stored_state(self, conversation_ids: list[int]) -> dict[int, tuple[datetime, str]]:
@@ -109,6 +119,16 @@ class ConversationSync:
             "SELECT contact_id FROM raw.contacts WHERE org_id = ? "
             "AND contact_id IN (SELECT unnest(?::BIGINT[]))",
             [self.org_id, sorted(contact_ids)],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _stored_report_closes(self, conversation_ids: list[int]) -> set[int]:
+        if not conversation_ids:
+            return set()
+        rows = self.conn.execute(
+            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND source = 'report' "
+            "AND status = 'closed' AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
+            [self.org_id, conversation_ids],
         ).fetchall()
         return {r[0] for r in rows}
 
@@ -241,7 +261,33 @@ class ConversationSync:
         self._contacts_seen |= contact_ids
         contacts = await self._fetch_contacts(contact_ids)
         stats.contacts_fetched += len(contacts)
-        self._commit_page(stats, fetched, stored, contacts, next_cursor)
+        report_closes = await self._report_first_closes(stats, [detail for detail, _ in fetched])
+        self._commit_page(stats, fetched, stored, contacts, next_cursor, report_closes)
+
+    async def _report_first_closes(self, stats: SyncStats, details: list[dict]) -> dict[int, datetime]:
+        """Drift's own first close of these conversations (one report call over their
+        `updatedAt` range), for those without one stored yet: the close of a conversation that
+        was closed, reopened and closed again before we looked is not its `updatedAt`."""
+        wanted = {int(d["id"]): int(d["updatedAt"]) for d in details if d.get("updatedAt") is not None}
+        for cid in self._stored_report_closes(sorted(wanted)):
+            wanted.pop(cid)
+        if not wanted or not self._reports_available:
+            return {}
+        try:
+            report = await self.client.conversation_report(min(wanted.values()), max(wanted.values()),
+                                                           ["firstCloseAt"])
+        except (DriftBadRequest, DriftNotFound, DriftAuthError) as exc:
+            if isinstance(exc, DriftAuthError) and exc.status != 403:
+                raise
+            # Without the reports endpoint the marts fall back to observed closes; say so once.
+            self._reports_available = False
+            log.warning("Drift's conversation report is unavailable (%s): first closes from before the "
+                        "pipeline watched fall back to the last updatedAt", exc.code)
+            return {}
+        stats.report_calls += 1
+        closes = tf.report_first_closes(report, set(wanted))
+        stats.closes_from_reports += len(closes)
+        return closes
 
     async def refetch_contacts(self, contact_ids: list[int]) -> int:
         """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
@@ -282,7 +328,8 @@ class ConversationSync:
             kept.append((detail, messages))
         return kept
 
-    def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor) -> None:
+    def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor,
+                     report_closes: dict[int, datetime] | None = None) -> None:
         now = tf.utcnow()
         conversations, messages, participants, status_events = [], [], [], []
         for detail, message_list in fetched:
@@ -294,6 +341,8 @@ class ConversationSync:
             if row["status"] and row["status"] != previous_status:
                 status_events.append(tf.status_event_row(
                     self.org_id, row["conversation_id"], row["status"], row["updated_at"], "poll", now))
+        status_events.extend(tf.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
+                             for cid, closed_at in (report_closes or {}).items())
         with transaction(self.conn):
             stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
             stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)

@@ -137,3 +137,25 @@ def status_event_row(org_id: int, conversation_id: int, status: str, changed_at:
         "source": source,
         "recorded_at": recorded_at,
     }
+
+
+def report_first_closes(report: dict, wanted: set[int]) -> dict[int, datetime]:
+    """`firstCloseAt` per conversation from a `/reports/conversations` answer that asked for
+    `metrics: ["firstCloseAt"]` (values come in the order asked), for the `wanted` ids only.
+    Ids may arrive as numeric strings; rows without a close, or unreadable, are left out."""
+    closes: dict[int, datetime] = {}
+    rows = report.get("data") if isinstance(report, dict) else None
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            continue
+        try:
+            conversation_id = int(row.get("conversationId"))
+            metrics = row.get("metrics")
+            first_close = metrics[0] if isinstance(metrics, list) and metrics else None
+            if conversation_id not in wanted or first_close in (None, "") or isinstance(first_close, bool):
+                continue
+            closes[conversation_id] = ms_to_ts(int(float(first_close)))
+        except (TypeError, ValueError, OverflowError):
+            continue
+    return closes
+

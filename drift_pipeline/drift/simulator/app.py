@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 from starlette.applications import Starlette
@@ -124,7 +124,9 @@ class FaultInjector:
         """Queues `count` faults of `kind` for requests whose path starts with `path` (any API path if None).
 
         kinds: "429" (retry_after=1), "500", "503", "reset", "malformed", "slow" (delay=1.0),
-        "expire_token". The token endpoint is only faulted when `path` names it.
+        "expire_token" (the request's OAuth token dies: revoked early). The token endpoint is
+        only faulted when `path` names it. `skip=N` lets N matching requests pass first, so a
+        fault can strike in the middle of a run (e.g. tokens revoked twice in one sync).
         """
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -153,6 +155,9 @@ class FaultInjector:
                 elif not path.startswith(fault.path):
                     continue
                 if fault.kind == "expire_token" and not oauth_token:
+                    continue
+                if fault.params.get("skip", 0) > 0:
+                    fault.params["skip"] -= 1
                     continue
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -250,8 +255,11 @@ class _TokenStore:
         access, refresh = "sim-at-" + secrets.token_urlsafe(24), "sim-rt-" + secrets.token_urlsafe(24)
         ttl = self.config.access_token_ttl_seconds
         with self._lock:
-            self._access[access] = time.monotonic() + ttl
+            self._access[access] = time.monotonic() + ttl if ttl > 0 else float("inf")
             self._refresh.add(refresh)
+        if self.config.token_answer == "camel":  # the spelling Drift's sample app reads
+            return {"accessToken": access, "refreshToken": refresh, "tokenType": "bearer",
+                    "expiresIn": ttl, "orgId": self.config.org_id}
         return {"access_token": access, "refresh_token": refresh, "token_type": "bearer",
                 "expires_in": ttl, "orgId": self.config.org_id}
 
@@ -466,7 +474,7 @@ class Simulator:
             limit = int(params.get("limit", "25"))
         except ValueError:
             return _error(400, "validation_error", "limit must be an integer", param="limit")
-        limit = max(1, min(100, limit))
+        limit = max(1, min(50 if self.config.legacy else 100, limit))
         statuses: set[str] | None = None
         raw_statuses = params.getlist("statusId")
         if raw_statuses:
@@ -484,8 +492,16 @@ class Simulator:
                 return _error(400, "validation_error", "Invalid pagination token", param="next")
         items, next_key = self.world.list_page(limit, statuses, after)
         body: dict[str, Any] = {"data": items}
+        if self.config.legacy:
+            if next_key is not None:
+                body["pagination"] = {"more": True, "next": _encode_cursor(*next_key)}
+            return JSONResponse(body)
+        # Current docs: the next page as an absolute URL on Drift's public host, with page_token.
+        link = f"{self.config.link_host.rstrip('/')}/conversations/list"
+        query = [("limit", str(limit))] + [("statusId", s) for s in raw_statuses]
+        body["links"] = {"self": link + "?" + urlencode(query + ([("page_token", cursor)] if cursor else []))}
         if next_key is not None:
-            body["pagination"] = {"more": True, "next": _encode_cursor(*next_key)}
+            body["links"]["next"] = link + "?" + urlencode(query + [("page_token", _encode_cursor(*next_key))])
         return JSONResponse(body)
 
     async def _detail(self, request: Request) -> Response:

@@ -74,10 +74,19 @@ class SimulatorConfig:
     # `pagination.next` cursors, the token in the webhook body, `changedAt` always sent.
     shapes: str = "current"
     link_host: str = "https://api.drift.com"  # host of absolute links; clients re-base it
+    # OAuth answers: "snake" (`access_token`, as Drift's docs show) or "camel" (`accessToken`,
+    # what Drift's sample app reads). A ttl of 0 means "never expires" (answered as 0).
+    token_answer: str = "snake"
+    # Share of closed conversations in the generated history that were reopened and closed
+    # again (a few stay open) before the pipeline ever looks: only Drift's reports know
+    # their first close.
+    history_reopen_share: float = 0.08
 
     def __post_init__(self) -> None:
         if self.shapes not in ("current", "legacy"):
             raise ValueError(f"shapes must be 'current' or 'legacy', got {self.shapes!r}")
+        if self.token_answer not in ("snake", "camel"):
+            raise ValueError(f"token_answer must be 'snake' or 'camel', got {self.token_answer!r}")
 
     @property
     def legacy(self) -> bool:
@@ -403,6 +412,7 @@ class DriftWorld:
         n = len(starts)
         features = self._deck_features(n)
         plans = [self._plan(f) for f in features]
+        self._add_history_reopens(features, plans)
         self._anchor_near_midnight(starts, features, plans, end_ms)
 
         order = sorted(range(n), key=lambda i: starts[i])
@@ -417,6 +427,36 @@ class DriftWorld:
             self._apply(cid, kind, spec, at, None)
         self._pending = events[cut:]
         heapq.heapify(self._pending)
+
+    def _add_history_reopens(self, features: list[dict], plans: list[_Plan]) -> None:
+        """Some closed conversations come back hours later (a contact follow-up reopens them), get
+        an answer and are closed again; a quarter of them stay open. A separate random stream
+        keeps every other generated value as it was without these."""
+        share = self.config.history_reopen_share
+        closed = [i for i, f in enumerate(features)
+                  if f["final"] == "closed" and not f["long"] and not f["multiday"]]
+        if share <= 0 or not closed:
+            return
+        rng = random.Random(self.config.seed * 7_919 + 17)
+        chosen = sorted(_deck(rng, closed, share, 3))
+        for k, i in enumerate(chosen):
+            plan = plans[i]
+            world_rng, plan.rng = plan.rng, rng
+            agent = next((spec["author_id"] for _, kind, spec in reversed(plan.events)
+                          if kind == _EV_MESSAGE and spec["author_type"] == "user" and not spec["bot"]
+                          and spec["author_id"] is not None), rng.choice(self.agent_ids))
+            plan.wait(6 * 3600, 30 * 3600)  # long after the close: never anchored near midnight
+            plan.message("contact", None, rng.choice(content.CONTACT_REPLIES))
+            plan.wait(*self._response_delay_from(rng))
+            plan.message("user", agent, rng.choice(content.AGENT_REPLIES))
+            if k % 4 != 1:
+                plan.wait(60, 3600)
+                plan.status("closed")
+            plan.rng = world_rng
+
+    def _response_delay_from(self, rng: random.Random) -> tuple[float, float]:
+        seconds = min(3 * 3600.0, max(8.0, rng.lognormvariate(math.log(80), 1.2)))
+        return seconds, seconds * 1.05
 
     def _anchor_near_midnight(self, starts: list[int], features: list[dict], plans: list[_Plan],
                               end_ms: int) -> None:
