@@ -46,9 +46,13 @@ def make_simulator():
 
 
 @pytest.fixture
-def sim_env(home, make_simulator, monkeypatch):
-    """A small simulated workspace (3 days x 40 conversations) with the env pointing at it."""
-    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)
+def sim_env(request, home, make_simulator, monkeypatch):
+    """A small simulated workspace (3 days x 40 conversations) with the env pointing at it.
+    Serves Drift's current shapes; `@pytest.mark.parametrize("sim_env", ["current", "legacy"],
+    indirect=True)` runs a test against both."""
+    shapes = getattr(request, "param", "current")
+    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000,
+                                       shapes=shapes)
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
     monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
     return simulator, Settings.from_env()

@@ -308,3 +308,85 @@ def test_no_token_text_reaches_logs_errors_or_reprs(sim, served, oauth_settings,
     for secret in secrets:
         assert secret not in haystack
     assert "Bearer" not in haystack
+
+
+# -- token answers and early deaths (shared/drift-api.md, OAuth "(varies)") ----------------------
+@pytest.mark.parametrize("expires_in, lifetime", [
+    (7200, 7200.0),          # seconds, as the OAuth answer documents
+    ("7200", 7200.0),
+    (7_200_000, 7200.0),     # milliseconds, as /app/token_info gives it
+    (0, None),               # "never expires": unknown, learn from a 401
+    (None, None),
+    ("soon", None),
+    (True, None),
+    (-5, None),
+])
+def test_expires_in_is_read_in_seconds_or_milliseconds_and_zero_means_unknown(expires_in, lifetime):
+    from drift_pipeline.drift.auth import expires_at_from
+
+    expected = None if lifetime is None else 1000.0 + lifetime
+    assert expires_at_from(expires_in, 1000.0) == expected
+
+
+def test_camel_case_token_answers_are_exchanged_and_refreshed(tmp_path):
+    sim = Simulator(SimulatorConfig(seed=7, days=1, conversations_per_day=10, end=END, token_answer="camel",
+                                    rate_limit_per_minute=60_000))
+    with SimulatorServer(sim) as server:
+        settings = Settings.from_env({
+            "DRIFT_PIPELINE_HOME": str(tmp_path / "home"), "DRIFT_API_BASE_URL": server.base_url,
+            "DRIFT_CLIENT_ID": "sim-client-id", "DRIFT_CLIENT_SECRET": CLIENT_SECRET})
+        status = auth_exchange(settings, sim.issue_authorization_code())
+        assert status["org_id"] == ORG_ID and status["has_refresh_token"] and status["expires_at"]
+        first = stored(settings)
+        auth_refresh(settings)
+        second = stored(settings)
+        assert second.refresh_token != first.refresh_token and second.access_token.startswith("sim-at-")
+
+
+def test_a_token_that_never_expires_is_not_refreshed_on_every_request(tmp_path):
+    sim = Simulator(SimulatorConfig(seed=7, days=1, conversations_per_day=10, end=END,
+                                    access_token_ttl_seconds=0, rate_limit_per_minute=60_000))
+    with SimulatorServer(sim) as server:
+        settings = Settings.from_env({
+            "DRIFT_PIPELINE_HOME": str(tmp_path / "home"), "DRIFT_API_BASE_URL": server.base_url,
+            "DRIFT_CLIENT_ID": "sim-client-id", "DRIFT_CLIENT_SECRET": CLIENT_SECRET})
+        auth_exchange(settings, sim.issue_authorization_code())
+        assert stored(settings).expires_at is None
+
+        async def run():
+            async with DriftClient.from_settings(settings) as client:
+                for _ in range(5):
+                    await client.list_users()
+                return client.stats
+
+        stats = asyncio.run(run())
+    assert stats.token_refreshes == 0 and sim.stats.by_route.get("token", 0) == 1  # the exchange only
+
+
+def test_a_token_revoked_again_right_after_its_refresh_is_refreshed_again(sim, oauth_settings):
+    auth_exchange(oauth_settings, fresh_code(sim))
+    # The first request's token dies, and so does the one refreshed for its retry.
+    sim.faults.inject("expire_token", 2, path="/users/list")
+
+    async def run():
+        async with DriftClient.from_settings(oauth_settings) as client:
+            users = await client.list_users()
+            return users, client.stats
+
+    users, stats = asyncio.run(run())
+    assert users and stats.token_refreshes == 2
+
+
+def test_credentials_that_die_on_every_use_fail_fast_with_a_clear_message(sim, oauth_settings):
+    auth_exchange(oauth_settings, fresh_code(sim))
+    sim.faults.inject("expire_token", 50, path="/users/list")
+
+    async def run():
+        async with DriftClient.from_settings(oauth_settings) as client:
+            with pytest.raises(DriftAuthError) as raised:
+                await client.list_users()
+            return raised.value, client.stats
+
+    error, stats = asyncio.run(run())
+    assert stats.token_refreshes == 3  # bounded
+    assert "auth exchange" in error.message and "\n" not in error.message

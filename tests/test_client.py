@@ -12,6 +12,7 @@ import pytest
 
 from drift_pipeline.drift.client import ClientStats, ConversationPage, DriftClient
 from drift_pipeline.drift.errors import (
+    DriftBadRequest,
     DriftBadResponse,
     DriftNotFound,
     DriftRateLimited,
@@ -443,3 +444,98 @@ def test_stats_are_plain_data():
     stats = ClientStats()
     stats.calls_by_endpoint["list"] += 2
     assert json.loads(json.dumps(stats.as_dict()))["calls_by_endpoint"] == {"list": 2}
+
+
+# -- the shapes Drift's docs and sample code show (shared/drift-api.md, "(varies)") ----------------
+def test_links_next_on_the_other_drift_host_is_rebased_onto_the_configured_base():
+    requested: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requested.append(request.url)
+        if request.url.params.get("page_token") == "p2":
+            return httpx.Response(200, json={"data": [{"id": 2}], "links": {
+                "self": "https://api.drift.com/conversations/list?limit=100&page_token=p2"}})
+        return httpx.Response(200, json={"data": [{"id": 1}], "links": {
+            "self": "https://api.drift.com/conversations/list?limit=100",
+            "next": "https://api.drift.com/conversations/list?limit=100&page_token=p2"}})
+
+    async def run():
+        async with DriftClient("https://driftapi.com", access_token="mock-token-value",
+                               transport=httpx.MockTransport(handler)) as client:
+            return await collect_pages(client)
+
+    pages = asyncio.run(run())
+    assert ids_of(pages) == [1, 2]
+    # The cursor is stored as Drift gave it; the request went to the configured host.
+    assert pages[1].cursor == "https://api.drift.com/conversations/list?limit=100&page_token=p2"
+    assert [u.host for u in requested] == ["driftapi.com", "driftapi.com"]
+    assert requested[1].path == "/conversations/list" and requested[1].params["page_token"] == "p2"
+
+
+def test_simulator_current_links_on_api_drift_com_load_every_page_through_loopback(sim, base_url):
+    assert not sim.config.legacy and sim.config.link_host == "https://api.drift.com"
+
+    async def run():
+        async with client_for(base_url) as client:
+            return await collect_pages(client, limit=10)
+
+    pages = asyncio.run(run())
+    assert ids_of(pages) == newest_first_ids(sim)
+    assert all(p.cursor.startswith("https://api.drift.com/") for p in pages[1:])
+    assert sim.stats.by_route["list"] == len(pages)
+
+
+def test_simulator_legacy_cursors_load_every_page():
+    legacy = Simulator(SimulatorConfig(seed=7, days=2, conversations_per_day=40, end=END, shapes="legacy",
+                                       rate_limit_per_minute=FAST_LIMIT))
+    with SimulatorServer(legacy) as server:
+        async def run():
+            async with client_for(server.base_url) as client:
+                return await collect_pages(client, limit=100)
+
+        pages = asyncio.run(run())
+    assert ids_of(pages) == newest_first_ids(legacy)
+    assert all(len(p.items) <= 50 for p in pages) and len(pages) > 1
+    assert not any(p.cursor and p.cursor.startswith("http") for p in pages)
+
+
+def test_a_foreign_next_link_is_refused_without_sending_the_token_and_after_the_page():
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(200, json={"data": [{"id": 1}], "links": {"next": "https://drift.example.org/x"}})
+
+    async def run():
+        got = []
+        async with mock_client(handler) as client:
+            with pytest.raises(DriftBadResponse) as raised:
+                async for page in client.iter_conversation_pages():
+                    got.append(page)  # the caller commits this page before the link is followed
+        return got, raised.value
+
+    got, error = asyncio.run(run())
+    assert ids_of(got) == [1] and hosts == ["api.example.test"]
+    assert "drift.example.org" in error.message and "\n" not in error.message
+
+
+@pytest.mark.parametrize("body, reason", [
+    ({"errors": [{"type": "invalid_request", "message": "statusId must be 1, 2 or 3", "param": "statusId"}]},
+     "invalid_request: statusId must be 1, 2 or 3"),
+    ({"error": {"type": "invalid_request", "message": "statusId must be 1, 2 or 3"}},
+     "invalid_request: statusId must be 1, 2 or 3"),
+    ({"error": "invalid_request", "error_description": "statusId must be 1, 2 or 3"},
+     "invalid_request: statusId must be 1, 2 or 3"),
+])
+def test_both_error_body_forms_keep_their_reason(body, reason):
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json=body)
+
+    async def run():
+        async with mock_client(handler) as client:
+            with pytest.raises(DriftBadRequest) as raised:
+                await client.get_conversation(1)
+        return raised.value
+
+    error = asyncio.run(run())
+    assert error.message == f"GET /conversations/1 answered 400: {reason}"

@@ -26,6 +26,7 @@ def _expected_conversations(world, start, end):
     }
 
 
+@pytest.mark.parametrize("sim_env", ["current", "legacy"], indirect=True)
 def test_backfill_loads_exactly_the_simulators_data(sim_env):
     simulator, settings = sim_env
     world = simulator.world
@@ -280,3 +281,64 @@ def test_a_workspace_without_the_reports_endpoint_still_syncs(sim_env):
         simulator.world.conversation_metrics = original
     assert stats.conversations_fetched > 0 and stats.report_calls == 0
     assert _query(settings, "SELECT count(*) FROM raw.status_events WHERE source = 'report'") == [(0,)]
+
+
+def _table_snapshot(settings):
+    return {
+        "conversations": _query(settings, "SELECT conversation_id, status, updated_at, participant_user_ids "
+                                          "FROM raw.conversations ORDER BY 1"),
+        "messages": _query(settings, "SELECT conversation_id, message_id, body FROM raw.messages ORDER BY 1, 2"),
+        "status_events": _query(settings, "SELECT conversation_id, status, changed_at, source "
+                                          "FROM raw.status_events ORDER BY 1, 2, 3"),
+    }
+
+
+def test_two_early_token_deaths_in_one_sync_end_in_a_clean_complete_run(home, make_simulator, monkeypatch):
+    from drift_pipeline.drift.auth import auth_exchange
+    from drift_pipeline.settings import Settings
+
+    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)
+    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("DRIFT_CLIENT_ID", simulator.config.client_id)
+    monkeypatch.setenv("DRIFT_CLIENT_SECRET", simulator.config.client_secret)
+    settings = Settings.from_env()
+    auth_exchange(settings, simulator.issue_authorization_code())
+    # Revoked early twice, with requests in flight: once twice in a row (the refreshed token
+    # dies too), once later on.
+    simulator.faults.inject("expire_token", 2, skip=30)
+    simulator.faults.inject("expire_token", 1, skip=150)
+    start = END - timedelta(days=3)
+    stats = _sync(settings, start, END)
+    assert simulator.stats.faults["expire_token"] == 3
+    assert stats.conversations_fetched == len(_expected_conversations(simulator.world, start - timedelta(hours=1), END))
+    dirty = _table_snapshot(settings)
+    assert _query(settings, "SELECT success, error_code FROM raw.exports") == [(True, None)]
+
+    # The same window synced cleanly into a fresh home holds exactly the same rows.
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(home.parent / "clean"))
+    monkeypatch.delenv("DRIFT_CLIENT_ID")
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    clean_settings = Settings.from_env()
+    _sync(clean_settings, start, END)
+    assert _table_snapshot(clean_settings) == dirty
+
+
+def test_a_next_link_to_a_foreign_host_is_refused_after_its_page_is_committed(home, make_simulator, monkeypatch):
+    from drift_pipeline.drift.errors import DriftBadResponse
+    from drift_pipeline.settings import Settings
+
+    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000,
+                                       link_host="https://drift.example.org")
+    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    settings = Settings.from_env()
+    start = END - timedelta(days=3)
+    for _ in range(2):  # a rerun fails the same clear way, keeping what it stored
+        with pytest.raises(DriftBadResponse, match="drift.example.org, which is neither"):
+            _sync(settings, start, END)
+    stored = _query(settings, "SELECT count(*) FROM raw.conversations")[0][0]
+    assert stored == 100  # the first page of 100, committed before its link was refused
+    exports = _query(settings, "SELECT success, error_code, pages, page_token_checkpoint FROM raw.exports "
+                               "ORDER BY started_at")
+    assert [(e[0], e[1]) for e in exports] == [(False, "bad_response")] * 2
+    assert exports[0][2] == 1 and exports[0][3].startswith("https://drift.example.org/")
