@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_day, help="first UTC day (default: yesterday)")
     p.add_argument("--end", type=_day, help="day after the last one (default: tomorrow)")
     p.add_argument("--no-dbt", action="store_true", help="skip dbt (raw tables only)")
+    p.add_argument("--full-window", action="store_true",
+                   help="walk the whole window's conversation list (default: stop where the last "
+                        "successful sync left the warehouse exact, minus the overlap)")
 
     p = sub.add_parser("webhooks", help="the webhook receiver")
     wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
@@ -94,7 +97,7 @@ def cmd_sync(args, settings: Settings) -> int:
     today = datetime.now(timezone.utc).date()
     start = args.start or today - timedelta(days=1)
     end = args.end or today + timedelta(days=1)
-    result = materialize_days(settings, start, end, with_dbt=not args.no_dbt,
+    result = materialize_days(settings, start, end, with_dbt=not args.no_dbt, full_window=args.full_window,
                               log_level="INFO" if args.verbose else "CRITICAL")
     if args.no_dbt:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")

@@ -6,6 +6,7 @@ import contextlib
 from datetime import date, timedelta
 
 from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.settings import Settings
 
 
@@ -40,7 +41,7 @@ def _root_cause(error) -> str:
 
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
-                     log_level: str = "CRITICAL"):
+                     full_window: bool = False, log_level: str = "CRITICAL"):
     """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end)."""
     if end <= start:
         raise ValueError(f"--end ({end}) must be after --start ({start})")
@@ -59,6 +60,8 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
         "dagster/asset_partition_range_end": last.isoformat(),
         "drift/trigger": "cli",
     }
+    if full_window:
+        tags[FULL_WINDOW_TAG] = "true"
     quiet = log_level not in ("DEBUG", "INFO")
     # dbt's own output goes to a file unless asked for (-v): the run's events are in Dagster.
     with DagsterInstance.get() as instance, \

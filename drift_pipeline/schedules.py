@@ -15,7 +15,7 @@ from dagster import (
     schedule,
 )
 
-from drift_pipeline.partitions import daily_partitions
+from drift_pipeline.partitions import FULL_WINDOW_TAG, daily_partitions
 
 drift_sync_job = define_asset_job(
     "drift_sync_job",
@@ -25,16 +25,17 @@ drift_sync_job = define_asset_job(
 )
 
 
-def range_run_request(first_day, last_day, reason: str) -> RunRequest:
-    """One run covering the daily partitions first_day..last_day (inclusive)."""
-    return RunRequest(
-        run_key=f"{reason}-{first_day.isoformat()}-{last_day.isoformat()}",
-        tags={
-            "dagster/asset_partition_range_start": first_day.isoformat(),
-            "dagster/asset_partition_range_end": last_day.isoformat(),
-            "drift/trigger": reason,
-        },
-    )
+def range_run_request(first_day, last_day, reason: str, *, full_window: bool = False) -> RunRequest:
+    """One run covering the daily partitions first_day..last_day (inclusive). `full_window`
+    walks the whole window's list instead of stopping where the last run left off."""
+    tags = {
+        "dagster/asset_partition_range_start": first_day.isoformat(),
+        "dagster/asset_partition_range_end": last_day.isoformat(),
+        "drift/trigger": reason,
+    }
+    if full_window:
+        tags[FULL_WINDOW_TAG] = "true"
+    return RunRequest(run_key=f"{reason}-{first_day.isoformat()}-{last_day.isoformat()}", tags=tags)
 
 
 @schedule(
@@ -54,11 +55,11 @@ def nightly_drift_sync(context: ScheduleEvaluationContext):
     job=drift_sync_job,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Sundays 03:00 UTC: re-sync the last 30 days to heal anything a nightly run missed.",
+    description="Sundays 03:00 UTC: re-sync the last 30 days, walking the whole window, to heal anything a nightly run missed.",
 )
 def weekly_drift_resync(context: ScheduleEvaluationContext):
     today = context.scheduled_execution_time.date()
-    return range_run_request(today - timedelta(days=29), today, "weekly")
+    return range_run_request(today - timedelta(days=29), today, "weekly", full_window=True)
 
 
 schedules = [nightly_drift_sync, weekly_drift_resync]

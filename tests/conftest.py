@@ -58,7 +58,7 @@ def sim_env(request, home, make_simulator, monkeypatch):
     return simulator, Settings.from_env()
 
 
-def sync(settings, start, end, *, overlap_minutes=60, org_id=None, **client_kw):
+def sync(settings, start, end, *, overlap_minutes=60, org_id=None, full_window=False, **client_kw):
     from drift_pipeline.drift.client import DriftClient
     from drift_pipeline.ingest.sync import ConversationSync
     from drift_pipeline.warehouse.schema import create_raw_schema
@@ -69,7 +69,7 @@ def sync(settings, start, end, *, overlap_minutes=60, org_id=None, **client_kw):
             try:
                 create_raw_schema(conn)
                 sync = ConversationSync(client, conn, salt=settings.secret("pii_salt"), org_id=org_id,
-                                        overlap=timedelta(minutes=overlap_minutes))
+                                        overlap=timedelta(minutes=overlap_minutes), full_window=full_window)
                 return await sync.run(start, end)
             finally:
                 conn.close()

@@ -87,7 +87,39 @@ def test_backfill_calls_are_near_the_minimum_and_a_resync_lists_only(sim_env):
     simulator.stats.reset()
     again = _sync(settings, start, END, org_id=stats.org_id)  # the resource remembers the org
     assert set(simulator.stats.by_route) == {"list"}
-    assert again.conversations_fetched == 0 and again.conversations_skipped == len(in_window)
+    # Nothing changed: one list page reaches below what the last run left exact.
+    assert again.pages == 1 and again.conversations_fetched == 0
+
+    simulator.stats.reset()
+    heal = _sync(settings, start, END, org_id=stats.org_id, full_window=True)
+    assert set(simulator.stats.by_route) == {"list"} and heal.pages == stats.pages
+    assert heal.conversations_fetched == 0 and heal.conversations_skipped == len(in_window)
+
+
+def test_an_incremental_resync_fetches_only_what_changed_and_equals_a_full_window_one(
+        sim_env, tmp_path, monkeypatch):
+    from drift_pipeline.settings import Settings
+
+    simulator, settings = sim_env
+    world = simulator.world
+    start = END - timedelta(days=3)
+    _sync(settings, start, END)
+    before = {cid: c["updatedAt"] for cid, c in world.conversations.items()}
+    world.advance(minutes=120)
+    new_end = tf.ms_to_ts(world.now_ms) + timedelta(minutes=1)
+    changed = {cid for cid, c in world.conversations.items() if before.get(cid) != c["updatedAt"]}
+    assert changed
+
+    simulator.stats.reset()
+    stats = _sync(settings, start, new_end)
+    assert stats.conversations_fetched == len(changed)
+    assert stats.pages == 1 and simulator.stats.by_route["list"] == 1
+
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path / "full"))
+    full = Settings.from_env()
+    _sync(full, start, new_end, full_window=True)
+    assert _table_snapshot(settings)["conversations"] == _table_snapshot(full)["conversations"]
+    assert _table_snapshot(settings)["messages"] == _table_snapshot(full)["messages"]
 
 
 def test_changes_between_syncs_are_picked_up_by_resyncing_the_last_day(sim_env):

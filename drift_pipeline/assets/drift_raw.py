@@ -18,7 +18,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.ingest.sync import ConversationSync, SyncStats
-from drift_pipeline.partitions import daily_partitions, single_run
+from drift_pipeline.partitions import FULL_WINDOW_TAG, daily_partitions, single_run
 from drift_pipeline.resources import DriftApiResource, warehouse_connection
 
 RAW_GROUP = "drift_raw"
@@ -55,7 +55,7 @@ RAW_SPECS = [
 
 
 def run_sync(drift: DriftApiResource, duckdb: DuckDBResource, window_start, window_end,
-             partition_keys: str = "") -> SyncStats:
+             partition_keys: str = "", full_window: bool = False) -> SyncStats:
     """Sync `[window_start, window_end)` (naive UTC) and return what it did."""
     settings = drift.settings()
 
@@ -68,6 +68,7 @@ def run_sync(drift: DriftApiResource, duckdb: DuckDBResource, window_start, wind
                     org_id=drift.known_org_id(),
                     overlap=timedelta(minutes=settings.overlap_minutes),
                     partition_keys=partition_keys,
+                    full_window=full_window,
                 )
                 return await sync.run(window_start, window_end)
 
@@ -91,7 +92,8 @@ def drift_raw_sync(context: AssetExecutionContext, drift: DriftApiResource, duck
     keys = context.partition_keys
     partition_label = keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
     context.log.info(f"syncing conversations updated in [{start}, {end}) for {partition_label}")
-    stats = run_sync(drift, duckdb, start, end, partition_label)
+    full_window = context.run.tags.get(FULL_WINDOW_TAG) == "true"
+    stats = run_sync(drift, duckdb, start, end, partition_label, full_window=full_window)
     summary = stats.as_metadata()
     for name in RAW_ASSETS:
         metadata = {"rows_upserted": MetadataValue.int(stats.rows.get(name, 0))}

@@ -42,6 +42,8 @@ class SyncStats:
     window_start: datetime
     window_end: datetime
     list_from: datetime
+    listing_floor: datetime | None = None
+    newest_listed_at: datetime | None = None
     resumed_from_job: str | None = None
     pages: int = 0
     conversations_listed: int = 0
@@ -65,6 +67,7 @@ class SyncStats:
             "org_id": self.org_id,
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
+            "listed_down_to": (self.listing_floor or self.list_from).isoformat(),
             "list_pages": self.pages,
             "conversations_listed": self.conversations_listed,
             "conversations_in_window": self.conversations_in_window,
@@ -90,8 +93,10 @@ class ConversationSync:
     """Syncs one window `[window_start, window_end)` of `updatedAt` for one org."""
 
     def __init__(self, client, conn, *, salt: str, org_id: int | None = None,
-                 overlap: timedelta = timedelta(minutes=60), partition_keys: str = ""):
+                 overlap: timedelta = timedelta(minutes=60), partition_keys: str = "",
+                 full_window: bool = False):
         self.client = client
+        self.full_window = full_window
         self.conn = conn
         self.salt = salt
         self.org_id = org_id
@@ -135,6 +140,22 @@ class ConversationSync:
     def _has_users(self) -> bool:
         return bool(self.conn.execute(
             "SELECT count(*) FROM raw.users WHERE org_id = ?", [self.org_id]).fetchall()[0][0])
+
+    def _listing_floor(self, list_from: datetime) -> datetime:
+        """Where the newest-first listing may stop: below `list_from`, or, when an earlier
+        successful run of this org listed everything from its own `list_from` (not later than
+        ours) up to its newest `updatedAt`, below that newest `updatedAt` minus the overlap.
+        Everything under it that changed since has a newer `updatedAt` (Drift moves it on every
+        change), so it is listed above the floor; everything that did not is stored already."""
+        row = self.conn.execute(
+            "SELECT max(least(window_end, newest_listed_at)) FROM raw.exports "
+            "WHERE org_id = ? AND success AND newest_listed_at IS NOT NULL AND list_from <= ?",
+            [self.org_id, list_from],
+        ).fetchall()
+        covered_until = row[0][0] if row else None
+        if covered_until is None:
+            return list_from
+        return max(list_from, covered_until - self.overlap)
 
     def _resumable_job(self, window_start: datetime, window_end: datetime):
         """The newest unfinished or failed job of this exact window that has a checkpoint."""
@@ -197,6 +218,7 @@ class ConversationSync:
                           window_end=window_end, list_from=list_from)
         resumed_job, cursor = self._resumable_job(window_start, window_end)
         stats.resumed_from_job = resumed_job
+        stats.listing_floor = list_from if self.full_window else self._listing_floor(list_from)
         with transaction(self.conn):
             if resumed_job:
                 self.conn.execute(
@@ -208,9 +230,10 @@ class ConversationSync:
                 "job_id": stats.job_id, "org_id": self.org_id, "window_start": window_start,
                 "window_end": window_end, "partition_keys": self.partition_keys,
                 "started_at": tf.utcnow(), "page_token_checkpoint": cursor, "pages": 0,
+                "list_from": list_from, "full_window": self.full_window,
             }])
         try:
-            await self._pass(stats, cursor, list_from, window_end)
+            await self._pass(stats, cursor, list_from, window_end, resumed=cursor is not None)
             if self._users is None and (stats.conversations_fetched or not self._has_users()):
                 self._users = await self.client.list_users()
             with transaction(self.conn):
@@ -226,8 +249,12 @@ class ConversationSync:
         return stats
 
     async def _pass(self, stats: SyncStats, cursor: str | None, list_from: datetime,
-                    window_end: datetime) -> None:
+                    window_end: datetime, *, resumed: bool = False) -> None:
+        floor = stats.listing_floor or list_from
         async for page in self.client.iter_conversation_pages(limit=LIST_PAGE_SIZE, cursor=cursor):
+            if stats.pages == 0 and not resumed and page.items:
+                # The top of the list: what this run leaves exact reaches up to here.
+                stats.newest_listed_at = max(tf.ms_to_ts(i["updatedAt"]) for i in page.items)
             stats.pages += 1
             stats.conversations_listed += len(page.items)
             in_window = [
@@ -244,7 +271,7 @@ class ConversationSync:
             stats.conversations_skipped += len(in_window) - len(changed)
             await self._fetch_and_store(stats, changed, stored, next_cursor=page.next_cursor)
             oldest = min((tf.ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
-            if oldest is None or oldest < list_from or not page.next_cursor:
+            if oldest is None or oldest < floor or not page.next_cursor:
                 break
 
     async def _fetch_and_store(self, stats: SyncStats, conversation_ids: list[int], stored,
@@ -373,9 +400,10 @@ class ConversationSync:
         self.conn.execute(
             "UPDATE raw.exports SET finished_at = ?, success = ?, error_code = ?, api_calls = ?, "
             "conversations_listed = ?, conversations_fetched = ?, conversations_skipped = ?, "
-            "rate_limited = ? WHERE job_id = ?",
+            "rate_limited = ?, newest_listed_at = ?, report_calls = ? WHERE job_id = ?",
             [tf.utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
-             stats.conversations_fetched, stats.conversations_skipped, stats.responses_429, stats.job_id],
+             stats.conversations_fetched, stats.conversations_skipped, stats.responses_429,
+             stats.newest_listed_at if success else None, stats.report_calls, stats.job_id],
         )
         log.info("sync job %s %s: %s", stats.job_id, "succeeded" if success else f"failed ({error_code})",
                  {k: v for k, v in stats.as_metadata().items() if k != "job_id"})

@@ -158,6 +158,13 @@ EXPORTS = Table(
         ("conversations_fetched", "INTEGER"),
         ("conversations_skipped", "INTEGER"),
         ("rate_limited", "INTEGER"),
+        # How far the listing had to reach (window start minus the overlap), the newest
+        # `updatedAt` it listed (None when resumed mid-way), and whether it walked the whole
+        # window: together they tell a later run what this one left exact in the warehouse.
+        ("list_from", "TIMESTAMP"),
+        ("newest_listed_at", "TIMESTAMP"),
+        ("full_window", "BOOLEAN"),
+        ("report_calls", "INTEGER"),
     ),
     ("job_id",),
 )
@@ -187,7 +194,15 @@ RAW_TABLES: tuple[Table, ...] = (
 
 
 def create_raw_schema(conn) -> None:
-    """Create the `raw` schema and its tables if they do not exist (idempotent)."""
+    """Create the `raw` schema and its tables if they do not exist, and add the columns a newer
+    version defines to tables an older one created (idempotent)."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for table in RAW_TABLES:
         conn.execute(table.ddl())
+        schema_name, table_name = table.name.split(".", 1)
+        existing = {row[0] for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema_name, table_name]).fetchall()}
+        for name, sql_type in table.columns:
+            if name not in existing:
+                conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {name} {sql_type.replace(' NOT NULL', '')}")
