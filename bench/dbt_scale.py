@@ -13,7 +13,7 @@ conversations without a recorded close), users. Then:
      then `dbt run --select +marts`                          what the webhook path runs (timed)
   4. another day's changes, then
      `dbt build --exclude-resource-type unit_test`           what a scheduled run does (timed)
-  5. the marts (without `_` bookkeeping columns) are saved, `dbt run --select marts --full-refresh`
+  5. the marts (without `_` bookkeeping columns) are saved, `dbt run --select +marts --full-refresh`
      rebuilds them, and both directions of EXCEPT ALL must be empty.
 
 Each dbt runs as a subprocess of .venv/bin/dbt; its peak RSS comes from os.wait4 (that process
@@ -329,7 +329,7 @@ def main() -> int:
                 "select count(*) from marts.fct_conversations where _refreshed_at = "
                 "(select max(_refreshed_at) from marts.fct_conversations)").fetchone()[0]
         figures["fct_rows_rebuilt_by_last_incremental"] = rebuilt
-        steps["full_refresh_marts"] = run_dbt(home, target, "run", "--select", "marts", "--full-refresh")
+        steps["full_refresh_marts"] = run_dbt(home, target, "run", "--select", "+marts", "--full-refresh")
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             figures["incremental_vs_full_refresh"] = compare_marts(conn)
         figures["steps"] = steps

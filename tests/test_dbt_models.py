@@ -428,7 +428,7 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
             "and conversation_id in (101, 102, 103, 104, 106)").fetchall()
 
     target = built["target"]
-    assert_all_passed(dbt(home, target, "build", "--select", "marts", "--exclude-resource-type", "unit_test"))
+    assert_all_passed(dbt(home, target, "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
     incremental = _snapshot(home)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         untouched_after = conn.execute(
@@ -439,12 +439,18 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
         ).fetchone()[0]
     assert sorted(untouched_after) == sorted(untouched_before), "untouched conversations were rebuilt"
     assert rebuilt == 4, "only the reloaded conversations are rebuilt"
-    # The incremental fct reads only the reloaded conversations' raw rows, not the intermediate
-    # views (which would read and aggregate every message).
+    # The incremental path reads the intermediate models, which rebuilt just those
+    # conversations too (the same rebuild set, from the watermarks).
     fct_sql = (target / "compiled" / "drift_pipeline" / "models" / "marts" / "fct_conversations.sql").read_text()
-    assert "scoped_messages" in fct_sql and "int_drift__" not in fct_sql
+    assert "int_drift__first_response" in fct_sql and "int_drift__close_times" in fct_sql
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        for model in ("int_drift__close_times", "int_drift__message_counts"):
+            rebuilt_ids = {r[0] for r in conn.execute(
+                f"select conversation_id from intermediate.{model} where _source_synced_at >= ?",
+                [SECOND_SYNC]).fetchall()}
+            assert rebuilt_ids and rebuilt_ids <= {cid for org, cid in reloaded if org == ORG}, model
 
-    assert_all_passed(dbt(home, target, "run", "--select", "marts", "--full-refresh"))
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
     full = _snapshot(home)
     assert incremental == full
 

@@ -23,17 +23,3 @@
         and built.metric_date = current_counts.metric_date
     where coalesce(built.{{ count_column }}, 0) <> coalesce(current_counts.{{ count_column }}, 0)
 {% endmacro %}
-
-
-{#- The rows of `relation` that belong to a conversation listed in `conversations` (a CTE of
-    org_id, conversation_id): how the incremental fact model reads only touched conversations. -#}
-{% macro drift_rows_of(relation, conversations) %}
-    select scoped.*
-    from {{ relation }} as scoped
-    where exists (
-        select 1
-        from {{ conversations }} as wanted
-        where wanted.org_id = scoped.org_id
-            and wanted.conversation_id = scoped.conversation_id
-    )
-{% endmacro %}

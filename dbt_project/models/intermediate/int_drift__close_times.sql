@@ -1,9 +1,72 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'conversation_id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
+    )
+}}
 -- When each conversation was first closed, and how often it was reopened.
--- Without a recorded `closed` event, a conversation that is closed now was closed at its
--- updated_at (Drift moves updatedAt on every status change, so that is the latest close).
--- SQL: macro drift_close_times_sql in macros/conversation_metrics.sql (fct_conversations'
--- incremental path runs it on just the conversations it rebuilds).
-{{ drift_close_times_sql(
-    conversations=ref('stg_drift__conversations'),
-    status_history=ref('int_drift__status_history')
-) }}
+-- The earliest `closed` event known (webhook, poll, or Drift's own first close from the reports
+-- endpoint); without one, a conversation that is closed now was closed at its updated_at (Drift
+-- moves updatedAt on every status change, so that is the latest close).
+-- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql).
+with rebuild as (
+
+    {{ drift_conversations_to_rebuild() }}
+
+),
+
+conversations as (
+
+    select conversations.*, rebuild.source_synced_at as _source_synced_at
+    from {{ ref('stg_drift__conversations') }} as conversations
+    inner join rebuild
+        on conversations.org_id = rebuild.org_id
+        and conversations.conversation_id = rebuild.conversation_id
+
+),
+
+status_history as (
+
+    select status_history.*
+    from {{ ref('int_drift__status_history') }} as status_history
+    inner join rebuild
+        on status_history.org_id = rebuild.org_id
+        and status_history.conversation_id = rebuild.conversation_id
+
+),
+
+history_summary as (
+
+    select
+        org_id,
+        conversation_id,
+        min(case when status = 'closed' then changed_at end) as first_closed_event_at,
+        count(case when is_reopen then 1 end) as reopen_count
+    from status_history
+    group by org_id, conversation_id
+
+)
+
+select
+    conversations.org_id,
+    conversations.conversation_id,
+    history_summary.first_closed_event_at,
+    case
+        when history_summary.first_closed_event_at is not null
+            then history_summary.first_closed_event_at
+        when conversations.status = 'closed'
+            then conversations.updated_at
+    end as first_closed_at,
+    case
+        when history_summary.first_closed_event_at is not null then 'status_event'
+        when conversations.status = 'closed' and conversations.updated_at is not null then 'updated_at'
+    end as first_closed_at_source,
+    coalesce(history_summary.reopen_count, 0) as reopen_count,
+    conversations._source_synced_at
+from conversations
+left join history_summary
+    on conversations.org_id = history_summary.org_id
+    and conversations.conversation_id = history_summary.conversation_id

@@ -1,9 +1,127 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'conversation_id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        post_hook=[
+            "delete from {{ this }} as built
+             where not exists (
+                 select 1 from {{ ref('stg_drift__conversations') }} as conversations
+                 where conversations.org_id = built.org_id
+                     and conversations.conversation_id = built.conversation_id
+             )"
+        ]
+    )
+}}
 -- The latest load time of everything a conversation's metrics read (its row, its messages, its
--- status events). Incremental marts rebuild the conversations whose watermark moved.
--- SQL: macro drift_conversation_watermarks_sql in macros/conversation_metrics.sql (fct_conversations'
--- incremental path runs it on just the conversations it rebuilds).
-{{ drift_conversation_watermarks_sql(
-    conversations=ref('stg_drift__conversations'),
-    messages=ref('stg_drift__messages'),
-    status_events=ref('stg_drift__status_events')
-) }}
+-- status events). Every incremental model downstream rebuilds the conversations whose
+-- watermark moved past the newest one it holds (macros/metrics/conversations_to_rebuild.sql).
+-- Incremental runs find the conversations with a raw row loaded after the newest watermark
+-- here, from the load stamps alone (no per-conversation aggregation over all messages), and
+-- recompute just theirs; conversations that left raw are dropped by the post-hook.
+{%- set lookback_minutes = var('incremental_lookback_minutes', 0) | int %}
+
+with
+
+{% if is_incremental() %}
+previous_build as (
+
+    select coalesce(
+        {{ dbt.dateadd('minute', -1 * lookback_minutes, 'max(source_synced_at)') }},
+        cast('1900-01-01' as timestamp)
+    ) as source_synced_at
+    from {{ this }}
+
+),
+
+loaded_since as (
+
+    select conversations.org_id, conversations.conversation_id
+    from {{ ref('stg_drift__conversations') }} as conversations
+    cross join previous_build
+    where conversations.synced_at is null
+        or conversations.synced_at > previous_build.source_synced_at
+
+    union
+
+    select messages.org_id, messages.conversation_id
+    from {{ ref('stg_drift__messages') }} as messages
+    cross join previous_build
+    where messages.synced_at is null
+        or messages.synced_at > previous_build.source_synced_at
+
+    union
+
+    select status_events.org_id, status_events.conversation_id
+    from {{ ref('stg_drift__status_events') }} as status_events
+    cross join previous_build
+    where status_events.recorded_at is null
+        or status_events.recorded_at > previous_build.source_synced_at
+
+    union
+
+    -- Previously built on unstamped rows: recompute until they are stamped.
+    select org_id, conversation_id
+    from {{ this }}
+    where has_unstamped_rows
+
+),
+{% endif %}
+
+conversations as (
+
+    select conversations.org_id, conversations.conversation_id, conversations.synced_at
+    from {{ ref('stg_drift__conversations') }} as conversations
+    {%- if is_incremental() %}
+    inner join loaded_since
+        on conversations.org_id = loaded_since.org_id
+        and conversations.conversation_id = loaded_since.conversation_id
+    {%- endif %}
+
+),
+
+loads as (
+
+    select
+        org_id,
+        conversation_id,
+        synced_at,
+        case when synced_at is null then 1 else 0 end as unstamped
+    from conversations
+
+    union all
+
+    select
+        messages.org_id,
+        messages.conversation_id,
+        max(messages.synced_at) as synced_at,
+        count(*) - count(messages.synced_at) as unstamped
+    from {{ ref('stg_drift__messages') }} as messages
+    inner join conversations
+        on messages.org_id = conversations.org_id
+        and messages.conversation_id = conversations.conversation_id
+    group by messages.org_id, messages.conversation_id
+
+    union all
+
+    select
+        status_events.org_id,
+        status_events.conversation_id,
+        max(status_events.recorded_at) as synced_at,
+        count(*) - count(status_events.recorded_at) as unstamped
+    from {{ ref('stg_drift__status_events') }} as status_events
+    inner join conversations
+        on status_events.org_id = conversations.org_id
+        and status_events.conversation_id = conversations.conversation_id
+    group by status_events.org_id, status_events.conversation_id
+
+)
+
+select
+    org_id,
+    conversation_id,
+    max(synced_at) as source_synced_at,
+    sum(unstamped) > 0 as has_unstamped_rows
+from loads
+group by org_id, conversation_id

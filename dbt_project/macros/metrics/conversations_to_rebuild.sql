@@ -1,0 +1,60 @@
+{#-
+  The one definition of what an incremental per-conversation model rebuilds.
+
+  `int_drift__conversation_watermarks` holds, per conversation, the newest load time of every
+  raw row its metrics read. Every incremental model downstream of it stores the watermark it
+  built each conversation from (`_source_synced_at`) and, on an incremental run, rebuilds the
+  conversations whose watermark is newer than the newest one it holds (loads are stamped with
+  their write time, so a later load always has a newer stamp), or that have unstamped rows.
+  On a full build it is every conversation. Models join their inputs to this set: that join
+  is their incremental filter, and the full path runs the very same SQL over all of them.
+
+  `extra_condition` (SQL over `{{ this }}`-free expressions) rebuilds everything when true,
+  e.g. a changed business-hours schedule.
+-#}
+{% macro drift_conversations_to_rebuild(extra_condition=none) -%}
+    select
+        watermarks.org_id,
+        watermarks.conversation_id,
+        watermarks.source_synced_at
+    from {{ ref('int_drift__conversation_watermarks') }} as watermarks
+    {%- if is_incremental() %}
+    where watermarks.has_unstamped_rows
+        or watermarks.source_synced_at > (
+            select coalesce(max(_source_synced_at), cast('1900-01-01' as timestamp)) from {{ this }}
+        )
+        {%- if extra_condition %}
+        or ({{ extra_condition }})
+        {%- endif %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#-
+  Pre-hook of every incremental per-conversation model: before the model's SQL runs, delete the
+  rows of the conversations it is about to rebuild, and of conversations that left the
+  warehouse (erasure, hard deletes). Without it a conversation whose rebuild yields no row
+  (say its only chat message was deleted) would keep its old rows: delete+insert only replaces
+  the keys the new rows carry. The model then finds at least these conversations again (its
+  newest stored watermark can only have dropped), and delete+insert replaces any extra ones it
+  rebuilds.
+-#}
+{% macro drift_clear_conversations_to_rebuild(extra_condition=none) -%}
+    {%- if is_incremental() %}
+    delete from {{ this }} as built
+    where exists (
+            select 1
+            from ({{ drift_conversations_to_rebuild(extra_condition) }}) as rebuild
+            where rebuild.org_id = built.org_id
+                and rebuild.conversation_id = built.conversation_id
+        )
+        or not exists (
+            select 1
+            from {{ ref('int_drift__conversation_watermarks') }} as watermarks
+            where watermarks.org_id = built.org_id
+                and watermarks.conversation_id = built.conversation_id
+        )
+    {%- else %}
+    select 1
+    {%- endif %}
+{%- endmacro %}
