@@ -313,8 +313,21 @@ class ConversationSync:
             return {}
         stats.report_calls += 1
         closes = tf.report_first_closes(report, set(wanted))
+        # A close already recorded at that very instant (by its webhook) keeps its source.
+        for cid in self._recorded_closes(closes):
+            closes.pop(cid)
         stats.closes_from_reports += len(closes)
         return closes
+
+    def _recorded_closes(self, closes: dict[int, datetime]) -> set[int]:
+        if not closes:
+            return set()
+        rows = self.conn.execute(
+            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND status = 'closed' "
+            "AND (conversation_id, changed_at) IN (SELECT unnest(?::BIGINT[]), unnest(?::TIMESTAMP[]))",
+            [self.org_id, list(closes), list(closes.values())],
+        ).fetchall()
+        return {r[0] for r in rows}
 
     async def refetch_contacts(self, contact_ids: list[int]) -> int:
         """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
