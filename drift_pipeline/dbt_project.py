@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -23,6 +25,23 @@ def _dbt_on_path() -> None:
 
 _dbt_on_path()
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+# Run artifacts of the last few dbt invocations are kept for debugging; older ones are removed.
+KEEP_DBT_RUNS = 20
+
+
+def dbt_run_dir(settings: Settings, label: str) -> Path:
+    """A fresh folder under `$DRIFT_PIPELINE_HOME/dbt/` for one dbt invocation's artifacts and
+    logs (compiled SQL, run_results.json, dbt.log): never in the checkout, one per run so runs
+    that overlap (a sensor's run and a CLI sync) never share one. Keeps the newest few."""
+    root = settings.home / "dbt"
+    root.mkdir(parents=True, exist_ok=True)
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:max(0, len(runs) - KEEP_DBT_RUNS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return root / f"{stamp}-{label}-{uuid.uuid4().hex[:7]}"
 
 
 def ensure_manifest() -> Path:

@@ -55,6 +55,8 @@ def _compare(rows: dict, expected: dict, columns, what: str):
 def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim_env):
     simulator, settings = sim_env
     ensure_dagster_home(settings)
+    checkout_target = Path(__file__).resolve().parents[1] / "dbt_project" / "target"
+    before = {p.name for p in checkout_target.iterdir()} if checkout_target.exists() else set()
     first_day, last_day = (END - timedelta(days=3)).date(), (END - timedelta(days=1)).date()
     proc = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "drift_pipeline.definitions", "--select", "*",
@@ -64,6 +66,11 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     assert proc.returncode == 0, proc.stderr[-3000:]
     # One run did it all: raw assets and dbt models.
     assert "RUN_SUCCESS" in proc.stderr
+    # dbt's run artifacts and logs live under the home, never in the checkout.
+    after = {p.name for p in checkout_target.iterdir()} if checkout_target.exists() else set()
+    assert after <= before, f"dbt wrote into the checkout: {sorted(after - before)}"
+    runs = [p for p in (settings.home / "dbt").iterdir() if (p / "run_results.json").exists()]
+    assert len(runs) == 1 and (runs[0] / "dbt.log").exists()
     assert proc.stderr.count("RUN_START") == 1
 
     world = simulator.world

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 from dagster import AssetExecutionContext, AssetKey, AssetObservation, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from drift_pipeline.dbt_project import dbt_project, ensure_manifest
+from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.partitions import daily_partitions, single_run
 from drift_pipeline.settings import Settings
 
@@ -38,7 +38,8 @@ def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
     then republish the serving copy so analysts see the new numbers."""
     settings = Settings.from_env()
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+                       target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
     if context.selected_output_names:
         from drift_pipeline.serving import headline_metrics, publish
 

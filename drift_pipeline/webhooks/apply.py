@@ -262,7 +262,7 @@ def refresh_marts(settings: Settings) -> None:
     """
     from dagster_dbt import DbtCliResource
 
-    from drift_pipeline.dbt_project import dbt_project, ensure_manifest
+    from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
     from drift_pipeline.serving import publish
 
     from drift_pipeline.runner import dbt_output_to_file
@@ -270,7 +270,8 @@ def refresh_marts(settings: Settings) -> None:
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
     dbt = DbtCliResource(project_dir=dbt_project)
     with dbt_output_to_file(settings, "last_marts_refresh"):
-        dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True).wait()
+        dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
+                target_path=dbt_run_dir(settings, "refresh")).wait()
     publish(settings)
 
 
