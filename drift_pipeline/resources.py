@@ -64,7 +64,8 @@ class DriftApiResource(ConfigurableResource):
 def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
     settings = settings or Settings.from_env()
     settings.ensure_dirs()
-    return DuckDBResource(database=str(settings.warehouse_path))
+    settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
+    return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import duckdb
 
 from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.connection import connect
 
 SERVING_DB = "analytics.duckdb"
 PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies or raw emails ever leave the warehouse
@@ -53,7 +54,7 @@ def publish(settings: Settings) -> dict:
     staging_db = serving / f".{SERVING_DB}.{token}.tmp"
     staged_parquet: list[tuple[Path, Path]] = []
     counts: dict[str, int] = {}
-    conn = duckdb.connect(str(staging_db))
+    conn = connect(settings, staging_db)
     try:
         conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
         tables = published_tables(conn, "warehouse")
@@ -99,7 +100,7 @@ ORDER BY metric_date
 
 def headline_metrics(settings: Settings) -> list[tuple]:
     """The per-day headline metrics, read from the serving copy (never the warehouse)."""
-    conn = duckdb.connect(str(settings.serving_dir / SERVING_DB), read_only=True)
+    conn = connect(settings, settings.serving_dir / SERVING_DB, read_only=True)
     try:
         return conn.execute(HEADLINE_SQL).fetchall()
     finally:

@@ -7,12 +7,17 @@ and Dagster resources can pass their own environment.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 DEFAULT_API_BASE_URL = "https://driftapi.com"
+# Also the defaults in dbt_project/profiles.yml, which reads the same variables.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
+DEFAULT_DUCKDB_THREADS = 2
+_MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -32,6 +37,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _memory_limit(env: Mapping[str, str]) -> str:
+    raw = env.get("DRIFT_DUCKDB_MEMORY_LIMIT")
+    if raw in (None, ""):
+        return DEFAULT_DUCKDB_MEMORY_LIMIT
+    if not _MEMORY_LIMIT.match(raw):
+        raise SettingsError(f"DRIFT_DUCKDB_MEMORY_LIMIT must be a size such as 2GB or 1500MiB, got {raw!r}")
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -45,6 +59,10 @@ class Settings:
     pii_salt: str | None = field(default=None, repr=False)
     max_concurrency: int = 8
     overlap_minutes: int = 60
+    # DuckDB's own limits for every connection the pipeline and dbt open: sized so a sync, dbt
+    # and the Dagster processes fit in a 4 GiB machine; heavier queries spill to disk instead.
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_threads: int = DEFAULT_DUCKDB_THREADS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -61,6 +79,8 @@ class Settings:
             pii_salt=env.get("DRIFT_PII_SALT") or None,
             max_concurrency=_int(env, "DRIFT_MAX_CONCURRENCY", 8, minimum=1),
             overlap_minutes=_int(env, "DRIFT_OVERLAP_MINUTES", 60, minimum=0),
+            duckdb_memory_limit=_memory_limit(env),
+            duckdb_threads=_int(env, "DRIFT_DUCKDB_THREADS", DEFAULT_DUCKDB_THREADS, minimum=1),
         )
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).
@@ -87,6 +107,16 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
+
+    @property
+    def duckdb_temp_dir(self) -> Path:
+        """Where DuckDB spills what does not fit in `duckdb_memory_limit`."""
+        return self.home / "tmp" / "duckdb"
+
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB settings for every connection to the warehouse (and the serving copy)."""
+        return {"memory_limit": self.duckdb_memory_limit, "threads": str(self.duckdb_threads),
+                "temp_directory": str(self.duckdb_temp_dir)}
 
     @property
     def token_store_path(self) -> Path:
