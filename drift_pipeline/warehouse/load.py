@@ -82,12 +82,3 @@ def upsert(conn, table: Table, data: pa.Table | list[dict]) -> int:
     finally:
         conn.unregister(view)
     return data.num_rows
-
-
-def insert_row_by_row(conn, table: Table, rows: list[dict]) -> int:
-    """The naive load (one INSERT per row), kept only so the benchmark can measure it."""
-    columns = table.column_names
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    for row in rows:
-        conn.execute(sql, [row.get(c) for c in columns])
-    return len(rows)
