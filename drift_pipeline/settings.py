@@ -32,6 +32,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -45,6 +54,8 @@ class Settings:
     pii_salt: str | None = field(default=None, repr=False)
     max_concurrency: int = 8
     overlap_minutes: int = 60
+    publish_transcripts: bool = False  # opt-in serving/transcripts.duckdb for QA teams
+    retention_days: int | None = None  # the weekly retention schedule's N (unset: it skips)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -61,6 +72,8 @@ class Settings:
             pii_salt=env.get("DRIFT_PII_SALT") or None,
             max_concurrency=_int(env, "DRIFT_MAX_CONCURRENCY", 8, minimum=1),
             overlap_minutes=_int(env, "DRIFT_OVERLAP_MINUTES", 60, minimum=0),
+            publish_transcripts=_flag(env, "DRIFT_PUBLISH_TRANSCRIPTS"),
+            retention_days=_int(env, "DRIFT_RETENTION_DAYS", 0, minimum=1) or None,
         )
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).
