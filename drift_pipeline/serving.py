@@ -23,7 +23,7 @@ from drift_pipeline.warehouse.transcripts import copy_for_qa_sql
 
 SERVING_DB = "analytics.duckdb"
 TRANSCRIPTS_DB = "transcripts.duckdb"  # opt-in (DRIFT_PUBLISH_TRANSCRIPTS): holds message text
-TRANSCRIPTS_TABLE = "transcripts.conversation_transcripts"
+TRANSCRIPTS_TABLE = "qa.conversation_transcripts"  # not schema "transcripts": the file's catalog is named so
 PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies, transcripts or raw emails in the analysts' copy
 
 
@@ -121,7 +121,7 @@ def publish_transcripts_copy(settings: Settings) -> dict:
     conn = duckdb.connect(str(staging_db))
     try:
         conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
-        conn.execute("CREATE SCHEMA transcripts")
+        conn.execute("CREATE SCHEMA qa")
         conn.execute(f"CREATE TABLE {TRANSCRIPTS_TABLE} AS {copy_for_qa_sql('warehouse')}")
         rows = conn.execute(f"SELECT count(*) FROM {TRANSCRIPTS_TABLE}").fetchall()[0][0]
         conn.execute("DETACH warehouse")

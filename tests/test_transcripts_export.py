@@ -74,7 +74,7 @@ def test_export_killed_midway_resumes_with_nothing_missing_or_doubled(sim_env):
     world = simulator.world
     changed = expected[:2]
     for cid in changed:
-        world.add_message(cid, author_type="user", author_id=next(iter(world.users)), body="<p>Following up</p>")
+        world.add_message(cid, author_type="user", author_id=world.users[0]["id"], body="<p>Following up</p>")
     sync(settings, END - timedelta(days=3), END + timedelta(days=1))
     before = set(out.glob("transcripts-*.jsonl"))
     third = _export(out, "--chunk-size", "10")
