@@ -86,6 +86,44 @@ def test_export_killed_midway_resumes_with_nothing_missing_or_doubled(sim_env):
     assert [row[:2] for row in _transcript_jobs(settings)] == [(True, len(expected)), (True, 0), (True, 2)]
 
 
+def test_a_chunk_written_but_not_checkpointed_is_replaced_not_doubled(sim_env, monkeypatch, tmp_path):
+    from drift_pipeline.transcripts import export
+
+    simulator, settings = sim_env
+    sync(settings, END - timedelta(days=3), END)
+    commit = export.wt.commit_export_chunk
+    calls = []
+
+    def crash_before_second_checkpoint(*args):
+        calls.append(args)
+        if len(calls) == 2:  # chunk 2 is on disk, its checkpoint is not
+            raise KeyboardInterrupt
+        commit(*args)
+
+    monkeypatch.setattr(export.wt, "commit_export_chunk", crash_before_second_checkpoint)
+    filters = export.ExportFilters(since=END.date() - timedelta(days=3))
+    with pytest.raises(KeyboardInterrupt):
+        export.export_transcripts(settings, filters, tmp_path, chunk_size=15)
+    assert len(list(tmp_path.glob("transcripts-*.jsonl"))) == 2
+    monkeypatch.setattr(export.wt, "commit_export_chunk", commit)
+
+    result = export.export_transcripts(settings, filters, tmp_path, chunk_size=15)
+    assert result["resumed"]
+    ids = [r["conversation_id"] for r in _records(tmp_path)]
+    assert len(ids) == len(set(ids)) == result["conversations_written_by_job"]
+    assert sorted(ids) == sorted(r[0] for r in query(
+        settings, "SELECT conversation_id FROM raw.conversations WHERE created_at >= ?", [SINCE]))
+
+
+def test_export_and_retention_have_help(capsys):
+    from drift_pipeline.cli import main
+
+    for words in (["export", "transcripts"], ["retention"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*words, "--help"])
+        assert exit_info.value.code == 0 and "usage: drift-pipeline" in capsys.readouterr().out
+
+
 def test_export_lines_have_no_contact_email_and_respect_the_status_filter(sim_env, tmp_path):
     simulator, settings = sim_env
     sync(settings, END - timedelta(days=3), END)

@@ -75,6 +75,16 @@ def chunk_path(out_dir: Path, job_id: str, chunk: int) -> Path:
     return out_dir / f"{FILE_PREFIX}{job_id[:12]}-{chunk:06d}{FILE_SUFFIX}"
 
 
+def remove_leftover_temp_files(out_dir: Path) -> int:
+    """Delete temp files a killed export left half-written (they hold transcript text that
+    erasure and retention would not see). Safe: exports hold the warehouse's write lock, so
+    none is writing here now."""
+    leftovers = list(out_dir.glob(f".{FILE_PREFIX}*.tmp"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
+
+
 def _jsonl(records: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
 
@@ -119,6 +129,7 @@ def export_transcripts(settings: Settings, filters: ExportFilters, out_dir: Path
     conn = duckdb.connect(str(settings.warehouse_path))
     try:
         schema.create_raw_schema(conn)
+        remove_leftover_temp_files(out_dir)
         job = _resume_or_start(conn, filters, out_dir)
         job_id, chunk = job["job_id"], job["chunk"]
         keys = wt.export_keys(conn, created_from=filters.created_from, created_before=filters.created_before,
@@ -159,6 +170,7 @@ def exported_files(settings: Settings, conn) -> list[Path]:
     for folder in wt.export_output_dirs(conn):
         path = Path(folder)
         if path.is_dir() and path.resolve().is_relative_to(home):
+            remove_leftover_temp_files(path)
             files.extend(sorted(path.glob(f"{FILE_PREFIX}*{FILE_SUFFIX}")))
     return files
 
