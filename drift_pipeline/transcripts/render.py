@@ -128,8 +128,9 @@ def input_hash(inputs: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def stored_transcript(inputs: dict, rendered_at: datetime) -> dict:
-    """The `raw.transcripts` row of a conversation (chat only: notes never stored rendered)."""
+def stored_transcript(inputs: dict, rendered_at: datetime, hashed: str | None = None) -> dict:
+    """The `raw.transcripts` row of a conversation (chat only: notes never stored rendered);
+    `hashed` is its `input_hash` when the caller computed it already."""
     conversation = inputs["conversation"]
     shown = visible_messages(inputs["messages"], inputs["users"])
     return {
@@ -137,7 +138,7 @@ def stored_transcript(inputs: dict, rendered_at: datetime) -> dict:
         "conversation_id": conversation["conversation_id"],
         "transcript": render_text(shown),
         "message_count": len(shown),
-        "input_hash": input_hash(inputs),
+        "input_hash": hashed or input_hash(inputs),
         "rendered_at": rendered_at,
         "checked_at": rendered_at,
     }

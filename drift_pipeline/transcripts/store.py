@@ -46,10 +46,11 @@ def refresh_transcripts(conn, keys: Iterable[wt.Key] | None = None, *,
         stored = wt.stored_hashes(conn, inputs)
         changed, unchanged = [], []
         for key, conversation in inputs.items():
-            if stored.get(key) == input_hash(conversation):
+            hashed = input_hash(conversation)
+            if stored.get(key) == hashed:
                 unchanged.append(key)
             else:
-                changed.append(stored_transcript(conversation, now))
+                changed.append(stored_transcript(conversation, now, hashed))
         wt.save_transcripts(conn, changed, unchanged, now)
         result.checked += len(inputs)
         result.rendered += len(changed)
