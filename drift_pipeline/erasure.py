@@ -37,6 +37,17 @@ def erased_contact_hashes(conn, org_id: int) -> set[str]:
         "SELECT contact_id_hash FROM raw.erased_contacts WHERE org_id = ?", [org_id]).fetchall()}
 
 
+def previously_erased_conversations(conn, settings: Settings, contact_id: int) -> set[tuple[int, int]]:
+    """(org_id, conversation_id) recorded when this contact was erased before (e.g. by the
+    webhook path), so a follow-up `erase --contact-id` still finds the files about them."""
+    keys = set()
+    for org, conversation_ids in conn.execute(
+            "SELECT org_id, conversation_ids FROM raw.erased_contacts WHERE contact_id_hash = ?",
+            [tf.hash_pii(contact_id, settings.secret("pii_salt"))]).fetchall():
+        keys |= {(org, c) for c in json.loads(conversation_ids or "[]")}
+    return keys
+
+
 def _changed(conn, sql: str, params: list) -> int:
     return conn.execute(sql, params).fetchall()[0][0]
 
@@ -92,8 +103,13 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
                 "AND participant_id = ?", [org, contact])
             counts["raw.contacts"] += _changed(
                 conn, "DELETE FROM raw.contacts WHERE org_id = ? AND contact_id = ?", [org, contact])
+            # A repeated erasure keeps the conversations an earlier one recorded (the contact's
+            # link is gone from them by now, and follow-up erasures look them up here).
+            prior = conn.execute("SELECT conversation_ids FROM raw.erased_contacts WHERE org_id = ? "
+                                 "AND contact_id_hash = ?", [org, tf.hash_pii(contact, salt)]).fetchall()
+            recorded = sorted(set(conversations) | set(json.loads(prior[0][0] or "[]") if prior else []))
             conn.execute("INSERT OR REPLACE INTO raw.erased_contacts VALUES (?, ?, ?, ?)",
-                         [org, tf.hash_pii(contact, salt), now, json.dumps(conversations)])
+                         [org, tf.hash_pii(contact, salt), now, json.dumps(recorded)])
             counts["raw.transcripts"] += refresh_transcripts(conn, [(org, c) for c in conversations]).rendered
             erased.append({"org_id": org, "contact_id": contact, "conversation_ids": conversations})
         # What was asked, hashed: the contact ids found, else the identifier given.
@@ -157,14 +173,15 @@ def erase(settings: Settings, *, contact_id: int | None = None, email: str | Non
         conn = duckdb.connect(str(settings.warehouse_path))
         try:
             schema.create_raw_schema(conn)
+            earlier = previously_erased_conversations(conn, settings, contact_id) if contact_id is not None else set()
             erased = erase_in_warehouse(conn, settings, org_id=None, contact_id=contact_id, email=email,
                                         trigger="cli", erasure_id=erasure_id)
-            exported_lines = rewrite_exported_lines(
-                settings, conn, {(e["org_id"], c) for e in erased for c in e["conversation_ids"]})
+            keys = earlier | {(e["org_id"], c) for e in erased for c in e["conversation_ids"]}
+            exported_lines = rewrite_exported_lines(settings, conn, keys)
         finally:
             conn.close()
     contact_ids = {e["contact_id"] for e in erased} | ({int(contact_id)} if contact_id is not None else set())
-    conversation_ids = {c for e in erased for c in e["conversation_ids"]}
+    conversation_ids = {c for _, c in keys} if has_warehouse else set()
     lines = erase_files(settings, contact_ids, conversation_ids, email)
     published = False
     if erased and (settings.serving_dir / "analytics.duckdb").exists():

@@ -178,10 +178,16 @@ def test_transcripts_copy_only_when_enabled_followed_by_erasure_and_audited_with
     write_events_file(settings.inbox_dir, [{"type": "gdpr_delete_requested", "orgId": world.org_id,
                                             "data": {"contactId": other}}])
     assert apply_inbox(settings).contacts_erased == 1
+    # It leaves the files to a follow-up `erase --contact-id`, which still finds them.
+    gdpr_line = f'"contactId":{other}'
+    assert any(gdpr_line in p.read_text() for p in settings.processed_dir.glob("*.json"))
+    assert erase(enabled, contact_id=other)["file_lines_removed"] >= 1
+    assert not any(gdpr_line in p.read_text() for p in settings.processed_dir.glob("*.json"))
 
     rows = query(settings, "SELECT kind, trigger, subject_hashes, counts, finished_at FROM raw.erasures "
                            "ORDER BY started_at")
-    assert [(kind, trigger) for kind, trigger, *_ in rows] == [("contact", "cli"), ("contact", "webhook")]
+    assert [(kind, trigger) for kind, trigger, *_ in rows] == [("contact", "cli"), ("contact", "webhook"),
+                                                                ("contact", "cli")]
     assert json.loads(rows[0][2]) == [hash_pii(contact_id, "test-salt")]
     assert json.loads(rows[1][2]) == [hash_pii(other, "test-salt")]
     cli_counts = json.loads(rows[0][3])
