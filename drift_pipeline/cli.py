@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from drift_pipeline.settings import Settings, SettingsError
+from drift_pipeline.transcripts.export import DEFAULT_CHUNK_SIZE, STATUSES
 
 
 class UsageError(Exception):
@@ -26,6 +28,16 @@ def _day(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--contact-id", type=int)
     group.add_argument("--email")
+
+    p = sub.add_parser("export", help="export data out of the warehouse")
+    esub = p.add_subparsers(dest="export_command", parser_class=_Parser, metavar="WHAT")
+    esub.required = True
+    et = esub.add_parser("transcripts", help="conversation transcripts as JSONL (incremental, resumable)")
+    et.add_argument("--since", type=_day, required=True, help="first UTC day of creation")
+    et.add_argument("--until", type=_day, help="day after the last one (exclusive, like sync --end)")
+    et.add_argument("--status", choices=STATUSES, help="only conversations with this status now")
+    et.add_argument("--include-notes", action="store_true", help="include agents' private notes")
+    et.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the JSONL files")
+    et.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                    help=f"conversations per file and checkpoint (default {DEFAULT_CHUNK_SIZE})")
+
+    p = sub.add_parser("retention", help="blank message bodies and transcripts older than N days (metrics stay)")
+    p.add_argument("--days", type=_positive_int, required=True, metavar="N")
 
     p = sub.add_parser("auth", help="the OAuth token store")
     asub = p.add_subparsers(dest="auth_command", parser_class=_Parser, metavar="ACTION")
@@ -165,6 +192,33 @@ def cmd_erase(args, settings: Settings) -> int:
     return 0
 
 
+# Test hook: seconds to sleep between export chunks, so a test can SIGKILL a job mid-way.
+EXPORT_PAUSE_ENV = "DRIFT_EXPORT_PAUSE_SECONDS"
+
+
+def cmd_export(args, settings: Settings) -> int:
+    from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
+
+    try:
+        pause = float(os.environ.get(EXPORT_PAUSE_ENV) or 0)
+    except ValueError:
+        raise UsageError(f"{EXPORT_PAUSE_ENV} must be a number of seconds") from None
+    filters = ExportFilters(since=args.since, until=args.until, status=args.status,
+                            include_notes=args.include_notes)
+    result = export_transcripts(settings, filters, args.out, chunk_size=args.chunk_size, pause_seconds=pause)
+    how = "resumed job" if result["resumed"] else "job"
+    print(f"{how} {result['job_id']}: wrote {result['conversations_written']} conversation(s) "
+          f"in {len(result['files_written'])} file(s) to {result['out']}")
+    return 0
+
+
+def cmd_retention(args, settings: Settings) -> int:
+    from drift_pipeline.retention import run_retention
+
+    _print_json(run_retention(settings, args.days, trigger="cli"))
+    return 0
+
+
 COMMANDS = {
     "sync": cmd_sync,
     "publish": cmd_publish,
@@ -174,6 +228,8 @@ COMMANDS = {
     "apply-inbox": cmd_apply_inbox,
     "replay": cmd_replay,
     "erase": cmd_erase,
+    "export": cmd_export,
+    "retention": cmd_retention,
 }
 
 

@@ -6,20 +6,28 @@ What is erased: the contact row; the bodies of every message in the contact's co
 payloads and inbox/processed/quarantine lines about those conversations. What stays: ids of
 conversations and messages, timestamps and authorship classes, so the metrics still add up.
 A salted hash of the contact id is kept in `raw.erased_contacts` so a later sync suppresses it.
+The conversations' transcripts are re-rendered without the erased text (`raw.transcripts`,
+transcript exports under the home, `serving/transcripts.duckdb`), every erasure is a
+`raw.erasures` audit row (counts and salted hashes only), and `erase` compacts the warehouse
+file so the blanked text does not survive in freed pages.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
+import uuid
 
 import duckdb
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest import transform as tf
+from drift_pipeline.serving import publish_transcripts_copy
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse import schema
+from drift_pipeline.transcripts.export import rewrite_exported_lines
+from drift_pipeline.transcripts.store import refresh_transcripts
+from drift_pipeline.warehouse import audit, schema
+from drift_pipeline.warehouse.retention import compact
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +37,25 @@ def erased_contact_hashes(conn, org_id: int) -> set[str]:
         "SELECT contact_id_hash FROM raw.erased_contacts WHERE org_id = ?", [org_id]).fetchall()}
 
 
+def previously_erased_conversations(conn, settings: Settings, contact_id: int) -> set[tuple[int, int]]:
+    """(org_id, conversation_id) recorded when this contact was erased before (e.g. by the
+    webhook path), so a follow-up `erase --contact-id` still finds the files about them."""
+    keys = set()
+    for org, conversation_ids in conn.execute(
+            "SELECT org_id, conversation_ids FROM raw.erased_contacts WHERE contact_id_hash = ?",
+            [tf.hash_pii(contact_id, settings.secret("pii_salt"))]).fetchall():
+        keys |= {(org, c) for c in json.loads(conversation_ids or "[]")}
+    return keys
+
+
+def _changed(conn, sql: str, params: list) -> int:
+    return conn.execute(sql, params).fetchall()[0][0]
+
+
 def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_id: int | None = None,
-                       email: str | None = None) -> list[dict]:
-    """Erase in the warehouse; returns what was erased (org, contact, conversations). Idempotent."""
+                       email: str | None = None, trigger: str, erasure_id: str | None = None) -> list[dict]:
+    """Erase in the warehouse and record it in `raw.erasures` (under `erasure_id` when given);
+    returns what was erased (org, contact, conversations). Idempotent."""
     salt = settings.secret("pii_salt")
     conditions, params = [], []
     if contact_id is not None:
@@ -55,6 +79,8 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
             targets.add((org_id, int(contact_id)))
     now = tf.utcnow()
     erased = []
+    counts = dict.fromkeys(("raw.messages.body", "raw.webhook_events.payload", "raw.conversations.contact_id",
+                            "raw.participants", "raw.contacts", "raw.transcripts"), 0)
     conn.execute("BEGIN TRANSACTION")
     try:
         for org, contact in targets:
@@ -62,19 +88,35 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
                 "SELECT conversation_id FROM raw.conversations WHERE org_id = ? AND contact_id = ?",
                 [org, contact]).fetchall()]
             ids = conversations or [-1]
-            conn.execute("UPDATE raw.messages SET body = NULL, synced_at = ? WHERE org_id = ? "
-                         "AND conversation_id IN (SELECT unnest(?::BIGINT[]))", [now, org, ids])
-            conn.execute("UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? "
-                         "AND conversation_id IN (SELECT unnest(?::BIGINT[]))", [org, ids])
+            counts["raw.messages.body"] += _changed(
+                conn, "UPDATE raw.messages SET body = NULL, synced_at = ? WHERE org_id = ? "
+                "AND conversation_id IN (SELECT unnest(?::BIGINT[]))", [now, org, ids])
+            counts["raw.webhook_events.payload"] += _changed(
+                conn, "UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? "
+                "AND conversation_id IN (SELECT unnest(?::BIGINT[]))", [org, ids])
             # synced_at moves so the incremental marts rebuild these conversations' rows.
-            conn.execute("UPDATE raw.conversations SET contact_id = NULL, synced_at = ? "
-                         "WHERE org_id = ? AND contact_id = ?", [now, org, contact])
-            conn.execute("DELETE FROM raw.participants WHERE org_id = ? AND participant_type = 'contact' "
-                         "AND participant_id = ?", [org, contact])
-            conn.execute("DELETE FROM raw.contacts WHERE org_id = ? AND contact_id = ?", [org, contact])
+            counts["raw.conversations.contact_id"] += _changed(
+                conn, "UPDATE raw.conversations SET contact_id = NULL, synced_at = ? "
+                "WHERE org_id = ? AND contact_id = ?", [now, org, contact])
+            counts["raw.participants"] += _changed(
+                conn, "DELETE FROM raw.participants WHERE org_id = ? AND participant_type = 'contact' "
+                "AND participant_id = ?", [org, contact])
+            counts["raw.contacts"] += _changed(
+                conn, "DELETE FROM raw.contacts WHERE org_id = ? AND contact_id = ?", [org, contact])
+            # A repeated erasure keeps the conversations an earlier one recorded (the contact's
+            # link is gone from them by now, and follow-up erasures look them up here).
+            prior = conn.execute("SELECT conversation_ids FROM raw.erased_contacts WHERE org_id = ? "
+                                 "AND contact_id_hash = ?", [org, tf.hash_pii(contact, salt)]).fetchall()
+            recorded = sorted(set(conversations) | set(json.loads(prior[0][0] or "[]") if prior else []))
             conn.execute("INSERT OR REPLACE INTO raw.erased_contacts VALUES (?, ?, ?, ?)",
-                         [org, tf.hash_pii(contact, salt), now, json.dumps(conversations)])
+                         [org, tf.hash_pii(contact, salt), now, json.dumps(recorded)])
+            counts["raw.transcripts"] += refresh_transcripts(conn, [(org, c) for c in conversations]).rendered
             erased.append({"org_id": org, "contact_id": contact, "conversation_ids": conversations})
+        # What was asked, hashed: the contact ids found, else the identifier given.
+        subjects = [tf.hash_pii(contact, salt) for _, contact in sorted(targets)] or \
+            [tf.hash_pii(contact_id if contact_id is not None else email, salt)]
+        audit.record_erasure(conn, kind=audit.CONTACT, trigger=trigger, org_id=org_id, started_at=now,
+                             counts=counts, subject_hashes=subjects, erasure_id=erasure_id)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -124,20 +166,39 @@ def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set
 def erase(settings: Settings, *, contact_id: int | None = None, email: str | None = None) -> dict:
     """`drift-pipeline erase`: warehouse, files, then rebuild the marts and republish."""
     erased: list[dict] = []
-    if settings.warehouse_path.exists():
+    erasure_id = uuid.uuid4().hex
+    exported_lines = 0
+    has_warehouse = settings.warehouse_path.exists()
+    if has_warehouse:
         conn = duckdb.connect(str(settings.warehouse_path))
         try:
             schema.create_raw_schema(conn)
-            erased = erase_in_warehouse(conn, settings, org_id=None, contact_id=contact_id, email=email)
+            earlier = previously_erased_conversations(conn, settings, contact_id) if contact_id is not None else set()
+            erased = erase_in_warehouse(conn, settings, org_id=None, contact_id=contact_id, email=email,
+                                        trigger="cli", erasure_id=erasure_id)
+            keys = earlier | {(e["org_id"], c) for e in erased for c in e["conversation_ids"]}
+            exported_lines = rewrite_exported_lines(settings, conn, keys)
         finally:
             conn.close()
     contact_ids = {e["contact_id"] for e in erased} | ({int(contact_id)} if contact_id is not None else set())
-    conversation_ids = {c for e in erased for c in e["conversation_ids"]}
+    conversation_ids = {c for _, c in keys} if has_warehouse else set()
     lines = erase_files(settings, contact_ids, conversation_ids, email)
     published = False
     if erased and (settings.serving_dir / "analytics.duckdb").exists():
         from drift_pipeline.webhooks.apply import refresh_marts
 
-        refresh_marts(settings)
+        refresh_marts(settings)  # publish() republishes the transcripts copy too
         published = True
-    return {"contacts_erased": len(erased), "file_lines_removed": lines, "serving_copy_republished": published}
+    elif erased:
+        publish_transcripts_copy(settings)
+    if has_warehouse:
+        compact(settings.warehouse_path)
+        conn = duckdb.connect(str(settings.warehouse_path))
+        try:
+            audit.finish_erasure(conn, erasure_id, tf.utcnow(), {
+                "files.webhook_lines": lines, "files.transcript_exports": exported_lines})
+        finally:
+            conn.close()
+    return {"contacts_erased": len(erased), "file_lines_removed": lines,
+            "transcript_export_lines_rewritten": exported_lines, "serving_copy_republished": published,
+            "erasure_id": erasure_id if has_warehouse else None}

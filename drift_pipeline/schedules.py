@@ -9,13 +9,18 @@ from datetime import timedelta
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
+    OpExecutionContext,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
+    job,
+    op,
     schedule,
 )
 
 from drift_pipeline.partitions import FULL_WINDOW_TAG, daily_partitions
+from drift_pipeline.resources import DriftApiResource
 
 drift_sync_job = define_asset_job(
     "drift_sync_job",
@@ -62,4 +67,39 @@ def weekly_drift_resync(context: ScheduleEvaluationContext):
     return range_run_request(today - timedelta(days=29), today, "weekly", full_window=True)
 
 
-schedules = [nightly_drift_sync, weekly_drift_resync]
+@op(description="Blank message bodies and transcripts older than DRIFT_RETENTION_DAYS; metrics stay.")
+def apply_retention(context: OpExecutionContext, drift: DriftApiResource):
+    from drift_pipeline.retention import run_retention
+
+    settings = drift.settings()
+    if settings.retention_days is None:
+        raise ValueError("DRIFT_RETENTION_DAYS is not set: the retention job needs the number of days to keep")
+    result = run_retention(settings, settings.retention_days, trigger="schedule")
+    context.log.info(f"retention pass: cutoff {result['cutoff_at']}, counts {result['counts']}")
+    return result["counts"]
+
+
+@job(description="One retention pass (`drift-pipeline retention --days $DRIFT_RETENTION_DAYS`).")
+def retention_job():
+    apply_retention()
+
+
+@schedule(
+    cron_schedule="0 4 * * 0",
+    job=retention_job,
+    execution_timezone="UTC",
+    # Off until an operator turns it on: deleting message text is a policy decision.
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Sundays 04:00 UTC (after the weekly re-sync): blank message text older than DRIFT_RETENTION_DAYS.",
+)
+def weekly_retention(context: ScheduleEvaluationContext):
+    from drift_pipeline.settings import Settings
+
+    days = Settings.from_env().retention_days
+    if days is None:
+        return SkipReason("DRIFT_RETENTION_DAYS is not set")
+    return RunRequest(run_key=f"retention-{context.scheduled_execution_time.date().isoformat()}",
+                      tags={"drift/trigger": "retention", "drift/retention_days": str(days)})
+
+
+schedules = [nightly_drift_sync, weekly_drift_resync, weekly_retention]

@@ -17,9 +17,15 @@ import duckdb
 from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.transcripts.store import refresh_transcripts
+from drift_pipeline.warehouse.load import transaction
+from drift_pipeline.warehouse.schema import create_raw_schema
+from drift_pipeline.warehouse.transcripts import copy_for_qa_sql
 
 SERVING_DB = "analytics.duckdb"
-PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies or raw emails ever leave the warehouse
+TRANSCRIPTS_DB = "transcripts.duckdb"  # opt-in (DRIFT_PUBLISH_TRANSCRIPTS): holds message text
+TRANSCRIPTS_TABLE = "qa.conversation_transcripts"  # not schema "transcripts": the file's catalog is named so
+PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies, transcripts or raw emails in the analysts' copy
 
 
 class PublishError(RuntimeError):
@@ -83,7 +89,53 @@ def publish(settings: Settings) -> dict:
     Path(str(staging_db) + ".wal").unlink(missing_ok=True)
     fsync_dir(serving)
     fsync_dir(parquet_dir)
-    return {"path": str(serving / SERVING_DB), "tables": counts}
+    return {"path": str(serving / SERVING_DB), "tables": counts,
+            "transcripts": publish_transcripts_copy(settings)}
+
+
+def publish_transcripts_copy(settings: Settings) -> dict:
+    """Publish `serving/transcripts.duckdb` when `DRIFT_PUBLISH_TRANSCRIPTS` is on; otherwise
+    make sure none is left behind (a copy nobody refreshes would escape erasure and retention).
+
+    Refreshes `raw.transcripts` first (so it needs the warehouse's write lock, like `publish`),
+    then builds the copy in a new file and renames it into place: a new file holds no freed
+    pages, so text that erasure or retention removed cannot linger in it.
+    """
+    final = settings.serving_dir / TRANSCRIPTS_DB
+    if not settings.publish_transcripts:
+        removed = final.exists()
+        final.unlink(missing_ok=True)
+        if removed:
+            fsync_dir(settings.serving_dir)
+        return {"published": False, "removed_stale_copy": removed}
+    if not settings.warehouse_path.exists():
+        raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
+    conn = duckdb.connect(str(settings.warehouse_path))
+    try:
+        create_raw_schema(conn)
+        with transaction(conn):
+            refreshed = refresh_transcripts(conn)
+    finally:
+        conn.close()
+    settings.serving_dir.mkdir(parents=True, exist_ok=True)
+    staging_db = settings.serving_dir / f".{TRANSCRIPTS_DB}.{uuid.uuid4().hex[:12]}.tmp"
+    conn = duckdb.connect(str(staging_db))
+    try:
+        conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
+        conn.execute("CREATE SCHEMA qa")
+        conn.execute(f"CREATE TABLE {TRANSCRIPTS_TABLE} AS {copy_for_qa_sql('warehouse')}")
+        rows = conn.execute(f"SELECT count(*) FROM {TRANSCRIPTS_TABLE}").fetchall()[0][0]
+        conn.execute("DETACH warehouse")
+        conn.execute("CHECKPOINT")
+    except BaseException:
+        conn.close()
+        staging_db.unlink(missing_ok=True)
+        raise
+    conn.close()
+    os.replace(staging_db, final)
+    Path(str(staging_db) + ".wal").unlink(missing_ok=True)
+    fsync_dir(settings.serving_dir)
+    return {"published": True, "path": str(final), "rows": rows, "transcripts_rendered": refreshed.rendered}
 
 
 HEADLINE_SQL = """

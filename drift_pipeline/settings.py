@@ -44,6 +44,13 @@ def _memory_limit(env: Mapping[str, str]) -> str:
     if not _MEMORY_LIMIT.match(raw):
         raise SettingsError(f"DRIFT_DUCKDB_MEMORY_LIMIT must be a size such as 2GB or 1500MiB, got {raw!r}")
     return raw.strip()
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Settings:
     # and the Dagster processes fit in a 4 GiB machine; heavier queries spill to disk instead.
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int = DEFAULT_DUCKDB_THREADS
+    publish_transcripts: bool = False  # opt-in serving/transcripts.duckdb for QA teams
+    retention_days: int | None = None  # the weekly retention schedule's N (unset: it skips)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -81,6 +90,8 @@ class Settings:
             overlap_minutes=_int(env, "DRIFT_OVERLAP_MINUTES", 60, minimum=0),
             duckdb_memory_limit=_memory_limit(env),
             duckdb_threads=_int(env, "DRIFT_DUCKDB_THREADS", DEFAULT_DUCKDB_THREADS, minimum=1),
+            publish_transcripts=_flag(env, "DRIFT_PUBLISH_TRANSCRIPTS"),
+            retention_days=_int(env, "DRIFT_RETENTION_DAYS", 0, minimum=1) or None,
         )
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
 from drift_pipeline.erasure import erased_contact_hashes
+from drift_pipeline.warehouse.audit import retention_horizon
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
@@ -209,7 +210,7 @@ class ConversationSync:
         except BaseException as exc:
             # Not even the org could be read (bad credentials, Drift unreachable): still a job.
             upsert(self.conn, schema.EXPORTS, [{
-                "job_id": uuid.uuid4().hex, "window_start": window_start, "window_end": window_end,
+                "job_id": uuid.uuid4().hex, "kind": "sync", "window_start": window_start, "window_end": window_end,
                 "partition_keys": self.partition_keys, "started_at": tf.utcnow(),
                 "finished_at": tf.utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
             }])
@@ -227,7 +228,7 @@ class ConversationSync:
                     [tf.utcnow(), resumed_job],
                 )
             upsert(self.conn, schema.EXPORTS, [{
-                "job_id": stats.job_id, "org_id": self.org_id, "window_start": window_start,
+                "job_id": stats.job_id, "kind": "sync", "org_id": self.org_id, "window_start": window_start,
                 "window_end": window_end, "partition_keys": self.partition_keys,
                 "started_at": tf.utcnow(), "page_token_checkpoint": cursor, "pages": 0,
                 "list_from": list_from, "full_window": self.full_window,
@@ -279,7 +280,7 @@ class ConversationSync:
         """Fetch detail + messages of these conversations (and contacts not seen yet) and
         upsert them in one transaction, with the job's checkpoint."""
         fetched = await asyncio.gather(*(self._fetch_conversation(c) for c in conversation_ids))
-        fetched = self._suppress_erased([f for f in fetched if f is not None])
+        fetched = self._suppress_expired(self._suppress_erased([f for f in fetched if f is not None]))
         stats.conversations_fetched += len(fetched)
         contact_ids = {
             int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
@@ -367,6 +368,18 @@ class ConversationSync:
                 messages = [dict(m, body=None) for m in messages]
             kept.append((detail, messages))
         return kept
+
+    def _suppress_expired(self, fetched):
+        """Bodies older than the retention window (set by the last `retention` pass) are not
+        stored again when a conversation is re-fetched: retention holds between passes."""
+        horizon = retention_horizon(self.conn, tf.utcnow())
+        if horizon is None:
+            return fetched
+        horizon_ms = tf.ts_to_ms(horizon)
+        return [
+            (detail, [dict(m, body=None) if (m.get("createdAt") or 0) < horizon_ms else m for m in messages])
+            for detail, messages in fetched
+        ]
 
     def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor,
                      report_closes: dict[int, datetime] | None = None) -> None:

@@ -165,6 +165,15 @@ EXPORTS = Table(
         ("newest_listed_at", "TIMESTAMP"),
         ("full_window", "BOOLEAN"),
         ("report_calls", "INTEGER"),
+        # Transcript export jobs share this table (`kind = 'transcripts'`; sync jobs leave
+        # window_* for their own resume lookup, so an export never matches a sync's window).
+        ("kind", "VARCHAR"),  # sync | transcripts (NULL on sync rows written before the column)
+        ("filters", "VARCHAR"),  # canonical JSON of an export's filters: the incremental identity
+        ("output_dir", "VARCHAR"),
+        ("changed_after", "TIMESTAMP"),  # exports write transcripts re-rendered in
+        ("changed_until", "TIMESTAMP"),  # (changed_after, changed_until]
+        ("files_written", "INTEGER"),
+        ("conversations_written", "INTEGER"),
     ),
     ("job_id",),
 )
@@ -180,6 +189,37 @@ ERASED_CONTACTS = Table(
     ("org_id", "contact_id_hash"),
 )
 
+TRANSCRIPTS = Table(
+    "raw.transcripts",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("conversation_id", "BIGINT NOT NULL"),
+        ("transcript", "VARCHAR"),  # plain text, chat only; never published to the serving copy
+        ("message_count", "INTEGER"),  # messages shown in the transcript
+        ("input_hash", "VARCHAR"),  # sha256 of everything rendering reads (notes included)
+        ("rendered_at", "TIMESTAMP"),  # when the inputs last changed: what exports select on
+        ("checked_at", "TIMESTAMP"),  # when the inputs were last compared with input_hash
+    ),
+    ("org_id", "conversation_id"),
+)
+
+ERASURES = Table(
+    "raw.erasures",
+    (
+        ("erasure_id", "VARCHAR NOT NULL"),
+        ("org_id", "BIGINT"),  # NULL: the pass covered every org in the warehouse
+        ("kind", "VARCHAR"),  # contact | retention
+        ("trigger", "VARCHAR"),  # cli | webhook | schedule
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("subject_hashes", "VARCHAR"),  # JSON list of salted hashes of the erased contact ids
+        ("retention_days", "INTEGER"),
+        ("cutoff_at", "TIMESTAMP"),  # retention: bodies of messages created before this went
+        ("counts", "VARCHAR"),  # JSON {table or file group: rows/lines changed}; never content
+    ),
+    ("erasure_id",),
+)
+
 RAW_TABLES: tuple[Table, ...] = (
     CONVERSATIONS,
     MESSAGES,
@@ -190,6 +230,8 @@ RAW_TABLES: tuple[Table, ...] = (
     WEBHOOK_EVENTS,
     EXPORTS,
     ERASED_CONTACTS,
+    TRANSCRIPTS,
+    ERASURES,
 )
 
 

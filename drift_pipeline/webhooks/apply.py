@@ -182,7 +182,8 @@ class InboxApplier:
             email = data.get("email") or (data.get("attributes") or {}).get("email")
             result.contacts_erased += len(erase_in_warehouse(
                 self.conn, self.settings, org_id=event.org_id,
-                contact_id=int(contact_id) if contact_id is not None else None, email=email))
+                contact_id=int(contact_id) if contact_id is not None else None, email=email,
+                trigger="webhook"))
             erased.add(event.event_id)
         return erased
 
