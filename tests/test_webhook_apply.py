@@ -8,14 +8,10 @@ Tests of the apply path run against the simulator in both of Drift's documented 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import time
-from dataclasses import replace
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from drift_pipeline.ingest import transform as tf
@@ -27,9 +23,8 @@ from drift_pipeline.webhooks.inbox import (
     read_inbox_file,
     write_events_file,
 )
-from drift_pipeline.webhooks.receiver import create_app
 
-from conftest import SIM_END, query, sync
+from conftest import SIM_END, deliver, query, sync
 
 END = SIM_END.replace(tzinfo=None)
 
@@ -42,28 +37,6 @@ def shaped_env(request, home, make_simulator, monkeypatch):
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
     monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
     return simulator, Settings.from_env()
-
-
-def deliver(simulator, settings: Settings, payloads: list[dict], *, spacing_s: float = 0.0) -> list[dict]:
-    """POST payloads to the real receiver as the simulated Drift sends them (its headers); the
-    answers. `spacing_s` apart, so each event gets its own receive time."""
-    receiver_settings = replace(settings, webhook_token=simulator.config.webhook_token)
-
-    async def go() -> list[dict]:
-        app = create_app(receiver_settings)
-        answers = []
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
-                for payload in payloads:
-                    response = await http.post("/webhooks", json=payload,
-                                               headers=simulator.config.webhook_headers())
-                    assert response.status_code == 200, response.text
-                    answers.append(response.json())
-                    await asyncio.sleep(spacing_s)
-        return answers
-
-    return asyncio.run(go())
 
 
 def received_records(settings: Settings) -> list[dict]:
