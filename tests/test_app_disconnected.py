@@ -94,13 +94,28 @@ def test_app_disconnected_stops_the_workspace_tokens_until_auth_exchange(oauth_e
         skipped = _schedule_outcome(schedule)
         assert isinstance(skipped, SkipReason) and "auth exchange" in skipped.skip_message
 
+    # Webhooks keep arriving: what needs the API waits in the inbox, a GDPR request does not.
+    world = simulator.world
+    conversation_id = next(cid for cid, c in world.conversations.items() if c["status"] == "open"
+                           and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
+    erased_contact = next(c for (c,) in query(settings, "SELECT contact_id FROM raw.contacts ORDER BY 1")
+                          if c != world.conversations[conversation_id]["contactId"])
+    deliver(simulator, settings, world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
+            + world.request_gdpr_delete(erased_contact))
+    waiting = apply_inbox(settings)
+    assert len(waiting.files_waiting) == 1 and waiting.events_applied == 1 and waiting.contacts_erased == 1
+    assert query(settings, "SELECT count(*) FROM raw.contacts WHERE contact_id = ?", [erased_contact]) == [(0,)]
+
     auth_exchange(settings, simulator.issue_authorization_code())
     assert auth_status(settings)["disconnected_at"] is None
+    assert apply_inbox(settings).events_applied == 1  # the waiting file, now applied
+    assert query(settings, "SELECT status FROM raw.status_events WHERE conversation_id = ? AND source = 'webhook'",
+                 [conversation_id]) == [("closed",)]
     assert sync(settings, END - timedelta(days=1), END).org_id == org_id
     assert isinstance(_schedule_outcome(nightly_drift_sync), RunRequest)
 
     # Replaying the old event does not undo the re-authorization: the tokens are newer.
-    [applied] = settings.processed_dir.glob("*.json")
+    applied = next(path for path in settings.processed_dir.glob("*.json") if "app_disconnected" in path.read_text())
     assert replay_event_file(settings, applied, refresh=False)["orgs_disconnected"] == []
     assert disconnection_reason(settings) is None
 

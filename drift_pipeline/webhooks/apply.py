@@ -27,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.transcripts.export import rewrite_exported_lines
@@ -56,6 +57,7 @@ CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
 class ApplyResult:
     files_applied: int = 0
     files_quarantined: int = 0
+    files_waiting: list[str] = field(default_factory=list)  # left in the inbox: app disconnected
     events_applied: int = 0
     events_duplicate: int = 0
     events_skipped: int = 0
@@ -152,8 +154,11 @@ class InboxApplier:
             fresh.append((record, event))
         if not fresh:
             return
-        await self._refetch(fresh, result)
+        # Erasure first: it needs no API call, so a GDPR request is honoured even when the
+        # refetch below cannot run (app disconnected); whatever is refetched afterwards comes
+        # back without the erased contact (the sync suppresses it).
         erased = await self._erase(fresh, result)
+        await self._refetch(fresh, result)
         now = tf.utcnow()
         status_rows, event_rows = [], []
         for record, event in fresh:
@@ -310,7 +315,7 @@ async def _apply_paths(settings: Settings, paths: list[Path], *, moving: bool = 
                 for path in paths:
                     if moving:
                         if path.exists():
-                            await applier.apply_file(path, result)
+                            await _apply_or_wait(applier, path, result)
                     else:
                         await applier.apply_records(_read_any(path), path.name, result, force=True)
             finally:
@@ -318,6 +323,17 @@ async def _apply_paths(settings: Settings, paths: list[Path], *, moving: bool = 
         finally:
             conn.close()
     return result
+
+
+async def _apply_or_wait(applier: InboxApplier, path: Path, result: ApplyResult) -> None:
+    """Apply one inbox file; while its org is disconnected it stays in the inbox (applied
+    after `auth exchange`) and the files after it still get their chance (e.g. a GDPR request
+    needs no API call)."""
+    try:
+        await applier.apply_file(path, result)
+    except DriftDisconnected as exc:
+        result.files_waiting.append(path.name)
+        log.warning("%s waits in the inbox: %s", path.name, exc.message)
 
 
 def _read_any(path: Path) -> list[dict]:
