@@ -26,30 +26,21 @@ END = SIM_END.replace(tzinfo=None)
 TICK = datetime(2026, 11, 16, 2, 0, tzinfo=timezone.utc)
 
 
-def _simulated(make_simulator, monkeypatch, shapes: str):
-    simulator, server = make_simulator(seed=11, days=2, conversations_per_day=30,
-                                       rate_limit_per_minute=60_000, shapes=shapes)
-    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
-    return simulator
+# Each test runs with the simulator in both of Drift's documented shapes (conftest's `sim_env`).
+both_shapes = pytest.mark.parametrize("sim_env", ["current", "legacy"], indirect=True)
 
 
-@pytest.fixture(params=["current", "legacy"])
-def oauth_env(request, home, make_simulator, monkeypatch):
-    """A workspace authorized with `auth exchange` (tokens in the encrypted store)."""
-    simulator = _simulated(make_simulator, monkeypatch, request.param)
+@pytest.fixture
+def oauth_env(sim_env, monkeypatch):
+    """`sim_env` authorized with `auth exchange` (tokens in the encrypted store) instead of a
+    static DRIFT_ACCESS_TOKEN."""
+    simulator, _ = sim_env
+    monkeypatch.delenv("DRIFT_ACCESS_TOKEN")
     monkeypatch.setenv("DRIFT_CLIENT_ID", simulator.config.client_id)
     monkeypatch.setenv("DRIFT_CLIENT_SECRET", simulator.config.client_secret)
     settings = Settings.from_env()
     auth_exchange(settings, simulator.issue_authorization_code())
     return simulator, settings
-
-
-@pytest.fixture(params=["current", "legacy"])
-def static_env(request, home, make_simulator, monkeypatch):
-    """A workspace reached with a static DRIFT_ACCESS_TOKEN (no token store)."""
-    simulator = _simulated(make_simulator, monkeypatch, request.param)
-    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
-    return simulator, Settings.from_env()
 
 
 def _schedule_outcome(schedule):
@@ -67,6 +58,7 @@ def _disconnect(simulator, settings) -> None:
     assert result.events_applied == 1 and result.orgs_disconnected == [simulator.config.org_id]
 
 
+@both_shapes
 def test_app_disconnected_stops_the_workspace_tokens_until_auth_exchange(oauth_env, capsys):
     simulator, settings = oauth_env
     org_id = simulator.config.org_id
@@ -120,8 +112,9 @@ def test_app_disconnected_stops_the_workspace_tokens_until_auth_exchange(oauth_e
     assert disconnection_reason(settings) is None
 
 
-def test_app_disconnected_with_a_static_token_is_kept_in_the_state_folder(static_env, monkeypatch):
-    simulator, settings = static_env
+@both_shapes
+def test_app_disconnected_with_a_static_token_is_kept_in_the_state_folder(sim_env, monkeypatch):
+    simulator, settings = sim_env
     _disconnect(simulator, settings)
 
     marks = settings.state_dir / DISCONNECTED_FILENAME

@@ -1,7 +1,7 @@
 """Applying webhook files: once per event, order-proof, quarantine, reopen history, marts refresh.
 
 Tests of the apply path run against the simulator in both of Drift's documented shapes
-(`shaped_env`): the current ones (token in the header only, `orgId` as a string, no
+(`both_shapes`): the current ones (token in the header only, `orgId` as a string, no
 `changedAt`, contacts as `endUserId`) and the legacy ones (body token, integer `orgId`,
 `changedAt`, `contactId`). Deliveries go through the real receiver (`deliver`).
 """
@@ -29,14 +29,8 @@ from conftest import SIM_END, deliver, query, sync
 END = SIM_END.replace(tzinfo=None)
 
 
-@pytest.fixture(params=["current", "legacy"])
-def shaped_env(request, home, make_simulator, monkeypatch):
-    """`sim_env` with the simulator serving SimulatorConfig(shapes=<param>)."""
-    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40,
-                                       rate_limit_per_minute=60_000, shapes=request.param)
-    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
-    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
-    return simulator, Settings.from_env()
+# Runs a test with the simulator in each of Drift's documented shapes (conftest's `sim_env`).
+both_shapes = pytest.mark.parametrize("sim_env", ["current", "legacy"], indirect=True)
 
 
 def received_records(settings: Settings) -> list[dict]:
@@ -68,9 +62,10 @@ def _raw_state(settings):
     }
 
 
+@both_shapes
 def test_events_delivered_three_times_out_of_order_are_applied_once_as_if_in_order(
-        shaped_env, monkeypatch, tmp_path):
-    simulator, _ = shaped_env
+        sim_env, monkeypatch, tmp_path):
+    simulator, _ = sim_env
     start = END - timedelta(days=3)
     in_order = _home(monkeypatch, tmp_path / "in_order")
     sync(in_order, start, END)
@@ -123,14 +118,11 @@ def test_a_malformed_inbox_file_is_quarantined_and_the_good_ones_applied(sim_env
     assert result.events_applied == len(good)
 
 
-def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(home, make_simulator,
-                                                                            monkeypatch):
-    # Legacy shapes: the events carry changedAt, so even reversed deliveries order exactly.
-    simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40,
-                                       rate_limit_per_minute=60_000, shapes="legacy")
-    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
-    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
-    settings = Settings.from_env()
+# Legacy shapes: the events carry changedAt, so even reversed deliveries order exactly (without
+# it they count from their arrival: test_status_events_without_changed_at_*).
+@pytest.mark.parametrize("sim_env", ["legacy"], indirect=True)
+def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_env, monkeypatch):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     conversation_id = next(cid for cid, c in world.conversations.items() if c["status"] == "open")
@@ -209,8 +201,9 @@ def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_e
 
 # --- Drift's documented shapes, through the receiver ---------------------------------------------
 
-def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehouse(shaped_env):
-    simulator, settings = shaped_env
+@both_shapes
+def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehouse(sim_env):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     payloads = world.advance(minutes=180)
@@ -233,8 +226,9 @@ def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehou
     assert query(settings, "SELECT DISTINCT org_id FROM raw.webhook_events") == [(world.org_id,)]
 
 
-def test_status_events_without_changed_at_count_from_the_time_received(shaped_env):
-    simulator, settings = shaped_env
+@both_shapes
+def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
@@ -256,8 +250,9 @@ def test_status_events_without_changed_at_count_from_the_time_received(shaped_en
     assert row == [(1, tf.ms_to_ts(expected_ms[0]), "open")]
 
 
-def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(shaped_env):
-    simulator, settings = shaped_env
+@both_shapes
+def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_env):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
@@ -270,12 +265,13 @@ def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(shap
                            "AND source = 'webhook'", [conversation_id]) == [(world.org_id, "closed")]
 
 
+@both_shapes
 def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_replays_once_fixed(
-        shaped_env):
+        sim_env):
     from drift_pipeline.cli import main
     from drift_pipeline.webhooks.apply import replay_event_file
 
-    simulator, settings = shaped_env
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
@@ -310,8 +306,9 @@ def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_repl
 
 # --- contacts ------------------------------------------------------------------------------------
 
-def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(shaped_env):
-    simulator, settings = shaped_env
+@both_shapes
+def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(sim_env):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     contact_id = query(settings, "SELECT min(contact_id) FROM raw.contacts")[0][0]
@@ -326,8 +323,9 @@ def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(shaped
         (tf.hash_pii("moved@example.com", "test-salt"),)]
 
 
-def test_a_contact_event_naming_only_an_email_looks_the_contact_up(shaped_env):
-    simulator, settings = shaped_env
+@both_shapes
+def test_a_contact_event_naming_only_an_email_looks_the_contact_up(sim_env):
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     contact_id = query(settings, "SELECT min(contact_id) FROM raw.contacts")[0][0]
@@ -342,13 +340,13 @@ def test_a_contact_event_naming_only_an_email_looks_the_contact_up(shaped_env):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shaped_env, by_email", [("current", False), ("legacy", False), ("current", True)],
-                         ids=["current-by_id", "legacy-by_id", "current-by_email"], indirect=["shaped_env"])
+@pytest.mark.parametrize("sim_env, by_email", [("current", False), ("legacy", False), ("current", True)],
+                         ids=["current-by_id", "legacy-by_id", "current-by_email"], indirect=["sim_env"])
 def test_a_gdpr_request_by_end_user_id_erases_the_contact_from_warehouse_files_and_serving_copy(
-        shaped_env, by_email):
+        sim_env, by_email):
     import duckdb
 
-    simulator, settings = shaped_env
+    simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
     stored = {r[0] for r in query(settings, "SELECT contact_id FROM raw.contacts")}
