@@ -55,8 +55,10 @@ def _raw_state(settings):
     return {
         "conversations": query(settings, "SELECT * EXCLUDE (synced_at) FROM raw.conversations ORDER BY conversation_id"),
         "messages": query(settings, "SELECT * EXCLUDE (synced_at) FROM raw.messages ORDER BY conversation_id, message_id"),
+        # Every source: a webhook close and the poll or report row of the same change share a key,
+        # and which of them names the source depends on the order the rows were applied.
         "status_events": query(settings, "SELECT org_id, conversation_id, status, changed_at FROM raw.status_events "
-                                         "WHERE source = 'webhook' ORDER BY ALL"),
+                                         "ORDER BY ALL"),
         "webhook_events": query(settings, "SELECT event_id, event_type, conversation_id, outcome "
                                           "FROM raw.webhook_events ORDER BY event_id"),
     }
@@ -240,14 +242,15 @@ def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
 
     result = apply_inbox_and_refresh(settings)
     assert result["events_applied"] == 2
-    changed = query(settings, "SELECT status, changed_at FROM raw.status_events WHERE conversation_id = ? "
-                              "AND source = 'webhook' ORDER BY changed_at", [conversation_id])
+    changes = set(query(settings, "SELECT status, changed_at FROM raw.status_events WHERE conversation_id = ?",
+                        [conversation_id]))
     # Current shapes send no changedAt: the receiver's clock stands in.
     expected_ms = received if world.config.shapes == "current" else [base + 60_000, base + 120_000]
-    assert changed == [("closed", tf.ms_to_ts(expected_ms[0])), ("open", tf.ms_to_ts(expected_ms[1]))]
+    assert {("closed", tf.ms_to_ts(expected_ms[0])), ("open", tf.ms_to_ts(expected_ms[1]))} <= changes
+    # The refetch also asks Drift's reports for the first close, so it stays exact either way.
     row = query(settings, "SELECT reopen_count, first_closed_at, status FROM marts.fct_conversations "
                           "WHERE conversation_id = ?", [conversation_id])
-    assert row == [(1, tf.ms_to_ts(expected_ms[0]), "open")]
+    assert row == [(1, tf.ms_to_ts(base + 60_000), "open")]
 
 
 @both_shapes
