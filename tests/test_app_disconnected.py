@@ -140,3 +140,14 @@ def test_app_disconnected_with_a_static_token_is_kept_in_the_state_folder(sim_en
     auth_exchange(Settings.from_env(), simulator.issue_authorization_code())
     assert not marks.exists()
     assert asyncio.run(list_users())
+
+
+@pytest.mark.slow
+def test_a_sync_of_a_disconnected_workspace_fails_in_one_line_naming_auth_exchange(sim_env, capsys):
+    simulator, settings = sim_env
+    _disconnect(simulator, settings)
+    calls = simulator.stats.requests_total
+    assert main(["sync", "--start", "2026-11-14", "--end", "2026-11-15", "--no-dbt"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "disconnected" in error and "auth exchange" in error
+    assert simulator.stats.requests_total == calls
