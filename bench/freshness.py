@@ -60,9 +60,9 @@ def _served_status(serving: Path, conversation_id: int) -> str | None:
         conn.close()
 
 
-def _post(url: str, payload: dict) -> int:
+def _post(url: str, payload: dict, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
     with urllib.request.urlopen(request, timeout=10) as answer:
         return answer.status
 
@@ -105,7 +105,8 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
                 conversation_id = candidates[round_number]
                 payloads = simulator.world.set_status(conversation_id, "closed")
                 for payload in payloads:
-                    _post(f"http://127.0.0.1:{port}/webhooks", payload)
+                    _post(f"http://127.0.0.1:{port}/webhooks", payload,
+                          simulator.config.webhook_headers())
                 pending[conversation_id] = time.monotonic()
                 end_of_round = time.monotonic() + spacing_s
                 while time.monotonic() < end_of_round:

@@ -59,7 +59,8 @@ def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
                 time.sleep(0.2)
             payloads = simulator.world.advance(minutes=minutes)
             for payload in payloads:
-                http.post("/webhooks", json=payload).raise_for_status()
+                http.post("/webhooks", json=payload,
+                          headers=simulator.config.webhook_headers()).raise_for_status()
     finally:
         receiver.terminate()
         receiver.wait(timeout=30)

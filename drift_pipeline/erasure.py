@@ -28,6 +28,7 @@ from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import audit, schema
 from drift_pipeline.warehouse.retention import compact
+from drift_pipeline.webhooks.events import CONTACT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,14 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
             counts["raw.webhook_events.payload"] += _changed(
                 conn, "UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? "
                 "AND conversation_id IN (SELECT unnest(?::BIGINT[]))", [org, ids])
+            # Contact events name the contact, not a conversation (their diffs carry its data).
+            counts["raw.webhook_events.payload"] += _changed(
+                conn, "UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? AND payload IS NOT NULL "
+                "AND event_type IN (SELECT unnest(?::VARCHAR[])) AND ? IN ("
+                "json_extract_string(payload, '$.data.endUserId'), "
+                "json_extract_string(payload, '$.data.contactId'), "
+                "json_extract_string(payload, '$.data.id'))",
+                [org, sorted(CONTACT_EVENT_TYPES), str(contact)])
             # synced_at moves so the incremental marts rebuild these conversations' rows.
             counts["raw.conversations.contact_id"] += _changed(
                 conn, "UPDATE raw.conversations SET contact_id = NULL, synced_at = ? "
@@ -112,6 +121,13 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
                          [org, tf.hash_pii(contact, salt), now, json.dumps(recorded)])
             counts["raw.transcripts"] += refresh_transcripts(conn, [(org, c) for c in conversations]).rendered
             erased.append({"org_id": org, "contact_id": contact, "conversation_ids": conversations})
+        if email and org_id is not None:
+            # A request by email for a contact the warehouse never stored still clears the
+            # stored contact events that carry the address.
+            counts["raw.webhook_events.payload"] += _changed(
+                conn, "UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? AND payload IS NOT NULL "
+                "AND event_type IN (SELECT unnest(?::VARCHAR[])) AND contains(lower(payload), ?)",
+                [org_id, sorted(CONTACT_EVENT_TYPES), email.strip().lower()])
         # What was asked, hashed: the contact ids found, else the identifier given.
         subjects = [tf.hash_pii(contact, salt) for _, contact in sorted(targets)] or \
             [tf.hash_pii(contact_id if contact_id is not None else email, salt)]
@@ -132,6 +148,12 @@ def _mentions(record: dict, contact_ids: set[int], conversation_ids: set[int], e
     if data.get("conversationId") in conversation_ids or data.get("id") in conversation_ids:
         return True
     if data.get("contactId") in contact_ids or (author.get("type") == "contact" and author.get("id") in contact_ids):
+        return True
+    # Contact events name the contact as endUserId (or id), possibly as a numeric string.
+    named = {str(data.get(key)) for key in ("endUserId", "contactId") if data.get(key) is not None}
+    if payload.get("type") in CONTACT_EVENT_TYPES and data.get("id") is not None:
+        named.add(str(data["id"]))
+    if named & {str(c) for c in contact_ids}:
         return True
     return bool(email) and email.lower() in json.dumps(payload).lower()
 

@@ -1,7 +1,9 @@
 """Nightly and weekly syncs, visible and toggleable in the Dagster UI.
 
 Each tick is one run over a range of daily partitions (single-run backfill policy), so the
-conversation list is paged once per run, not once per day.
+conversation list is paged once per run, not once per day. While Drift has disconnected the app
+from the workspace (`app_disconnected`), ticks are skipped with the reason until
+`drift-pipeline auth exchange` re-authorizes it.
 """
 
 from datetime import timedelta
@@ -19,6 +21,7 @@ from dagster import (
     schedule,
 )
 
+from drift_pipeline.drift.auth import disconnection_reason
 from drift_pipeline.partitions import FULL_WINDOW_TAG, daily_partitions
 from drift_pipeline.resources import DriftApiResource
 
@@ -43,6 +46,12 @@ def range_run_request(first_day, last_day, reason: str, *, full_window: bool = F
     return RunRequest(run_key=f"{reason}-{first_day.isoformat()}-{last_day.isoformat()}", tags=tags)
 
 
+def paused_reason(drift: DriftApiResource) -> SkipReason | None:
+    """A skip while the workspace's app is disconnected: a run would only fail on its tokens."""
+    reason = disconnection_reason(drift.settings())
+    return SkipReason(f"sync paused: {reason}") if reason else None
+
+
 @schedule(
     cron_schedule="0 2 * * *",
     job=drift_sync_job,
@@ -50,7 +59,10 @@ def range_run_request(first_day, last_day, reason: str, *, full_window: bool = F
     default_status=DefaultScheduleStatus.RUNNING,
     description="02:00 UTC: re-sync yesterday and today (the overlap catches late updates) and rebuild the marts.",
 )
-def nightly_drift_sync(context: ScheduleEvaluationContext):
+def nightly_drift_sync(context: ScheduleEvaluationContext, drift: DriftApiResource):
+    paused = paused_reason(drift)
+    if paused is not None:
+        return paused
     today = context.scheduled_execution_time.date()
     return range_run_request(today - timedelta(days=1), today, "nightly")
 
@@ -62,7 +74,10 @@ def nightly_drift_sync(context: ScheduleEvaluationContext):
     default_status=DefaultScheduleStatus.RUNNING,
     description="Sundays 03:00 UTC: re-sync the last 30 days, walking the whole window, to heal anything a nightly run missed.",
 )
-def weekly_drift_resync(context: ScheduleEvaluationContext):
+def weekly_drift_resync(context: ScheduleEvaluationContext, drift: DriftApiResource):
+    paused = paused_reason(drift)
+    if paused is not None:
+        return paused
     today = context.scheduled_execution_time.date()
     return range_run_request(today - timedelta(days=29), today, "weekly", full_window=True)
 

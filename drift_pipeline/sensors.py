@@ -55,6 +55,9 @@ def apply_webhook_files(context: OpExecutionContext, config: ApplyInboxConfig, d
                           "conversations_refetched": result.conversations_refetched}))
     if result.files_quarantined:
         context.log.warning(f"quarantined: {result.quarantined}")
+    if result.files_waiting:
+        context.log.warning(f"{len(result.files_waiting)} inbox file(s) wait for `drift-pipeline auth "
+                            f"exchange`: Drift disconnected the app from their workspace")
     return summary
 
 

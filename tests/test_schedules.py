@@ -8,11 +8,12 @@ from datetime import datetime, timezone
 from dagster import build_schedule_context
 
 from drift_pipeline.partitions import FULL_WINDOW_TAG
+from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync, weekly_drift_resync
 
 
 def _request(schedule, when):
-    context = build_schedule_context(scheduled_execution_time=when)
+    context = build_schedule_context(scheduled_execution_time=when, resources={"drift": DriftApiResource()})
     return schedule.evaluate_tick(context).run_requests[0]
 
 

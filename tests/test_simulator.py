@@ -444,7 +444,9 @@ def test_stats_count_routes_statuses_and_concurrency(world: DriftWorld):
 
 
 # ---------------------------------------------------------------------- virtual clock and webhooks
-def test_advance_emits_payloads_consistent_with_the_world(world: DriftWorld):
+@pytest.mark.parametrize("shapes", ["current", "legacy"])
+def test_advance_emits_payloads_consistent_with_the_world(shapes):
+    world = DriftWorld(small_config(shapes=shapes))
     before = set(world.conversations)
     payloads = world.advance(12 * 60)
     assert world.now_ms == END_MS + 12 * 60 * 60_000
@@ -453,7 +455,10 @@ def test_advance_emits_payloads_consistent_with_the_world(world: DriftWorld):
     assert kinds["conversation_participant_added"] > 0
     times = []
     for payload in payloads:
-        assert payload["token"] == "sim-webhook-token" and payload["orgId"] == world.org_id
+        if shapes == "legacy":
+            assert payload["token"] == "sim-webhook-token" and payload["orgId"] == world.org_id
+        else:  # the token travels in the X-Verification-Token header only
+            assert "token" not in payload and payload["orgId"] == str(world.org_id)
         data = payload["data"]
         if payload["type"] == "new_conversation":
             assert data["id"] not in before and data["id"] in world.conversations
@@ -462,12 +467,18 @@ def test_advance_emits_payloads_consistent_with_the_world(world: DriftWorld):
             assert data in world.messages[data["conversationId"]]
             times.append(data["createdAt"])
         elif payload["type"] == "conversation_status_updated":
-            assert (data["status"], data["changedAt"]) in world.status_history[data["conversationId"]]
-            times.append(data["changedAt"])
+            history = world.status_history[data["conversationId"]]
+            if shapes == "legacy":
+                assert (data["status"], data["changedAt"]) in history
+                times.append(data["changedAt"])
+            else:
+                assert "changedAt" not in data and data["status"] in {status for status, _ in history}
         else:
             assert set(data["addedParticipants"]) <= set(world.conversations[data["conversationId"]]["participants"])
-            times.append(data["changedAt"])
-        assert END_MS < times[-1] <= world.now_ms
+            assert ("changedAt" in data) == (shapes == "legacy")
+            if shapes == "legacy":
+                times.append(data["changedAt"])
+    assert all(END_MS < at <= world.now_ms for at in times)
     assert times == sorted(times)
     assert all(c["updatedAt"] <= world.now_ms for c in world.conversations.values())
 
@@ -476,13 +487,51 @@ def test_contact_message_on_a_closed_conversation_reopens_it(world: DriftWorld):
     cid = next(c for c, conv in world.conversations.items() if conv["status"] == "closed")
     payloads = world.add_message(cid, body="<p>Actually, one more question</p>")
     assert [p["type"] for p in payloads] == ["new_message", "conversation_status_updated"]
-    assert payloads[1]["data"] == {"conversationId": cid, "status": "open", "changedAt": world.now_ms}
+    assert payloads[1]["data"] == {"conversationId": cid, "status": "open"}  # current: no changedAt
     assert world.conversations[cid]["status"] == "open"
     assert world.conversations[cid]["updatedAt"] == world.now_ms
     assert world.status_history[cid][-2:] == [("closed", world.status_history[cid][-2][1]), ("open", world.now_ms)]
     closed = world.set_status(cid, "closed", at_ms=world.now_ms + 60_000)
-    assert closed[0]["data"]["status"] == "closed" and world.now_ms == closed[0]["data"]["changedAt"]
+    assert closed[0]["data"]["status"] == "closed" and world.status_history[cid][-1] == ("closed", world.now_ms)
     assert world.set_status(cid, "closed") == []
+
+
+@pytest.mark.parametrize("shapes, named", [("current", "endUserId"), ("legacy", "contactId")])
+def test_contact_events_name_the_contact_as_the_configured_shapes_do(shapes, named):
+    world = DriftWorld(small_config(shapes=shapes))
+    contact_id = next(iter(world.contacts))
+    old_email = world.contacts[contact_id]["attributes"]["email"]
+    [identified] = world.identify_contact(contact_id)
+    assert identified["type"] == "contact_identified" and identified["data"] == {named: contact_id}
+    [updated] = world.update_contact(contact_id, at_ms=world.now_ms + 1000, email="moved@example.com")
+    assert updated["data"][named] == contact_id
+    assert updated["data"]["timestamp"] == world.now_ms
+    assert updated["data"]["diff"] == [{"name": "email", "previous": old_email, "updated": "moved@example.com"}]
+    assert world.contact_by_email("moved@example.com")["id"] == contact_id
+    assert world.contact_by_email(old_email) is None
+    assert world.update_contact(contact_id, email="moved@example.com") == []  # nothing changed
+    [by_email] = world.identify_contact(contact_id, by_email=True)
+    assert by_email["data"] == ({"endUserId": "moved@example.com"} if shapes == "current"
+                                else {"email": "moved@example.com"})
+
+
+@pytest.mark.parametrize("by_email", [False, True])
+def test_a_gdpr_request_deletes_the_contact_and_names_it_by_end_user_id(by_email):
+    world = DriftWorld(small_config())
+    contact_id = next(iter(world.contacts))
+    email = world.contacts[contact_id]["attributes"]["email"]
+    [payload] = world.request_gdpr_delete(contact_id, by_email=by_email)
+    assert payload["type"] == "gdpr_delete_requested"
+    assert payload["data"] == {"endUserId": email if by_email else contact_id}
+    assert contact_id not in world.contacts and world.contact_by_email(email) is None
+
+
+@pytest.mark.parametrize("shapes", ["current", "legacy"])
+def test_app_disconnected_has_no_data_in_the_current_shapes(shapes):
+    world = DriftWorld(small_config(shapes=shapes))
+    [payload] = world.disconnect_app()
+    assert payload["type"] == "app_disconnected"
+    assert ("data" in payload) == (shapes == "legacy")
 
 
 def test_new_conversation_and_agent_reply_emit_the_documented_payloads(world: DriftWorld):
@@ -498,9 +547,11 @@ def test_new_conversation_and_agent_reply_emit_the_documented_payloads(world: Dr
 
 def test_control_endpoints_advance_and_deliver_webhooks(simulator: Simulator, server: SimulatorServer):
     received: list[dict] = []
+    tokens: list[str | None] = []
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server naming)
+            tokens.append(self.headers.get("X-Verification-Token"))
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -517,6 +568,7 @@ def test_control_endpoints_advance_and_deliver_webhooks(simulator: Simulator, se
             url = f"http://127.0.0.1:{receiver.server_address[1]}/webhooks"
             payloads = client.post("/_sim/advance", params={"minutes": 240, "deliver": url}).json()
             assert payloads and received == payloads
+            assert set(tokens) == {simulator.config.webhook_token}  # Drift's header, every time
             assert client.post("/_sim/faults", json={"kind": "503", "count": 1}).status_code == 200
             assert client.get("/users/list", headers=STATIC).status_code == 503
             stats = client.get("/_sim/stats").json()

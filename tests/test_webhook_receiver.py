@@ -130,7 +130,8 @@ def test_unknown_event_type_is_valid_but_flagged():
 @pytest.mark.parametrize("payload, fragment", [
     ([1, 2], "JSON object"),
     ({"orgId": 7, "data": {}}, "event.type"),
-    ({"type": "new_message", "orgId": "7", "data": {}}, "orgId"),
+    ({"type": "new_message", "orgId": "seven", "data": {}}, "orgId"),
+    ({"type": "new_message", "orgId": "-7", "data": {}}, "orgId"),
     ({"type": "new_message", "orgId": True, "data": {}}, "orgId"),
     ({"type": "new_message", "orgId": 7, "data": []}, "event.data"),
     ({"type": "new_message", "orgId": 7, "data": {"id": 1, "createdAt": 1}}, "conversationId"),
@@ -143,8 +144,13 @@ def test_unknown_event_type_is_valid_but_flagged():
     ({"type": "conversation_participant_added", "orgId": 7,
       "data": {"conversationId": 1, "addedParticipants": 5, "changedAt": 1}}, "addedParticipants"),
     ({"type": "conversation_participant_removed", "orgId": 7,
-      "data": {"conversationId": 1, "removedParticipants": [5]}}, "changedAt"),
+      "data": {"conversationId": 1, "removedParticipants": [5], "changedAt": "yesterday"}},
+     "changedAt"),
+    ({"type": "conversation_status_updated", "orgId": 7,
+      "data": {"conversationId": 1, "status": "closed", "changedAt": True}}, "changedAt"),
+    ({"type": "new_message", "orgId": 7}, "conversationId"),
     ({"type": "gdpr_delete_requested", "orgId": 7, "data": {"name": "x"}}, "contact"),
+    ({"type": "contact_updated", "orgId": 7, "data": {"endUserId": "not-an-id"}}, "endUserId"),
 ])
 def test_wrong_shapes_are_invalid_with_a_one_line_reason(payload, fragment):
     with pytest.raises(InvalidEvent) as caught:
@@ -157,6 +163,64 @@ def test_gdpr_request_may_name_the_contact_by_email_only():
     event = validate_event({"type": "gdpr_delete_requested", "orgId": 7,
                             "data": {"attributes": {"email": "a@example.com"}}})
     assert event.known
+    assert (event.contact_id, event.contact_email) == (None, "a@example.com")
+
+
+def test_org_id_as_a_numeric_string_is_normalized_but_keeps_its_own_event_id():
+    as_string = validate_event({**new_message(), "orgId": "7"})
+    as_number = validate_event(new_message())
+    assert as_string.org_id == 7 and isinstance(as_string.org_id, int)
+    # The id is of the payload as sent: a redelivery with the same spelling dedupes.
+    assert as_string.event_id == event_id({**new_message(), "orgId": "7"}) != as_number.event_id
+
+
+@pytest.mark.parametrize("status", ["CLOSED", "Closed", " closed "])
+def test_status_in_any_letter_case_is_normalized_to_lower_case(status):
+    event = validate_event({"type": "conversation_status_updated", "orgId": 7, "data": {
+        "conversationId": 42, "status": status, "changedAt": 1_700_000_000_123}})
+    assert event.status == "closed"
+    assert event.data["status"] == status  # the stored payload stays as sent
+
+
+@pytest.mark.parametrize("event_type, data", [
+    ("conversation_status_updated", {"conversationId": 42, "status": "open"}),
+    ("conversation_participant_added", {"conversationId": 42, "addedParticipants": [5]}),
+    ("conversation_participant_removed", {"conversationId": 42, "removedParticipants": [5]}),
+])
+def test_status_and_participant_events_without_changed_at_are_valid_without_a_time(
+        event_type, data):
+    event = validate_event({"type": event_type, "orgId": "7", "data": data})
+    assert event.conversation_id == 42
+    assert event.occurred_at_ms is None  # the apply step uses the time received
+
+
+def test_app_disconnected_without_data_is_valid():
+    event = validate_event({"type": "app_disconnected", "orgId": "7"})
+    assert (event.known, event.org_id, event.data) == (True, 7, {})
+
+
+@pytest.mark.parametrize("event_type, data, contact_id, email", [
+    ("contact_identified", {"endUserId": 5400000001}, 5400000001, None),
+    ("contact_identified", {"endUserId": "5400000001"}, 5400000001, None),
+    ("contact_updated", {"endUserId": 5400000001, "timestamp": 1_700_000_000_000,
+                         "diff": [{"name": "email", "previous": "a@x.io", "updated": "b@x.io"}]},
+     5400000001, None),
+    ("gdpr_delete_requested", {"endUserId": 5400000001}, 5400000001, None),
+    ("gdpr_delete_requested", {"endUserId": "Visitor@Example.com"}, None, "Visitor@Example.com"),
+    ("contact_updated", {"contactId": 12}, 12, None),
+    ("contact_identified", {"id": 12}, 12, None),
+    ("contact_identified", {"email": "v@example.com"}, None, "v@example.com"),
+])
+def test_contact_events_name_the_contact_by_end_user_id_or_the_older_spellings(
+        event_type, data, contact_id, email):
+    event = validate_event({"type": event_type, "orgId": 7, "data": data})
+    assert (event.contact_id, event.contact_email) == (contact_id, email)
+
+
+def test_contact_updated_takes_its_time_from_timestamp():
+    event = validate_event({"type": "contact_updated", "orgId": 7, "data": {
+        "endUserId": 1, "timestamp": 1_700_000_000_999, "diff": []}})
+    assert event.occurred_at_ms == 1_700_000_000_999
 
 
 # --- the receiver ----------------------------------------------------------------------------
@@ -218,11 +282,61 @@ async def test_stored_payload_validates_back_to_the_same_event_id(client, settin
     assert record["payload"] == {key: value for key, value in payload.items() if key != "token"}
 
 
+def without_token(payload: dict) -> dict:
+    return {key: value for key, value in payload.items() if key != "token"}
+
+
+@pytest.mark.anyio
+async def test_token_in_the_header_only_is_accepted(client, settings):
+    payload = without_token(new_message())
+    response = await client.post("/webhooks", json=payload,
+                                 headers={"X-Verification-Token": TOKEN})
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted", "event_id": event_id(payload)}
+    [record] = stored_records(settings)
+    assert record["payload"] == payload
+    assert TOKEN not in "".join(p.read_text() for p in settings.inbox_dir.iterdir())
+
+
+@pytest.mark.anyio
+async def test_token_in_the_body_only_is_still_accepted(client, settings):
+    response = await client.post("/webhooks", json=new_message())
+    assert response.json()["status"] == "accepted"
+    assert "token" not in stored_records(settings)[0]["payload"]
+
+
+@pytest.mark.anyio
+async def test_a_matching_body_token_wins_over_a_stale_header_and_vice_versa(client, settings):
+    first = await client.post("/webhooks", json=new_message(1),
+                              headers={"X-Verification-Token": "an-old-token"})
+    second = await client.post("/webhooks", json={**new_message(2), "token": "an-old-token"},
+                               headers={"X-Verification-Token": TOKEN})
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert len(stored_records(settings)) == 2
+
+
+@pytest.mark.anyio
+async def test_wrong_token_in_header_and_body_is_rejected_and_nothing_is_written(client, settings):
+    response = await client.post("/webhooks", json={**new_message(), "token": "guess"},
+                                 headers={"X-Verification-Token": "guess-again"})
+    assert response.status_code == 401
+    assert "guess" not in response.text
+    assert_nothing_written(settings)
+
+
 @pytest.mark.anyio
 async def test_wrong_token_is_rejected_and_nothing_is_written(client, settings):
     response = await client.post("/webhooks", json={**new_message(), "token": "guess"})
     assert response.status_code == 401
     assert "guess" not in response.text
+    assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_wrong_header_token_without_a_body_token_is_rejected(client, settings):
+    response = await client.post("/webhooks", json=without_token(new_message()),
+                                 headers={"X-Verification-Token": "guess"})
+    assert response.status_code == 401
     assert_nothing_written(settings)
 
 
@@ -235,7 +349,17 @@ async def test_missing_or_non_string_token_is_rejected(client, settings, token):
     else:
         payload["token"] = token
     assert (await client.post("/webhooks", json=payload)).status_code == 401
+    assert (await client.post("/webhooks", json=payload,
+                              headers={"X-Verification-Token": ""})).status_code == 401
     assert_nothing_written(settings)
+
+
+@pytest.mark.anyio
+async def test_an_unauthenticated_unusable_event_is_refused_not_quarantined(client, settings):
+    response = await client.post("/webhooks", json={"type": "new_message", "orgId": 7})
+    assert response.status_code == 401
+    assert_nothing_written(settings)
+    assert not settings.quarantine_dir.exists() or not list(settings.quarantine_dir.iterdir())
 
 
 @pytest.mark.anyio
@@ -299,19 +423,42 @@ async def test_nan_is_not_json(client, settings):
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("payload", [
-    {"type": "new_message", "token": TOKEN, "orgId": 7, "data": {"id": 1}},
-    {"type": 3, "token": TOKEN, "orgId": 7, "data": {}},
-    {"type": "new_conversation", "token": TOKEN, "orgId": 7},
-    {"type": "conversation_status_updated", "token": TOKEN, "orgId": 7,
+    {"type": "new_message", "orgId": 7, "data": {"id": 1}},
+    {"type": 3, "orgId": 7, "data": {}},
+    {"type": "new_conversation", "orgId": 7},
+    {"type": "conversation_status_updated", "orgId": 7,
      "data": {"conversationId": 1, "status": "archived", "changedAt": 1}},
+    [{"type": "new_message"}],
 ])
-async def test_wrong_shape_is_rejected_with_422_and_nothing_is_written(client, settings,
-                                                                        payload):
-    response = await client.post("/webhooks", json=payload)
-    assert response.status_code == 422
-    assert response.json()["error"]
+async def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_not_refused(
+        client, settings, payload):
+    response = await client.post("/webhooks", json=payload,
+                                 headers={"X-Verification-Token": TOKEN})
+    # 2xx: Drift would retry a 4xx forever and the event would never be kept.
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["status"] == "quarantined" and answer["event_id"] == event_id(payload)
+    assert answer["reason"] and "\n" not in answer["reason"]
     assert "archived" not in response.text  # the body is never echoed
-    assert_nothing_written(settings)
+    assert_nothing_written(settings)  # nothing for the apply step: it waits in quarantine
+    kept = settings.quarantine_dir / f"received-{event_id(payload)}.json"
+    record = json.loads(kept.read_text())
+    assert record["payload"] == payload and record["event_id"] == event_id(payload)
+    assert (settings.quarantine_dir / f"{kept.name}.reason").read_text().strip() == answer["reason"]
+
+    again = await client.post("/webhooks", json=payload, headers={"X-Verification-Token": TOKEN})
+    assert again.json()["status"] == "duplicate"
+    assert len(list(settings.quarantine_dir.glob("*.json"))) == 1
+
+
+@pytest.mark.anyio
+async def test_a_quarantined_event_keeps_no_token(client, settings):
+    payload = {"type": "new_message", "token": TOKEN, "orgId": 7, "data": {"id": 1}}
+    assert (await client.post("/webhooks", json=payload)).json()["status"] == "quarantined"
+    for path in settings.quarantine_dir.iterdir():
+        assert TOKEN not in path.read_text()
+    [kept] = settings.quarantine_dir.glob("*.json")
+    assert read_inbox_file(kept)[0]["payload"] == without_token(payload)
 
 
 @pytest.mark.anyio
@@ -413,9 +560,12 @@ async def test_token_and_body_never_appear_in_logs(client, caplog):
                                          "data": {"note": marker}})
     await client.post("/webhooks", content=b"{not json " + TOKEN.encode())
 
+    await client.post("/webhooks", json=without_token(new_message(7)),
+                      headers={"X-Verification-Token": TOKEN})
+
     assert "POST /webhooks 200" in caplog.text
     assert "POST /webhooks 401" in caplog.text
-    assert "POST /webhooks 422" in caplog.text
+    assert "type=invalid" in caplog.text  # the quarantined one
     assert TOKEN not in caplog.text
     assert marker not in caplog.text
 
@@ -505,6 +655,9 @@ def test_receiver_over_real_http_on_loopback(settings):
             answers = [http.post("/webhooks", json=new_message(i)).json() for i in range(20)]
             assert http.post("/webhooks", json=new_message(0)).json()["status"] == "duplicate"
             assert http.post("/webhooks", json={**new_message(), "token": "x"}).status_code == 401
+            header_only = http.post("/webhooks", json=without_token(new_message(99)),
+                                    headers={"X-Verification-Token": TOKEN})
+            assert header_only.json()["status"] == "accepted"
 
             def chunks():
                 yield b'{"pad":"'
@@ -518,5 +671,6 @@ def test_receiver_over_real_http_on_loopback(settings):
         sock.close()
     assert {answer["status"] for answer in answers} == {"accepted"}
     assert sorted(record["event_id"] for record in stored_records(settings)) == \
-        sorted(event_id(new_message(i)) for i in range(20))
+        sorted([event_id(new_message(i)) for i in range(20)]
+               + [event_id(without_token(new_message(99)))])
     assert not [name for name in inbox_entries(settings) if name.startswith(".tmp-")]

@@ -11,6 +11,12 @@ adopted instead of spending a refresh token that no longer works.
 The store is keyed per org (`orgId` of the token answer). `DRIFT_REFRESH_TOKEN` only seeds an
 empty store; once the store holds a refresh token for the org, the stored one wins.
 
+When Drift says the app was disconnected from an org (the `app_disconnected` webhook), the org's
+record is marked `disconnected_at` and its tokens are not used again until `auth exchange`
+re-authorizes the app; with a static `DRIFT_ACCESS_TOKEN` (no store) the mark goes to
+`state/disconnected_orgs.json`, tied to a fingerprint of that token, so setting a new token or
+running `auth exchange` lifts it.
+
 Nothing in this module logs, formats or reprs token text.
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +35,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
-from .errors import DriftAuthError, DriftBadResponse, DriftConfigError
+from drift_pipeline.fsutil import atomic_write_text
+
+from .errors import DriftAuthError, DriftBadResponse, DriftConfigError, DriftDisconnected
 
 try:  # POSIX only; elsewhere the store is simply not locked across processes.
     import fcntl
@@ -44,6 +53,7 @@ log = logging.getLogger(__name__)
 
 STORE_VERSION = 1
 DEFAULT_EXPIRY_MARGIN_SECONDS = 300.0
+DISCONNECTED_FILENAME = "disconnected_orgs.json"  # under state/: static-token disconnects
 
 CREDENTIALS_HELP = (
     "set DRIFT_ACCESS_TOKEN (a static token), or DRIFT_CLIENT_ID and DRIFT_CLIENT_SECRET with "
@@ -62,6 +72,7 @@ class TokenRecord:
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: float | None = None  # epoch seconds
     obtained_at: float | None = None
+    disconnected_at: float | None = None  # epoch seconds of Drift's app_disconnected
 
     @classmethod
     def from_answer(cls, answer: dict[str, Any], *, previous: "TokenRecord | None", now: float) -> "TokenRecord":
@@ -88,6 +99,7 @@ class TokenRecord:
             "refresh_token": self.refresh_token,
             "expires_at": self.expires_at,
             "obtained_at": self.obtained_at,
+            "disconnected_at": self.disconnected_at,
         }
 
     @classmethod
@@ -98,6 +110,7 @@ class TokenRecord:
             refresh_token=data.get("refresh_token") or None,
             expires_at=data.get("expires_at"),
             obtained_at=data.get("obtained_at"),
+            disconnected_at=data.get("disconnected_at"),
         )
 
 
@@ -151,6 +164,16 @@ def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
+
+
+def disconnected_error(org_id: int | None, at: float, *, static: bool) -> DriftDisconnected:
+    """The one-line error every request for a disconnected org raises."""
+    org = f"org {org_id}" if org_id is not None else "this Drift workspace"
+    fix = ("set a new DRIFT_ACCESS_TOKEN or run `drift-pipeline auth exchange --code CODE`" if static
+           else "run `drift-pipeline auth exchange --code CODE`")
+    return DriftDisconnected(
+        f"the Drift app was disconnected from {org} at {_iso(at)} (app_disconnected webhook): "
+        f"its tokens are no longer used; re-authorize the app in Drift, then {fix}")
 
 
 class TokenStore:
@@ -213,14 +236,44 @@ class TokenStore:
         raw = data["orgs"].get(key)
         return TokenRecord.from_json(raw) if raw else None
 
-    def save(self, record: TokenRecord) -> None:
-        """Store `record` under its org and make it current: atomically and durably."""
+    def save(self, record: TokenRecord, *, reconnected: bool = False) -> None:
+        """Store `record` under its org and make it current: atomically and durably.
+
+        An org's disconnect mark survives the save unless `reconnected` (a code exchange):
+        a refresh that raced the app_disconnected webhook must not lift it.
+        """
         data = self.load()
         key = _org_key(record.org_id)
+        entry = record.to_json()
+        previous = data["orgs"].get(key) or {}
+        if not reconnected and entry.get("disconnected_at") is None:
+            entry["disconnected_at"] = previous.get("disconnected_at")
+        if reconnected:
+            entry["disconnected_at"] = None
         data["version"] = STORE_VERSION
-        data["orgs"][key] = record.to_json()
+        data["orgs"][key] = entry
         data["current_org"] = key
         self._write(self._fernet.encrypt(json.dumps(data).encode()))
+
+    def mark_disconnected(self, org_id: int, at: float) -> bool:
+        """Mark the org's tokens unusable (Drift's app_disconnected at `at`, epoch seconds),
+        under the store's lock. False when there is nothing to mark: no tokens for the org, or
+        tokens obtained after `at` (the app was re-authorized since; e.g. an old event
+        replayed)."""
+        fd = self.acquire_lock()
+        try:
+            data = self.load()
+            entry = data["orgs"].get(_org_key(org_id))
+            if entry is None:
+                return False
+            if entry.get("obtained_at") is not None and entry["obtained_at"] > at:
+                return False
+            if entry.get("disconnected_at") is None or entry["disconnected_at"] > at:
+                entry["disconnected_at"] = at
+                self._write(self._fernet.encrypt(json.dumps(data).encode()))
+            return True
+        finally:
+            self.release_lock(fd)
 
     def _write(self, blob: bytes) -> None:
         directory = self.path.parent
@@ -271,11 +324,47 @@ class StaticTokenAuth:
 
     kind = "static"
 
-    def __init__(self, access_token: str, *, org_id: int | None = None) -> None:
+    def __init__(self, access_token: str, *, org_id: int | None = None,
+                 disconnect_file: Path | None = None) -> None:
         if not access_token:
             raise DriftConfigError(f"empty access token: {CREDENTIALS_HELP}")
         self._access_token = access_token
         self.org_id = org_id
+        # Where app_disconnected marks are kept without a token store; None: never marked.
+        self.disconnect_file = disconnect_file
+        self._disconnected: tuple[int | None, float] | None = None
+        self._disconnect_read = False
+
+    def _fingerprint(self) -> str:
+        # Ties a disconnect mark to this token without storing it: a new token lifts the mark.
+        return hashlib.sha256(self._access_token.encode("utf-8")).hexdigest()[:16]
+
+    def disconnected_at(self) -> float | None:
+        """When Drift disconnected the app from this token's workspace, if it did (read once)."""
+        if not self._disconnect_read:
+            self._disconnect_read = True
+            for org, entry in _read_disconnect_file(self.disconnect_file).items():
+                if entry.get("static_token_sha256") == self._fingerprint():
+                    self._disconnected = (_as_org_id(org), float(entry["disconnected_at"]))
+                    break
+        return self._disconnected[1] if self._disconnected else None
+
+    def ensure_connected(self) -> None:
+        """Raise `DriftDisconnected` when Drift disconnected the app from this workspace."""
+        at = self.disconnected_at()
+        if at is not None:
+            raise disconnected_error(self._disconnected[0], at, static=True)  # type: ignore[index]
+
+    async def mark_disconnected(self, org_id: int, at: float) -> bool:
+        """Record Drift's app_disconnected for `org_id` (in the state file); False when this
+        auth has no state file to record it in."""
+        if self.disconnect_file is None:
+            return False
+        entries = _read_disconnect_file(self.disconnect_file)
+        entries[str(org_id)] = {"disconnected_at": at, "static_token_sha256": self._fingerprint()}
+        await asyncio.to_thread(_write_disconnect_file, self.disconnect_file, entries)
+        self._disconnected, self._disconnect_read = (org_id, at), True
+        return True
 
     def bind(self, requester: TokenRequester) -> None:
         """Static tokens never call the token endpoint."""
@@ -376,6 +465,25 @@ class OAuthTokens:
             margin = min(margin, lifetime / 5.0)
         return self._clock() >= record.expires_at - margin
 
+    def disconnected_at(self) -> float | None:
+        """When Drift disconnected the app from this org, if it did (from the token store)."""
+        record = self.current()
+        return record.disconnected_at if record is not None else None
+
+    def ensure_connected(self) -> None:
+        """Raise `DriftDisconnected` when the org's tokens are marked disconnected."""
+        at = self.disconnected_at()
+        if at is not None:
+            raise disconnected_error(self.org_id, at, static=False)
+
+    async def mark_disconnected(self, org_id: int, at: float) -> bool:
+        """Record Drift's app_disconnected for `org_id` in the token store; False when the store
+        holds no tokens for that org obtained before `at`."""
+        marked = await asyncio.to_thread(self.store.mark_disconnected, org_id, at)
+        if marked and (self.org_id is None or self.org_id == org_id):
+            self._token, self._loaded = self._load(), True  # this process stops at once too
+        return marked
+
     def secrets(self) -> list[str]:
         found = [self._client_secret]
         if self._seed_refresh_token:
@@ -442,7 +550,7 @@ class OAuthTokens:
                 record = TokenRecord.from_answer(answer, previous=None, now=self._clock())
                 if not record.refresh_token:
                     raise DriftBadResponse("token endpoint answered without a refresh_token", endpoint="token")
-                self.store.save(record)
+                self.store.save(record, reconnected=True)
                 self._token, self._loaded = record, True
                 self.org_id = record.org_id
                 log.info("drift: authorization code exchanged for org %s", record.org_id)
@@ -464,16 +572,52 @@ async def _locked(store: TokenStore) -> AsyncIterator[None]:
         store.release_lock(fd)
 
 
+def _read_disconnect_file(path: Path | None) -> dict[str, dict[str, Any]]:
+    if path is None or not path.exists():
+        return {}
+    try:
+        entries = json.loads(path.read_text())
+    except ValueError:
+        raise DriftConfigError(f"{path} is corrupt: fix or delete it") from None
+    if not isinstance(entries, dict):
+        raise DriftConfigError(f"{path} is corrupt: fix or delete it")
+    return {org: entry for org, entry in entries.items()
+            if isinstance(entry, dict) and isinstance(entry.get("disconnected_at"), (int, float))}
+
+
+def _write_disconnect_file(path: Path, entries: dict[str, dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if entries:
+        atomic_write_text(path, json.dumps(entries, sort_keys=True))
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _clear_disconnect_file(path: Path, org_id: int | None) -> None:
+    entries = _read_disconnect_file(path)
+    kept = {org: entry for org, entry in entries.items()
+            if org_id is not None and _as_org_id(org) != org_id}
+    if kept != entries:
+        _write_disconnect_file(path, kept)
+
+
 # -- building from settings --------------------------------------------------------------------
 def token_store_for(settings: "Settings") -> TokenStore:
     return TokenStore(settings.token_store_path, settings.secret("token_key"))
+
+
+def disconnect_file_for(settings: "Settings") -> Path:
+    """Where app_disconnected marks are kept for a static `DRIFT_ACCESS_TOKEN`."""
+    return settings.state_dir / DISCONNECTED_FILENAME
 
 
 def auth_from_settings(settings: "Settings", *, org_id: int | None = None,
                        require_refresh_token: bool = True) -> StaticTokenAuth | OAuthTokens:
     """The credentials the settings describe. A static token wins over OAuth settings."""
     if settings.access_token:
-        return StaticTokenAuth(settings.access_token, org_id=org_id)
+        return StaticTokenAuth(settings.access_token, org_id=org_id,
+                               disconnect_file=disconnect_file_for(settings))
     missing = [name for name, value in (("DRIFT_CLIENT_ID", settings.client_id),
                                         ("DRIFT_CLIENT_SECRET", settings.client_secret)) if not value]
     if len(missing) == 2:
@@ -504,7 +648,24 @@ def _status_of(record: TokenRecord | None, *, mode: str, store: TokenStore | Non
         "has_access_token": bool(record and record.access_token),
         "has_refresh_token": bool(record and record.refresh_token),
         "token_store": str(store.path) if store else None,
+        # Set after Drift's app_disconnected: requests stop until `auth exchange`.
+        "disconnected_at": _iso(record.disconnected_at) if record else None,
     }
+
+
+def disconnection_reason(settings: "Settings") -> str | None:
+    """Why the configured credentials must not be used now (Drift disconnected the app), as
+    one line; None when they may be used or none are configured (the run then says so)."""
+    if not settings.access_token and not settings.token_store_path.exists():
+        return None  # nothing stored, so nothing marked (and no key generated just to look)
+    try:
+        auth = auth_from_settings(settings, require_refresh_token=False)
+        auth.ensure_connected()
+    except DriftDisconnected as exc:
+        return exc.message
+    except DriftConfigError:
+        return None
+    return None
 
 
 # -- CLI entry points (sync) -------------------------------------------------------------------
@@ -515,6 +676,8 @@ def auth_status(settings: "Settings") -> dict[str, Any]:
     if settings.access_token:
         status = _status_of(None, mode="static", store=None, now=now)
         status["has_access_token"] = True
+        static = StaticTokenAuth(settings.access_token, disconnect_file=disconnect_file_for(settings))
+        status["disconnected_at"] = _iso(static.disconnected_at())
         return status
     if not (settings.client_id and settings.client_secret):
         status = _status_of(None, mode="unconfigured", store=None, now=now)
@@ -541,11 +704,14 @@ def auth_exchange(settings: "Settings", code: str, *, transport: "httpx.AsyncBas
     auth = auth_from_settings(oauth_settings, require_refresh_token=False)
     assert isinstance(auth, OAuthTokens)
 
-    async def run() -> None:
+    async def run() -> TokenRecord:
         async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:
-            await client.auth.exchange_code(code)
+            return await client.auth.exchange_code(code)
 
-    asyncio.run(run())
+    record = asyncio.run(run())
+    # Re-authorized: a static token's disconnect mark for this org goes too (the store's own
+    # mark was lifted by the exchange).
+    _clear_disconnect_file(disconnect_file_for(settings), record.org_id)
     return auth_status(oauth_settings)
 
 
@@ -556,6 +722,7 @@ def auth_refresh(settings: "Settings", *, transport: "httpx.AsyncBaseTransport |
     oauth_settings = replace(settings, access_token=None)
     auth = auth_from_settings(oauth_settings)
     assert isinstance(auth, OAuthTokens)
+    auth.ensure_connected()  # a disconnected org's refresh token is not spent either
 
     async def run() -> None:
         async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:

@@ -390,6 +390,8 @@ class DriftClient:
         attempt = 0
         refreshes = 0
         limiter = self._limiters[bucket]
+        if authenticated:
+            self.auth.ensure_connected()  # never use a disconnected org's tokens
         while True:
             token = await self.auth.access_token() if authenticated else None
             try:

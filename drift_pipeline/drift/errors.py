@@ -44,6 +44,13 @@ class DriftAuthError(DriftError):
     code = "auth"
 
 
+class DriftDisconnected(DriftAuthError):
+    """Drift said the app was disconnected from the org (`app_disconnected`): its tokens are
+    not used again until `drift-pipeline auth exchange` re-authorizes it."""
+
+    code = "app_disconnected"
+
+
 class DriftRateLimited(DriftError):
     """Still answered 429 after the bounded retries (or asked to wait longer than we allow)."""
 
@@ -85,6 +92,7 @@ __all__ = [
     "DriftBadRequest",
     "DriftBadResponse",
     "DriftConfigError",
+    "DriftDisconnected",
     "DriftError",
     "DriftNotFound",
     "DriftRateLimited",

@@ -5,11 +5,13 @@ For each inbox file (oldest first): every event is validated and checked against
 `raw.webhook_events` (so a redelivered or replayed event is applied once); conversations touched
 by message, conversation and participant events are re-fetched through the client and upserted
 (order of delivery does not matter: the fetch returns the current state); status events land in
-`raw.status_events` with their exact `changedAt` (source `webhook`), which is how reopens are
-seen; contact events re-fetch the contact; `gdpr_delete_requested` erases the contact; unknown
-types are stored and skipped. The file
-then moves to `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason`
-file, and the rest keep flowing.
+`raw.status_events` with their exact `changedAt`, or the time received when Drift sent none
+(source `webhook`), which is how reopens are seen; contact events re-fetch the contact (named
+by id, or looked up by email); `gdpr_delete_requested` erases the contact from the warehouse and
+the files (the caller republishes the serving copy); `app_disconnected` marks the org's tokens
+unusable until `auth exchange`; unknown types are stored and skipped. The file then moves to
+`processed/`. A file that cannot be read moves to `quarantine/` with a `.reason` file, and the
+rest keep flowing.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ from pathlib import Path
 
 import duckdb
 
+from drift_pipeline.drift.errors import DriftDisconnected
+from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.ingest import transform as tf
+from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
-from drift_pipeline.webhooks.events import InvalidEvent, validate_event
-from drift_pipeline.webhooks.inbox import InvalidInboxFile, iter_inbox_files, read_inbox_file
+from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
+from drift_pipeline.webhooks.inbox import (
+    InvalidInboxFile,
+    iter_inbox_files,
+    quarantine_record,
+    read_inbox_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,7 @@ CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
 class ApplyResult:
     files_applied: int = 0
     files_quarantined: int = 0
+    files_waiting: list[str] = field(default_factory=list)  # left in the inbox: app disconnected
     events_applied: int = 0
     events_duplicate: int = 0
     events_skipped: int = 0
@@ -55,6 +66,8 @@ class ApplyResult:
     contacts_refetched: int = 0
     status_events: int = 0
     contacts_erased: int = 0
+    file_lines_erased: int = 0
+    orgs_disconnected: list[int] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
     touched_days: set = field(default_factory=set)
 
@@ -77,6 +90,26 @@ def quarantine(settings: Settings, path: Path, reason: str) -> Path:
     return target
 
 
+def event_time_ms(event: WebhookEvent, record: dict) -> int | None:
+    """When the event happened: its own time, else when it was received (drift-api.md: a
+    status or participant event without `changedAt` counts from the time received)."""
+    if event.occurred_at_ms is not None:
+        return event.occurred_at_ms
+    received = record.get("received_at")
+    return received if isinstance(received, int) and not isinstance(received, bool) else None
+
+
+@dataclass(frozen=True)
+class _Erasure:
+    """What a gdpr_delete_requested erased in the warehouse; the files follow once the
+    applied inbox files have moved (see `InboxApplier.erase_in_files`)."""
+
+    org_id: int
+    contact_ids: frozenset[int]
+    conversation_ids: frozenset[int]
+    email: str | None = field(default=None, repr=False)
+
+
 def _seen(conn, org_event_ids: list[tuple[int, str]]) -> set[str]:
     if not org_event_ids:
         return set()
@@ -95,15 +128,20 @@ class InboxApplier:
         self.client = client
         self.conn = conn
         self.salt = settings.secret("pii_salt")
+        self._erasures: list[_Erasure] = []
 
     async def apply_records(self, records: list[dict], source_file: str, result: ApplyResult,
                             *, force: bool = False) -> None:
-        """Apply one file's records; `force` (replay) re-applies events already applied."""
+        """Apply one file's records; `force` (replay) re-applies events already applied, and
+        an event that is still invalid raises `InvalidEvent` (the operator asked for it)
+        instead of being quarantined again."""
         events = []
         for number, record in enumerate(records, start=1):
             try:
                 events.append((record, validate_event(record["payload"])))
             except InvalidEvent as exc:
+                if force:
+                    raise InvalidEvent(f"{source_file} line {number}: {exc.reason}") from None
                 result.events_invalid += 1
                 self._quarantine_record(source_file, number, record, exc.reason)
         fresh, pending_ids = [], set()
@@ -116,8 +154,11 @@ class InboxApplier:
             fresh.append((record, event))
         if not fresh:
             return
-        await self._refetch(fresh, result)
+        # Erasure first: it needs no API call, so a GDPR request is honoured even when the
+        # refetch below cannot run (app disconnected); whatever is refetched afterwards comes
+        # back without the erased contact (the sync suppresses it).
         erased = await self._erase(fresh, result)
+        await self._refetch(fresh, result)
         now = tf.utcnow()
         status_rows, event_rows = [], []
         for record, event in fresh:
@@ -126,18 +167,18 @@ class InboxApplier:
                 outcome = "skipped_unknown_type"
                 result.events_skipped += 1
             elif event.type == "conversation_status_updated":
-                changed_at = tf.ms_to_ts(event.data["changedAt"])
+                changed_at = tf.ms_to_ts(event_time_ms(event, record))
                 status_rows.append(tf.status_event_row(event.org_id, event.conversation_id,
-                                                       event.data["status"], changed_at, "webhook", now))
+                                                       event.status, changed_at, "webhook", now))
                 result.touched_days.add(changed_at.date())
             elif event.type == "app_disconnected":
-                log.warning("Drift says the app was disconnected from org %s: syncs will fail "
-                            "until it is re-authorized (drift-pipeline auth exchange)", event.org_id)
+                await self._disconnect(event, record, result)
             if event.known:
                 result.events_applied += 1
             event_rows.append({
                 "org_id": event.org_id, "event_id": event.event_id, "event_type": event.type,
-                "conversation_id": event.conversation_id, "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
+                "conversation_id": event.conversation_id,
+                "occurred_at": tf.ms_to_ts(event_time_ms(event, record)),
                 "received_at": tf.ms_to_ts(record.get("received_at")), "applied_at": now,
                 "outcome": outcome, "source_file": source_file,
                 # Erased contacts' events keep their id (dedupe) but not their content.
@@ -160,38 +201,90 @@ class InboxApplier:
             result.conversations_refetched += stats.conversations_fetched
         contacts_by_org: dict[int, set[int]] = {}
         for _, event in fresh:
-            contact_id = event.data.get("contactId") or event.data.get("id")
-            if event.type in CONTACT_TYPES and isinstance(contact_id, int):
-                contacts_by_org.setdefault(event.org_id, set()).add(contact_id)
+            if event.type not in CONTACT_TYPES:
+                continue
+            ids = contacts_by_org.setdefault(event.org_id, set())
+            if event.contact_id is not None:
+                ids.add(event.contact_id)
+            elif event.contact_email is not None:
+                ids.update(await self._contact_ids_by_email(event.contact_email))
         for org_id, ids in contacts_by_org.items():
+            if not ids:
+                continue
             sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
             result.contacts_refetched += await sync.refetch_contacts(sorted(ids))
-        for _, event in fresh:
-            if event.occurred_at_ms:
-                result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
+        for record, event in fresh:
+            at = event_time_ms(event, record)
+            if at:
+                result.touched_days.add(tf.ms_to_ts(at).date())
+
+    async def _contact_ids_by_email(self, email: str) -> set[int]:
+        # A contact event naming only an email: Drift's lookup gives the id to re-fetch.
+        found = set()
+        for contact in await self.client.find_contacts_by_email(email):
+            contact_id = contact.get("id") if isinstance(contact, dict) else None
+            try:
+                found.add(int(contact_id))
+            except (TypeError, ValueError):
+                log.warning("GET /contacts?email= answered a contact without an integer id")
+        if not found:
+            log.info("a contact event named an email Drift does not know: nothing to re-fetch")
+        return found
 
     async def _erase(self, fresh, result: ApplyResult) -> set[str]:
         erased = set()
         for _, event in fresh:
             if event.type != "gdpr_delete_requested":
                 continue
-            from drift_pipeline.erasure import erase_in_warehouse
-
-            data = event.data
-            contact_id = data.get("contactId") or data.get("id")
-            email = data.get("email") or (data.get("attributes") or {}).get("email")
-            result.contacts_erased += len(erase_in_warehouse(
-                self.conn, self.settings, org_id=event.org_id,
-                contact_id=int(contact_id) if contact_id is not None else None, email=email,
-                trigger="webhook"))
+            done = erase_in_warehouse(self.conn, self.settings, org_id=event.org_id,
+                                      contact_id=event.contact_id, email=event.contact_email,
+                                      trigger="webhook")
+            result.contacts_erased += len(done)
+            self._erasures.append(_Erasure(
+                org_id=event.org_id,
+                contact_ids=frozenset({e["contact_id"] for e in done}
+                                      | ({event.contact_id} if event.contact_id is not None else set())),
+                conversation_ids=frozenset(c for e in done for c in e["conversation_ids"]),
+                email=event.contact_email))
             erased.add(event.event_id)
+        # Events of this batch about an erased contact keep their id (dedupe), not their content:
+        # their payloads are stored after the erasure ran.
+        contacts = {c for e in self._erasures for c in e.contact_ids}
+        conversations = {c for e in self._erasures for c in e.conversation_ids}
+        erased.update(event.event_id for _, event in fresh
+                      if event.conversation_id in conversations or event.contact_id in contacts)
         return erased
 
+    def erase_in_files(self, result: ApplyResult) -> None:
+        """Drop the lines about erased contacts from inbox, processed and quarantine files, and
+        re-render their conversations' lines in transcript exports under the home.
+
+        Run after the applied files have moved to `processed/`, so the file being applied is
+        never rewritten under the apply step (and the gdpr request's own line, which names the
+        contact, goes too). Compacting the warehouse file is left to `drift-pipeline erase`:
+        too slow for the sensor's path."""
+        while self._erasures:
+            erasure = self._erasures.pop(0)
+            result.file_lines_erased += erase_files(self.settings, set(erasure.contact_ids),
+                                                    set(erasure.conversation_ids), erasure.email)
+            result.file_lines_erased += rewrite_exported_lines(
+                self.settings, self.conn, {(erasure.org_id, c) for c in erasure.conversation_ids})
+
+    async def _disconnect(self, event: WebhookEvent, record: dict, result: ApplyResult) -> None:
+        """Stop using the org's tokens: Drift revoked them when the app was disconnected."""
+        at_ms = event_time_ms(event, record) or tf.ts_to_ms(tf.utcnow())
+        marked = await self.client.auth.mark_disconnected(event.org_id, at_ms / 1000.0)
+        if marked:
+            result.orgs_disconnected.append(event.org_id)
+            log.warning("Drift disconnected the app from org %s: its syncs stop until "
+                        "`drift-pipeline auth exchange --code CODE` re-authorizes it", event.org_id)
+        else:
+            log.warning("Drift disconnected the app from org %s, whose tokens are not in use "
+                        "here (or were re-authorized since): nothing to stop", event.org_id)
+
     def _quarantine_record(self, source_file: str, number: int, record: dict, reason: str) -> None:
-        self.settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
         name = f"{Path(source_file).stem}.line-{number}.json"
-        (self.settings.quarantine_dir / name).write_text(json.dumps(record) + "\n")
-        (self.settings.quarantine_dir / f"{name}.reason").write_text(f"line {number}: {reason}\n")
+        quarantine_record(self.settings.quarantine_dir, name, record, f"line {number}: {reason}")
         log.warning("quarantined %s line %s: %s", source_file, number, reason)
 
     async def apply_file(self, path: Path, result: ApplyResult) -> None:
@@ -218,15 +311,29 @@ async def _apply_paths(settings: Settings, paths: list[Path], *, moving: bool = 
         try:
             schema.create_raw_schema(conn)
             applier = InboxApplier(settings, client, conn)
-            for path in paths:
-                if moving:
-                    if path.exists():
-                        await applier.apply_file(path, result)
-                else:
-                    await applier.apply_records(_read_any(path), path.name, result, force=True)
+            try:
+                for path in paths:
+                    if moving:
+                        if path.exists():
+                            await _apply_or_wait(applier, path, result)
+                    else:
+                        await applier.apply_records(_read_any(path), path.name, result, force=True)
+            finally:
+                applier.erase_in_files(result)  # what the warehouse erased leaves the files too
         finally:
             conn.close()
     return result
+
+
+async def _apply_or_wait(applier: InboxApplier, path: Path, result: ApplyResult) -> None:
+    """Apply one inbox file; while its org is disconnected it stays in the inbox (applied
+    after `auth exchange`) and the files after it still get their chance (e.g. a GDPR request
+    needs no API call)."""
+    try:
+        await applier.apply_file(path, result)
+    except DriftDisconnected as exc:
+        result.files_waiting.append(path.name)
+        log.warning("%s waits in the inbox: %s", path.name, exc.message)
 
 
 def _read_any(path: Path) -> list[dict]:
@@ -241,7 +348,10 @@ def _read_any(path: Path) -> list[dict]:
         if not isinstance(payload, dict) or "type" not in payload:
             raise inbox_error
         payload = {k: v for k, v in payload.items() if k != "token"}
-        return [{"event_id": "", "received_at": tf.ts_to_ms(tf.utcnow()), "payload": payload}]
+        # When the file was stored stands in for when Drift sent it (an event without changedAt
+        # counts from it), and stays the same however often the file is replayed.
+        received_at = int(path.stat().st_mtime * 1000)
+        return [{"event_id": "", "received_at": received_at, "payload": payload}]
 
 
 def apply_inbox(settings: Settings, files: list[str] | None = None) -> ApplyResult:
@@ -314,8 +424,8 @@ def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -
         raise ValueError(f"no such file: {path}")
     try:
         result = asyncio.run(_apply_paths(settings, [path], moving=False))
-    except InvalidInboxFile as exc:
+    except (InvalidInboxFile, InvalidEvent) as exc:
         raise ValueError(str(exc)) from None
-    if refresh and result.events_applied:
+    if refresh and (result.events_applied or result.contacts_erased):
         refresh_marts(settings)
     return result.as_dict()

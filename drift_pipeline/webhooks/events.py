@@ -6,6 +6,12 @@ what an event is and what its id is.
 Drift sends no event id and retries deliveries, so the id is the sha256 of the canonical JSON
 of the payload without its `token` (see drift-api.md, Webhooks). Key order, whitespace and the
 token therefore never change the id; any change of value does.
+
+Drift's shapes vary (drift-api.md, "(varies)"): `orgId` is a number or a numeric string, a status
+comes in any letter case, `changedAt` may be missing, `app_disconnected` may have no `data`, and
+contact events name the contact as `endUserId` (older ones as `contactId`, `id` or an email).
+`validate_event` accepts every documented variant and puts the normalized values on the
+`WebhookEvent` (the payload and its id stay exactly as sent), so the apply step reads one shape.
 """
 
 from __future__ import annotations
@@ -39,9 +45,17 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
+CONTACT_EVENT_TYPES = frozenset({"contact_identified", "contact_updated", "gdpr_delete_requested"})
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
-    """A validated webhook event. `data` is the payload's `data` object, untouched."""
+    """A validated webhook event. `data` is the payload's `data` object, untouched (an empty
+    object when Drift sent none); the other fields are normalized from it.
+
+    `occurred_at_ms` is None when Drift did not say when it happened (e.g. a status event
+    without `changedAt`): the apply step then uses the time the event was received.
+    """
 
     event_id: str
     type: str
@@ -52,6 +66,9 @@ class WebhookEvent:
     known: bool = True
     # The canonical JSON the id was computed from; stored as is, so it is serialized once.
     canonical: str = field(default="", repr=False, compare=False)
+    status: str | None = None  # conversation_status_updated: lower case
+    contact_id: int | None = None  # contact events naming the contact by id
+    contact_email: str | None = field(default=None, repr=False)  # ... or by email only
 
 
 def _reject_constant(name: str) -> Any:
@@ -72,18 +89,24 @@ def parse_json(body: bytes | str) -> Any:
         raise InvalidEvent(f"body is not valid JSON: {reason}") from None
 
 
-def strip_token(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload without its verification token: the token is a secret and never stored."""
+def strip_token(payload: Any) -> Any:
+    """The payload without its verification token: the token is a secret and never stored.
+
+    Anything that is not a JSON object has no top-level token and is returned as is (an
+    authenticated but malformed body is still kept, in quarantine).
+    """
+    if not isinstance(payload, Mapping):
+        return payload
     return {key: value for key, value in payload.items() if key != "token"}
 
 
-def canonical_json(payload: Mapping[str, Any]) -> str:
+def canonical_json(payload: Any) -> str:
     """Sorted keys, no whitespace, ASCII only, top-level `token` removed."""
     return json.dumps(strip_token(payload), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True, allow_nan=False)
 
 
-def event_id(payload: Mapping[str, Any]) -> str:
+def event_id(payload: Any) -> str:
     """Stable id of an event: sha256 hex of its canonical JSON (same for every redelivery)."""
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
 
@@ -93,11 +116,29 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _as_int(value: Any) -> int | None:
+    """An integer, or a string of decimal digits (Drift sends some ids that way), as an int."""
+    if _is_int(value):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    # At most 19 digits: every id is a BIGINT.
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2 ** 63:
+        return int(text)
+    return None
+
+
 def _require_int(data: Mapping[str, Any], key: str, event_type: str) -> int:
     value = data.get(key)
     if not _is_int(value):
         raise InvalidEvent(f"{event_type}: data.{key} must be an integer, got {_kind(value)}")
     return value
+
+
+def _optional_time(data: Mapping[str, Any], key: str, event_type: str) -> None:
+    # Missing is fine (the time received stands in); present but unusable is not.
+    if key in data and data[key] is not None and _as_int(data[key]) is None:
+        raise InvalidEvent(
+            f"{event_type}: data.{key} must be epoch milliseconds, got {_kind(data[key])}")
 
 
 def _kind(value: Any) -> str:
@@ -119,15 +160,21 @@ def _check_new_conversation(data: Mapping[str, Any], event_type: str) -> None:
         raise InvalidEvent(f"{event_type}: data.id or data.conversationId must be an integer")
 
 
+def _status(data: Mapping[str, Any]) -> str | None:
+    status = data.get("status")
+    return status.strip().lower() if isinstance(status, str) else None
+
+
 def _check_status_updated(data: Mapping[str, Any], event_type: str) -> None:
     _require_int(data, "conversationId", event_type)
     status = data.get("status")
-    if status not in CONVERSATION_STATUSES:
+    if _status(data) not in CONVERSATION_STATUSES:
         allowed = ", ".join(sorted(CONVERSATION_STATUSES))
         # The value itself is not echoed: error messages never repeat the body.
         shown = "another string" if isinstance(status, str) else _kind(status)
-        raise InvalidEvent(f"{event_type}: data.status must be one of {allowed}, got {shown}")
-    _require_int(data, "changedAt", event_type)
+        raise InvalidEvent(f"{event_type}: data.status must be one of {allowed} (any case), "
+                           f"got {shown}")
+    _optional_time(data, "changedAt", event_type)
 
 
 def _check_participants(list_key: str):
@@ -136,7 +183,7 @@ def _check_participants(list_key: str):
         if not isinstance(data.get(list_key), list):
             raise InvalidEvent(
                 f"{event_type}: data.{list_key} must be a list, got {_kind(data.get(list_key))}")
-        _require_int(data, "changedAt", event_type)
+        _optional_time(data, "changedAt", event_type)
     return check
 
 
@@ -144,20 +191,33 @@ def _check_conversation_inactive(data: Mapping[str, Any], event_type: str) -> No
     _check_new_conversation(data, event_type)
 
 
-def _contact_email(data: Mapping[str, Any]) -> str | None:
-    attributes = data.get("attributes")
-    for value in (data.get("email"),
-                  attributes.get("email") if isinstance(attributes, dict) else None):
-        if isinstance(value, str) and value.strip():
+def _is_email(value: Any) -> bool:
+    return isinstance(value, str) and "@" in value and bool(value.strip())
+
+
+def _contact_id(data: Mapping[str, Any]) -> int | None:
+    """The contact a contact event names: `endUserId` (current docs), else `contactId` or `id`."""
+    for key in ("endUserId", "contactId", "id"):
+        value = _as_int(data.get(key))
+        if value is not None:
             return value
     return None
 
 
+def _contact_email(data: Mapping[str, Any]) -> str | None:
+    """The email a contact event names when it gives no id (`endUserId` may be an email)."""
+    attributes = data.get("attributes")
+    for value in (data.get("endUserId"), data.get("email"),
+                  attributes.get("email") if isinstance(attributes, dict) else None):
+        if _is_email(value):
+            return value.strip()
+    return None
+
+
 def _check_contact(data: Mapping[str, Any], event_type: str) -> None:
-    has_id = _is_int(data.get("contactId")) or _is_int(data.get("id"))
-    if not has_id and _contact_email(data) is None:
-        raise InvalidEvent(
-            f"{event_type}: data must name the contact (integer id or contactId, or an email)")
+    if _contact_id(data) is None and _contact_email(data) is None:
+        raise InvalidEvent(f"{event_type}: data must name the contact (endUserId, contactId or "
+                           "id as an integer, or an email)")
 
 
 def _check_nothing(data: Mapping[str, Any], event_type: str) -> None:
@@ -188,10 +248,20 @@ def _conversation_id(event_type: str, data: Mapping[str, Any]) -> int | None:
 
 
 def _occurred_at_ms(data: Mapping[str, Any]) -> int | None:
-    for key in ("changedAt", "createdAt"):
-        if _is_int(data.get(key)):
-            return data[key]
+    # `timestamp` is when contact_updated happened.
+    for key in ("changedAt", "createdAt", "timestamp"):
+        value = _as_int(data.get(key))
+        if value is not None:
+            return value
     return None
+
+
+def _org_id(payload: Mapping[str, Any]) -> int:
+    org_id = _as_int(payload.get("orgId"))
+    if org_id is None:
+        raise InvalidEvent("event.orgId must be an integer or a numeric string, "
+                           f"got {_kind(payload.get('orgId'))}")
+    return org_id
 
 
 def validate_event(payload: Any) -> WebhookEvent:
@@ -207,10 +277,12 @@ def validate_event(payload: Any) -> WebhookEvent:
         raise InvalidEvent(f"event.type must be a non-empty string, got {_kind(event_type)}")
     if len(event_type) > 200:
         raise InvalidEvent("event.type is longer than 200 characters")
-    org_id = payload.get("orgId")
-    if not _is_int(org_id):
-        raise InvalidEvent(f"event.orgId must be an integer, got {_kind(org_id)}")
+    org_id = _org_id(payload)
+    # Missing `data` (app_disconnected sends none) reads as an empty object; each type's
+    # check then says which field it lacks.
     data = payload.get("data")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise InvalidEvent(f"event.data must be an object, got {_kind(data)}")
     check = _CHECKS.get(event_type)
@@ -229,4 +301,7 @@ def validate_event(payload: Any) -> WebhookEvent:
         data=data,
         known=check is not None,
         canonical=canonical,
+        status=_status(data) if event_type == "conversation_status_updated" else None,
+        contact_id=_contact_id(data) if event_type in CONTACT_EVENT_TYPES else None,
+        contact_email=_contact_email(data) if event_type in CONTACT_EVENT_TYPES else None,
     )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from drift_pipeline.fsutil import fsync_dir
+from drift_pipeline.fsutil import atomic_write_text, fsync_dir
 from drift_pipeline.webhooks.events import canonical_json, strip_token
 from drift_pipeline.webhooks.events import event_id as compute_event_id
 
@@ -236,6 +236,23 @@ def write_events_file(inbox_dir: Path | str, events: Iterable[Mapping[str, Any]]
     if not lines:
         return None
     return _write_file(inbox_dir, lines, received)
+
+
+def quarantine_record(quarantine_dir: Path | str, name: str, record: Mapping[str, Any],
+                      reason: str) -> Path:
+    """Keep one event that cannot be applied as `<name>` (an inbox file of one line, so
+    `replay event` reads it) with `<name>.reason` beside it; both written atomically.
+
+    The reason is written first, so every quarantined file has one. The record's payload must
+    already be without its token (see `inbox_record`).
+    """
+    quarantine_dir = Path(quarantine_dir)
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    target = quarantine_dir / name
+    atomic_write_text(quarantine_dir / f"{name}.reason", (reason.strip().splitlines() or ["no reason given"])[0] + "\n")
+    atomic_write_text(target, json.dumps(record, separators=(",", ":"), ensure_ascii=True,
+                                         allow_nan=False) + "\n")
+    return target
 
 
 def remove_stale_temp_files(inbox_dir: Path, older_than_s: float = _STALE_TEMP_SECONDS) -> int:

@@ -3,22 +3,31 @@
 It only authenticates, validates, deduplicates and durably drops events into the inbox; the
 apply step does the work later. It never calls the Drift API, so Drift gets its 2xx fast.
 
+Verification (drift-api.md, Webhooks): Drift presents the app's verification token in the
+`X-Verification-Token` header and/or the body's `token` (newer deliveries only in the header).
+An event is authenticated when a presented token matches (constant-time compare).
+
 Answers of `POST /webhooks`:
 - 200 `{"status": "accepted", "event_id"}` once the event is on disk;
   200 `{"status": "duplicate", "event_id"}` for a redelivery (so Drift stops retrying).
-- 400 not JSON, 401 missing or wrong token, 413 body over 1 MiB, 422 not a Drift event shape,
-  503 the inbox cannot be written (Drift retries). Nothing is written for any of these.
+- 200 `{"status": "quarantined", "event_id", "reason"}`: authenticated, but not a usable Drift
+  event shape. It is kept in `quarantine/` with a `.reason` file (replay it with
+  `drift-pipeline replay event FILE` once the cause is fixed): an authenticated event is never
+  lost for its shape, and a 4xx would only make Drift retry it forever.
+- 400 not JSON, 401 no presented token matches, 413 body over 1 MiB, 503 the inbox cannot be
+  written (Drift retries). Nothing is written for any of these.
 Error bodies are `{"error": "<one line>"}` and never repeat the request body or the token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -26,12 +35,20 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from drift_pipeline.settings import Settings
-from drift_pipeline.webhooks.events import InvalidEvent, parse_json, validate_event
-from drift_pipeline.webhooks.inbox import InboxUnavailable, InboxWriter
+from drift_pipeline.webhooks.events import InvalidEvent, event_id, parse_json, validate_event
+from drift_pipeline.webhooks.inbox import (
+    InboxUnavailable,
+    InboxWriter,
+    inbox_record,
+    quarantine_record,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+VERIFICATION_HEADER = "X-Verification-Token"
+# Quarantined receipts are named by event id, so a redelivery finds its earlier copy.
+QUARANTINE_PREFIX = "received-"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 
@@ -65,11 +82,24 @@ async def read_bounded_body(request: Request, limit: int = MAX_BODY_BYTES) -> by
     return bytes(body)
 
 
-def _token_matches(payload: Any, expected: bytes) -> bool:
-    token = payload.get("token") if isinstance(payload, dict) else None
-    if not isinstance(token, str):
-        return False
-    return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected)
+def presented_tokens(headers: Mapping[str, str], payload: Any) -> list[str]:
+    """The verification tokens a delivery presents: the `X-Verification-Token` header and the
+    body's `token`, whichever are there (non-empty strings only)."""
+    body_token = payload.get("token") if isinstance(payload, dict) else None
+    return [token for token in (headers.get(VERIFICATION_HEADER), body_token)
+            if isinstance(token, str) and token]
+
+
+def token_matches(presented: list[str], expected: bytes) -> bool:
+    """True when any presented token equals `expected`, compared in constant time.
+
+    Every candidate is compared (no early exit), so the time taken does not tell which of
+    header or body was right.
+    """
+    matched = False
+    for token in presented:
+        matched |= hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected)
+    return matched
 
 
 def _error(status_code: int, message: str) -> JSONResponse:
@@ -110,7 +140,7 @@ class _Receiver:
         started = time.perf_counter()
         response, event_type, identity = await self._handle(request)
         # One line per request: never the body or the token (error reasons never quote them).
-        reason = f" error={response.reason!r}" if response.status_code != 200 else ""
+        reason = f" error={response.reason!r}" if getattr(response, "reason", None) else ""
         log.info("POST /webhooks %d type=%s event_id=%s %.1fms%s", response.status_code,
                  event_type or "-", identity or "-", (time.perf_counter() - started) * 1000,
                  reason)
@@ -127,12 +157,12 @@ class _Receiver:
             payload = parse_json(body)
         except InvalidEvent as exc:
             return _error(400, exc.reason), None, None
-        if not _token_matches(payload, self._expected):
+        if not token_matches(presented_tokens(request.headers, payload), self._expected):
             return _error(401, "missing or wrong verification token"), None, None
         try:
             event = validate_event(payload)
         except InvalidEvent as exc:
-            return _error(422, exc.reason), None, None
+            return await self._quarantine(payload, exc.reason)
         event_type = event.type if event.known else "unknown"
         self.ensure_writer()
         try:
@@ -144,6 +174,33 @@ class _Receiver:
                 event.event_id
         return (JSONResponse({"status": result.status, "event_id": result.event_id}),
                 event_type, event.event_id)
+
+    async def _quarantine(self, payload: Any,
+                          reason: str) -> tuple[JSONResponse, str | None, str | None]:
+        """Keep an authenticated event whose shape is unusable; 2xx so Drift stops retrying."""
+        try:
+            identity = event_id(payload)
+        except ValueError:  # not serializable back to strict JSON; parse_json prevents this
+            return _error(400, "body cannot be stored as JSON"), None, None
+        name = f"{QUARANTINE_PREFIX}{identity}.json"
+        target = self.settings.quarantine_dir / name
+        if target.exists():
+            status = "duplicate"
+        else:
+            record = inbox_record(payload, event_id=identity)
+            try:
+                await asyncio.to_thread(quarantine_record, self.settings.quarantine_dir, name,
+                                        record, reason)
+            except OSError as exc:
+                log.error("webhook not quarantined, Drift will retry: %s: %s",
+                          type(exc).__name__, exc)
+                return (_error(503, "the quarantine cannot be written now; retry later"),
+                        "invalid", identity)
+            status = "quarantined"
+            log.warning("webhook quarantined as %s: %s", name, reason)
+        response = JSONResponse({"status": status, "event_id": identity, "reason": reason})
+        response.reason = reason  # for the request's log line
+        return response, "invalid", identity
 
     async def healthz(self, request: Request) -> JSONResponse:
         self.ensure_writer()

@@ -601,7 +601,8 @@ class Simulator:
             async with httpx.AsyncClient(timeout=10) as client:
                 for payload in payloads:
                     try:
-                        answer = await client.post(deliver, json=payload)
+                        answer = await client.post(deliver, json=payload,
+                                                   headers=self.config.webhook_headers())
                         failures += answer.status_code >= 300
                     except httpx.HTTPError:
                         failures += 1

@@ -92,6 +92,12 @@ class SimulatorConfig:
     def legacy(self) -> bool:
         return self.shapes == "legacy"
 
+    def webhook_headers(self) -> dict[str, str]:
+        """The headers Drift sends with every webhook delivery of this workspace: the
+        verification token in `X-Verification-Token` (legacy bodies carry it too, which is
+        harmless). Everything that POSTs the world's payloads to a receiver uses these."""
+        return {"Content-Type": "application/json", "X-Verification-Token": self.webhook_token}
+
     def end_ms(self) -> int:
         end = self.end or datetime.now(UTC)
         if end.tzinfo is None:
@@ -573,8 +579,8 @@ class DriftWorld:
         if author_type == "user" and not spec["bot"] and author_id not in conversation["participants"]:
             conversation["participants"].append(author_id)
             if out is not None:
-                out.append(self._payload("conversation_participant_added", {
-                    "conversationId": cid, "addedParticipants": [author_id], "changedAt": at}))
+                out.append(self._payload("conversation_participant_added", self._timed(
+                    {"conversationId": cid, "addedParticipants": [author_id]}, at)))
         if out is not None:
             out.append(self._payload("new_message", _copy_message(message)))
         if author_type == "contact" and spec["type"] == "chat" and conversation["status"] == "closed":
@@ -592,10 +598,31 @@ class DriftWorld:
         self._index_dirty = True
         if out is not None:
             out.append(self._payload("conversation_status_updated",
-                                     {"conversationId": cid, "status": status, "changedAt": at}))
+                                     self._timed({"conversationId": cid, "status": status}, at)))
 
-    def _payload(self, kind: str, data: dict) -> dict:
-        return {"type": kind, "token": self.config.webhook_token, "orgId": self.org_id, "data": data}
+    def _payload(self, kind: str, data: dict | None) -> dict:
+        """A webhook body in the configured shapes: current ones carry no body token (it is in
+        the header, see `SimulatorConfig.webhook_headers`) and `orgId` as a string."""
+        if self.config.legacy:
+            payload = {"type": kind, "token": self.config.webhook_token, "orgId": self.org_id}
+        else:
+            payload = {"type": kind, "orgId": str(self.org_id)}
+        if data is not None:
+            payload["data"] = data
+        return payload
+
+    def _timed(self, data: dict, at: int) -> dict:
+        # Current status and participant events carry no `changedAt`: the receiver's clock
+        # stands in (drift-api.md, Webhooks).
+        return {**data, "changedAt": at} if self.config.legacy else data
+
+    def _contact_payload(self, kind: str, contact_id: int | None, email: str | None = None,
+                         **extra: Any) -> dict:
+        if self.config.legacy:
+            named: dict[str, Any] = {"contactId": contact_id} if contact_id is not None else {"email": email}
+        else:
+            named = {"endUserId": contact_id if contact_id is not None else email}
+        return self._payload(kind, {**named, **extra})
 
     # ------------------------------------------------------------------ public mutations
     def advance(self, minutes: float) -> list[dict]:
@@ -720,6 +747,60 @@ class DriftWorld:
                 self._apply_message(cid, {"author_type": "contact", "author_id": None, "bot": False,
                                           "type": "chat", "body": body}, at, out)
             return cid, out
+
+    def identify_contact(self, contact_id: int, *, by_email: bool = False) -> list[dict]:
+        """A `contact_identified` payload for an existing contact (named by email only when
+        `by_email`, as some deliveries do)."""
+        with self.lock:
+            contact = self._require_contact(contact_id)
+            if by_email:
+                return [self._contact_payload("contact_identified", None, contact["attributes"]["email"])]
+            return [self._contact_payload("contact_identified", contact_id)]
+
+    def update_contact(self, contact_id: int, at_ms: int | None = None, *, by_email: bool = False,
+                       **attributes: Any) -> list[dict]:
+        """Changes a contact's attributes; returns the `contact_updated` payload, with Drift's
+        `timestamp` and a `diff` of `{name, previous, updated}` per changed attribute."""
+        with self.lock:
+            contact = self._require_contact(contact_id)
+            at = self._resolve_time(at_ms)
+            current = contact["attributes"]
+            diff = [{"name": name, "previous": current.get(name), "updated": value}
+                    for name, value in attributes.items() if current.get(name) != value]
+            if not diff:
+                return []
+            old_email = current.get("email")
+            current.update(attributes)
+            if "email" in attributes and old_email != attributes["email"]:
+                self._contacts_by_email.pop(str(old_email).lower(), None)
+                self._contacts_by_email[str(attributes["email"]).lower()] = contact_id
+            named = (None, current["email"]) if by_email else (contact_id, None)
+            return [self._contact_payload("contact_updated", *named, timestamp=at, diff=diff)]
+
+    def request_gdpr_delete(self, contact_id: int, *, by_email: bool = False) -> list[dict]:
+        """The visitor asked Drift to forget them: the contact is deleted here (its API answers
+        404 from now on) and a `gdpr_delete_requested` payload names it, by id or by email."""
+        with self.lock:
+            contact = self._require_contact(contact_id)
+            email = contact["attributes"]["email"]
+            del self.contacts[contact_id]
+            self._contacts_by_email.pop(str(email).lower(), None)
+            if contact_id in self._contact_pool:
+                self._contact_pool.remove(contact_id)
+            if by_email:
+                return [self._contact_payload("gdpr_delete_requested", None, email)]
+            return [self._contact_payload("gdpr_delete_requested", contact_id)]
+
+    def disconnect_app(self) -> list[dict]:
+        """The workspace disconnected the app: an `app_disconnected` payload (without `data` in
+        the current shapes). Tokens keep working here; the pipeline must stop using them."""
+        return [self._payload("app_disconnected", {} if self.config.legacy else None)]
+
+    def _require_contact(self, contact_id: int) -> dict:
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            raise KeyError(f"unknown contact {contact_id}")
+        return contact
 
     def _resolve_time(self, at_ms: int | None) -> int:
         if at_ms is None:
