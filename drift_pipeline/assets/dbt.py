@@ -4,11 +4,11 @@
 import os
 from typing import Any, Mapping, Optional
 
-from dagster import AssetExecutionContext, AssetKey, AssetObservation, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, MetadataValue, PartitionsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
-from drift_pipeline.partitions import daily_partitions, single_run
+from drift_pipeline.partitions import single_run
 from drift_pipeline.settings import Settings
 
 MARTS_GROUP = "drift_marts"
@@ -26,34 +26,39 @@ class DriftDbtTranslator(DagsterDbtTranslator):
         return ["team:analytics-engineering"]
 
 
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=dbt_project,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-)
-def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
-    """Build the dbt models and run their data tests (unit tests run in CI, not every run),
-    then republish the serving copy so analysts see the new numbers."""
-    settings = Settings.from_env()
-    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
-                       target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
-    if context.selected_output_names:
-        from drift_pipeline.serving import headline_metrics, publish
+def build_dbt_models(partitions_def: PartitionsDefinition):
+    """The dbt models as one partitioned, single-run asset set (same days as the raw assets)."""
 
-        result = publish(settings)
-        context.log.info(f"published serving copy: {result['tables']}")
-        context.log_event(AssetObservation(
-            asset_key=AssetKey(["marts", "agg_daily_metrics"]),
-            description="Published to the serving copy",
-            metadata={
-                "serving_copy": MetadataValue.path(result["path"]),
-                **{f"rows {name}": MetadataValue.int(rows) for name, rows in result["tables"].items()},
-                "latest days": MetadataValue.md(_metrics_markdown(headline_metrics(settings)[-7:])),
-            },
-        ))
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=dbt_project,
+        partitions_def=partitions_def,
+        backfill_policy=single_run,
+        dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    )
+    def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+        """Build the dbt models and run their data tests (unit tests run in CI, not every run),
+        then republish the serving copy so analysts see the new numbers."""
+        settings = Settings.from_env()
+        os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
+        yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+                           target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
+        if context.selected_output_names:
+            from drift_pipeline.serving import headline_metrics, publish
+
+            result = publish(settings)
+            context.log.info(f"published serving copy: {result['tables']}")
+            context.log_event(AssetObservation(
+                asset_key=AssetKey(["marts", "agg_daily_metrics"]),
+                description="Published to the serving copy",
+                metadata={
+                    "serving_copy": MetadataValue.path(result["path"]),
+                    **{f"rows {name}": MetadataValue.int(rows) for name, rows in result["tables"].items()},
+                    "latest days": MetadataValue.md(_metrics_markdown(headline_metrics(settings)[-7:])),
+                },
+            ))
+
+    return drift_dbt_models
 
 
 def _metrics_markdown(rows) -> str:
