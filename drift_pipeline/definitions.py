@@ -21,7 +21,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     partitions = daily_partitions(settings.history_start)
     return Definitions(
-        assets=[build_drift_raw_sync(partitions), build_dbt_models(partitions)],
+        assets=[build_drift_raw_sync(partitions), build_dbt_models()],
         asset_checks=raw_asset_checks,
         jobs=[build_sync_job(partitions), apply_webhooks_job],
         schedules=schedules,

@@ -26,5 +26,11 @@ def ensure_dagster_home(settings: Settings) -> Path:
     if not config.exists():
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    # A run over a range of days announces each asset once with the range (Dagster's own
+    # switch), not once per asset per day: thousands of event-log writes saved on a multi-year
+    # backfill. Read by whichever process creates the run (this one, or `dagster dev`, which
+    # inherits it). The price: partitions of a failed run show as missing, not failed;
+    # raw.exports records the failure either way.
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
     return home

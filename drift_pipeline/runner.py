@@ -48,9 +48,10 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     ensure_dagster_home(settings)
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from drift_pipeline.definitions import build_definitions
+    from drift_pipeline import definitions
 
-    defs = build_definitions(settings)
+    # The module's definitions were built from the environment; build again only for others.
+    defs = definitions.defs if settings == Settings.from_env() else definitions.build_definitions(settings)
 
     last = end - timedelta(days=1)
     assets = list(defs.assets)
