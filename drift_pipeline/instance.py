@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from dagster import EventLogEntry
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
@@ -71,6 +72,26 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             self._store_asset_event_tags(conn, events, event_ids)
             for event, event_id in zip(events, event_ids):
                 self._store_asset_event(conn, event, event_id)
+
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """One planned row per check, not one per partition of the run.
+
+        Dagster gives every check planned in a range run the run's partition subset, even a
+        check of an unpartitioned dbt model, and stores one row (with the whole serialized
+        event) per partition: 84 checks x 731 days put 61,000 rows and 96 MB into the index of
+        a two-year backfill, and the rows stayed `PLANNED` because no check here evaluates per
+        partition (each evaluation lands on the row without a partition). So the planned row is
+        that one; an evaluation for a partition would find no row and add its own.
+        """
+        planned = event.get_dagster_event().event_specific_data
+        if getattr(planned, "partitions_subset", None) is None:
+            super()._store_asset_check_evaluation_planned(event, event_id)
+            return
+        whole = event._replace(dagster_event=event.get_dagster_event()._replace(
+            event_specific_data=AssetCheckEvaluationPlanned(asset_key=planned.asset_key,
+                                                            check_name=planned.check_name)))
+        super()._store_asset_check_evaluation_planned(whole, event_id)
 
 
 def _plain_asset_events(events: Sequence[EventLogEntry]) -> bool:

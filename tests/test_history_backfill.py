@@ -116,3 +116,13 @@ def test_a_two_year_backfill_is_one_run_that_stays_small_in_the_event_log(home, 
     # Announced once per asset with the range, not once per asset per day.
     planned = [e for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
     assert len(planned) == len(by_asset)
+    # Each check ran once and has one record, not one left `PLANNED` per day of the range.
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        checks = {e.event_specific_data.asset_check_key for e in events
+                  if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION}
+        assert len(checks) > 50
+        for check_key in checks:
+            history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=5)
+            assert [record.status.value for record in history] == ["SUCCEEDED"], check_key
