@@ -51,8 +51,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     A run over N daily partitions writes one materialization per raw asset per day: 6,600 for
     three years. The stock SQLite storage opens, commits and closes both its run file and its
-    index file for every one of them (~25 ms each here, ~90 ms on a busy disk); a batch shares
-    one transaction per file. Anything else goes through the stock path, one event at a time.
+    index file for every one of them (89 ms per event measured on a busy 2-core machine, 13 ms
+    batched); a batch shares one transaction per file. Anything else goes through the stock
+    path, one event at a time.
     """
 
     @classmethod
@@ -70,9 +71,12 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
                          for event in events]
             self._store_asset_event_tags(conn, events, event_ids)
-            for event, event_id in zip(events, event_ids):
-                self._store_asset_event(conn, event, event_id)
-
+            # An asset's index row keeps the latest event of each kind: in a batch of 1,000
+            # days of one asset, only the last of each kind changes it.
+            last = {(event.get_dagster_event().asset_key, event.dagster_event_type): i
+                    for i, event in enumerate(events)}
+            for i in sorted(last.values()):
+                self._store_asset_event(conn, events[i], event_ids[i])
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
         """One planned row per check, not one per partition of the run.
