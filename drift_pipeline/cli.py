@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("sync", help="ingest the daily partitions in [start, end) and build the marts, in one Dagster run")
-    p.add_argument("--start", type=_day, help="first UTC day (default: yesterday)")
-    p.add_argument("--end", type=_day, help="day after the last one (default: tomorrow)")
+    p.add_argument("--start", type=_day, help="first UTC day, not before DRIFT_HISTORY_START (default: yesterday)")
+    p.add_argument("--end", type=_day, help="day after the last one, at most tomorrow (default: tomorrow)")
     p.add_argument("--no-dbt", action="store_true", help="skip dbt (raw tables only)")
     p.add_argument("--full-window", action="store_true",
                    help="walk the whole window's conversation list (default: stop where the last "
@@ -122,7 +122,9 @@ def cmd_sync(args, settings: Settings) -> int:
     from drift_pipeline.runner import materialize_days
 
     today = datetime.now(timezone.utc).date()
-    start = args.start or today - timedelta(days=1)
+    # Defaults: yesterday and today (never before the first partition); an explicit range
+    # outside [DRIFT_HISTORY_START, tomorrow) is a usage error raised before Dagster starts.
+    start = args.start or max(today - timedelta(days=1), settings.history_start)
     end = args.end or today + timedelta(days=1)
     result = materialize_days(settings, start, end, with_dbt=not args.no_dbt, full_window=args.full_window,
                               log_level="INFO" if args.verbose else "CRITICAL")

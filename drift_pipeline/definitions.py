@@ -5,19 +5,25 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
-from drift_pipeline.assets.dbt import drift_dbt_models
-from drift_pipeline.assets.drift_raw import drift_raw_sync, raw_asset_checks
+from drift_pipeline.assets.dbt import build_dbt_models
+from drift_pipeline.assets.drift_raw import build_drift_raw_sync, raw_asset_checks
 from drift_pipeline.dbt_project import dbt_project
+from drift_pipeline.partitions import daily_partitions
 from drift_pipeline.resources import DriftApiResource, warehouse_resource
-from drift_pipeline.schedules import drift_sync_job, schedules
+from drift_pipeline.schedules import build_sync_job, schedules
 from drift_pipeline.sensors import apply_webhooks_job, webhook_inbox_sensor
+from drift_pipeline.settings import Settings
 
 
-def build_definitions() -> Definitions:
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    """The definitions for `settings` (default: the environment, which every Dagster process
+    of one deployment inherits, so they agree on the partitions' first day)."""
+    settings = settings or Settings.from_env()
+    partitions = daily_partitions(settings.history_start)
     return Definitions(
-        assets=[drift_raw_sync, drift_dbt_models],
+        assets=[build_drift_raw_sync(partitions), build_dbt_models()],
         asset_checks=raw_asset_checks,
-        jobs=[drift_sync_job, apply_webhooks_job],
+        jobs=[build_sync_job(partitions), apply_webhooks_job],
         schedules=schedules,
         sensors=[webhook_inbox_sensor],
         # Steps run one after another in the run's process: DuckDB allows one writer, and a
@@ -25,7 +31,7 @@ def build_definitions() -> Definitions:
         executor=in_process_executor,
         resources={
             "drift": DriftApiResource(),
-            "duckdb": warehouse_resource(),
+            "duckdb": warehouse_resource(settings),
             "dbt": DbtCliResource(project_dir=dbt_project),
         },
     )

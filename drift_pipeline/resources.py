@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
@@ -62,15 +63,20 @@ class DriftApiResource(ConfigurableResource):
 
 
 def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
+    """The warehouse file as a resource. Creates nothing: loading the definitions (every Dagster
+    process does, often) must not touch `$DRIFT_PIPELINE_HOME`; the first connection does."""
     settings = settings or Settings.from_env()
-    settings.ensure_dirs()
-    settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
     return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
 
 
 @contextmanager
 def warehouse_connection(duckdb: DuckDBResource) -> Iterator:
-    """A connection with the raw schema in place."""
+    """A connection with the raw schema in place (and the folders of the warehouse and of
+    DuckDB's spill files)."""
+    Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
+    temp_dir = (duckdb.connection_config or {}).get("temp_directory")
+    if temp_dir:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
     with duckdb.get_connection() as conn:
         create_raw_schema(conn)
         yield conn

@@ -6,7 +6,7 @@ import contextlib
 from datetime import date, timedelta
 
 from drift_pipeline.instance import ensure_dagster_home
-from drift_pipeline.partitions import FULL_WINDOW_TAG
+from drift_pipeline.partitions import FULL_WINDOW_TAG, check_day_range
 from drift_pipeline.settings import Settings
 
 
@@ -42,13 +42,16 @@ def _root_cause(error) -> str:
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
                      full_window: bool = False, log_level: str = "CRITICAL"):
-    """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end)."""
-    if end <= start:
-        raise ValueError(f"--end ({end}) must be after --start ({start})")
+    """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end),
+    however many, in one run. A range outside the partitions raises `PartitionRangeError`."""
+    check_day_range(settings.history_start, start, end)
     ensure_dagster_home(settings)
     from dagster import AssetSelection, DagsterInstance, materialize
 
-    from drift_pipeline.definitions import defs
+    from drift_pipeline import definitions
+
+    # The module's definitions were built from the environment; build again only for others.
+    defs = definitions.defs if settings == Settings.from_env() else definitions.build_definitions(settings)
 
     last = end - timedelta(days=1)
     assets = list(defs.assets)

@@ -12,6 +12,7 @@ from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     OpExecutionContext,
+    PartitionsDefinition,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
@@ -22,15 +23,20 @@ from dagster import (
 )
 
 from drift_pipeline.drift.auth import disconnection_reason
-from drift_pipeline.partitions import FULL_WINDOW_TAG, daily_partitions
+from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.resources import DriftApiResource
 
-drift_sync_job = define_asset_job(
-    "drift_sync_job",
-    selection=AssetSelection.all(),
-    partitions_def=daily_partitions,
-    description="Sync raw Drift tables for a range of days, rebuild the marts, republish the serving copy.",
-)
+SYNC_JOB = "drift_sync_job"
+
+
+def build_sync_job(partitions_def: PartitionsDefinition):
+    """The job the schedules (and the UI's range backfills) run: every asset, one range per run."""
+    return define_asset_job(
+        SYNC_JOB,
+        selection=AssetSelection.all(),
+        partitions_def=partitions_def,
+        description="Sync raw Drift tables for a range of days, rebuild the marts, republish the serving copy.",
+    )
 
 
 def range_run_request(first_day, last_day, reason: str, *, full_window: bool = False) -> RunRequest:
@@ -54,7 +60,7 @@ def paused_reason(drift: DriftApiResource) -> SkipReason | None:
 
 @schedule(
     cron_schedule="0 2 * * *",
-    job=drift_sync_job,
+    job_name=SYNC_JOB,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="02:00 UTC: re-sync yesterday and today (the overlap catches late updates) and rebuild the marts.",
@@ -69,7 +75,7 @@ def nightly_drift_sync(context: ScheduleEvaluationContext, drift: DriftApiResour
 
 @schedule(
     cron_schedule="0 3 * * 0",
-    job=drift_sync_job,
+    job_name=SYNC_JOB,
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Sundays 03:00 UTC: re-sync the last 30 days, walking the whole window, to heal anything a nightly run missed.",

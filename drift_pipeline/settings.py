@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
@@ -18,6 +19,7 @@ DEFAULT_API_BASE_URL = "https://driftapi.com"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 DEFAULT_DUCKDB_THREADS = 2
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+DEFAULT_HISTORY_START = date(2015, 1, 1)
 
 
 class SettingsError(ValueError):
@@ -44,6 +46,8 @@ def _memory_limit(env: Mapping[str, str]) -> str:
     if not _MEMORY_LIMIT.match(raw):
         raise SettingsError(f"DRIFT_DUCKDB_MEMORY_LIMIT must be a size such as 2GB or 1500MiB, got {raw!r}")
     return raw.strip()
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -51,6 +55,23 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+
+
+def _day(env: Mapping[str, str], name: str, default: date) -> date:
+    """A YYYY-MM-DD day from the environment, no later than today (UTC)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a day as YYYY-MM-DD, got {raw!r}") from None
+    today = datetime.now(timezone.utc).date()
+    if value > today:
+        raise SettingsError(f"{name} ({value}) is in the future: it must be a day no later than {today}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,10 @@ class Settings:
     duckdb_threads: int = DEFAULT_DUCKDB_THREADS
     publish_transcripts: bool = False  # opt-in serving/transcripts.duckdb for QA teams
     retention_days: int | None = None  # the weekly retention schedule's N (unset: it skips)
+    # First day of the daily partitions: every process that loads the definitions (CLI,
+    # `dagster dev`, its run workers, `dagster asset materialize`) reads the same inherited
+    # environment, so they all agree on the partition set.
+    history_start: date = DEFAULT_HISTORY_START
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -92,6 +117,7 @@ class Settings:
             duckdb_threads=_int(env, "DRIFT_DUCKDB_THREADS", DEFAULT_DUCKDB_THREADS, minimum=1),
             publish_transcripts=_flag(env, "DRIFT_PUBLISH_TRANSCRIPTS"),
             retention_days=_int(env, "DRIFT_RETENTION_DAYS", 0, minimum=1) or None,
+            history_start=_day(env, "DRIFT_HISTORY_START", DEFAULT_HISTORY_START),
         )
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,30 @@ def test_bad_usage_exits_2_with_one_line(argv, capsys):
 def test_sync_with_end_before_start_is_a_usage_error(home, capsys):
     assert main(["sync", "--start", "2026-11-10", "--end", "2026-11-09"]) == 2
     assert "must be after" in capsys.readouterr().err
+
+
+def test_sync_before_history_start_is_a_one_line_usage_error_naming_the_variable(home, monkeypatch):
+    monkeypatch.setenv("DRIFT_HISTORY_START", "2020-01-01")
+    proc = subprocess.run([CLI, "sync", "--start", "2019-12-31", "--end", "2020-01-02"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "DRIFT_HISTORY_START" in proc.stderr and "2020-01-01" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not home.exists()  # refused before anything ran or was created
+
+
+def test_sync_with_end_after_tomorrow_is_a_usage_error(home, capsys):
+    end = date.today() + timedelta(days=3)
+    assert main(["sync", "--start", "2026-11-10", "--end", end.isoformat()]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "after tomorrow" in err and "\n" not in err
+
+
+def test_a_bad_history_start_is_one_line_and_exit_2(home, monkeypatch, capsys):
+    monkeypatch.setenv("DRIFT_HISTORY_START", "2024-02-30")
+    assert main(["sync"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("drift-pipeline sync: DRIFT_HISTORY_START") and "\n" not in err
 
 
 def test_webhook_receiver_refuses_to_start_without_its_token(home):

@@ -119,4 +119,4 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     assert (settings.serving_dir / "analytics.duckdb").exists()
     assert (settings.serving_dir / "parquet" / "marts.fct_conversations.parquet").exists()
     exports = query(settings, "SELECT success, partition_keys FROM raw.exports")
-    assert exports == [(True, f"{first_day}...{last_day}")]
+    assert exports == [(True, f"{first_day}...{last_day} (3 days)")]

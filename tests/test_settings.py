@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
+
 import pytest
 
 from drift_pipeline.settings import Settings, SettingsError
@@ -34,3 +36,25 @@ def test_bad_values_are_one_line_errors_naming_the_variable(tmp_path, name, valu
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), name: value})
     assert name in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_history_start_defaults_to_2015():
+    assert Settings.from_env({}).history_start == date(2015, 1, 1)
+
+
+def test_history_start_reads_a_day():
+    assert Settings.from_env({"DRIFT_HISTORY_START": "2024-02-24"}).history_start == date(2024, 2, 24)
+
+
+@pytest.mark.parametrize("value", ["2024-2-24", "20240224", "2024-02-30", "yesterday", "2024-02-24T00:00"])
+def test_history_start_that_is_not_a_day_is_one_line_naming_the_variable(value):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"DRIFT_HISTORY_START": value})
+    message = str(error.value)
+    assert "DRIFT_HISTORY_START" in message and "YYYY-MM-DD" in message and "\n" not in message
+
+
+def test_history_start_in_the_future_is_refused():
+    tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
+    with pytest.raises(SettingsError, match="DRIFT_HISTORY_START .* in the future"):
+        Settings.from_env({"DRIFT_HISTORY_START": tomorrow.isoformat()})
