@@ -144,12 +144,12 @@ def cmd_publish(args, settings: Settings) -> int:
 
 
 def cmd_auth(args, settings: Settings) -> int:
-    from drift_pipeline.drift import auth
+    from drift_pipeline.drift import auth, authorize
 
     if args.auth_command == "exchange":
-        _print_json(auth.auth_exchange(settings, args.code))
+        _print_json(authorize.auth_exchange(settings, args.code))
     elif args.auth_command == "refresh":
-        _print_json(auth.auth_refresh(settings))
+        _print_json(authorize.auth_refresh(settings))
     else:
         _print_json(auth.auth_status(settings))
     return 0

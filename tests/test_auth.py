@@ -16,11 +16,10 @@ import pytest
 from drift_pipeline.drift.auth import (
     TokenRecord,
     TokenStore,
-    auth_exchange,
-    auth_refresh,
     auth_status,
     token_store_for,
 )
+from drift_pipeline.drift.authorize import auth_exchange, auth_refresh
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftAuthError, DriftConfigError, DriftError
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer

@@ -199,7 +199,7 @@ def test_sync_killed_midway_then_rerun_equals_an_uninterrupted_one(home, make_si
 def test_a_sync_through_every_fault_equals_a_clean_run(home, make_simulator, monkeypatch, tmp_path):
     """The fault matrix: 429 storms, 5xx, resets, malformed bodies, slow answers and an access
     token expiring mid-run (OAuth, rotating refresh token) end with the same tables."""
-    from drift_pipeline.drift.auth import auth_exchange
+    from drift_pipeline.drift.authorize import auth_exchange
     from drift_pipeline.settings import Settings
 
     simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)
@@ -326,7 +326,7 @@ def _table_snapshot(settings):
 
 
 def test_two_early_token_deaths_in_one_sync_end_in_a_clean_complete_run(home, make_simulator, monkeypatch):
-    from drift_pipeline.drift.auth import auth_exchange
+    from drift_pipeline.drift.authorize import auth_exchange
     from drift_pipeline.settings import Settings
 
     simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)

@@ -594,7 +594,7 @@ def _write_disconnect_file(path: Path, entries: dict[str, dict[str, Any]]) -> No
             path.unlink()
 
 
-def _clear_disconnect_file(path: Path, org_id: int | None) -> None:
+def clear_disconnect_file(path: Path, org_id: int | None) -> None:
     entries = _read_disconnect_file(path)
     kept = {org: entry for org, entry in entries.items()
             if org_id is not None and _as_org_id(org) != org_id}
@@ -694,39 +694,3 @@ def auth_status(settings: "Settings") -> dict[str, Any]:
     status["orgs"] = sorted(store.records())
     status["seed_refresh_token"] = bool(settings.refresh_token)
     return status
-
-
-def auth_exchange(settings: "Settings", code: str, *, transport: "httpx.AsyncBaseTransport | None" = None) -> dict[str, Any]:
-    """Trade an authorization code for tokens, store them encrypted, return `auth_status`."""
-    from .client import DriftClient
-
-    oauth_settings = replace(settings, access_token=None)
-    auth = auth_from_settings(oauth_settings, require_refresh_token=False)
-    assert isinstance(auth, OAuthTokens)
-
-    async def run() -> TokenRecord:
-        async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:
-            return await client.auth.exchange_code(code)
-
-    record = asyncio.run(run())
-    # Re-authorized: a static token's disconnect mark for this org goes too (the store's own
-    # mark was lifted by the exchange).
-    _clear_disconnect_file(disconnect_file_for(settings), record.org_id)
-    return auth_status(oauth_settings)
-
-
-def auth_refresh(settings: "Settings", *, transport: "httpx.AsyncBaseTransport | None" = None) -> dict[str, Any]:
-    """Rotate the stored tokens now; returns `auth_status`."""
-    from .client import DriftClient
-
-    oauth_settings = replace(settings, access_token=None)
-    auth = auth_from_settings(oauth_settings)
-    assert isinstance(auth, OAuthTokens)
-    auth.ensure_connected()  # a disconnected org's refresh token is not spent either
-
-    async def run() -> None:
-        async with DriftClient(settings.api_base_url, auth=auth, transport=transport) as client:
-            await client.auth.refresh(force=True)
-
-    asyncio.run(run())
-    return auth_status(oauth_settings)
