@@ -40,6 +40,11 @@ def _positive_int(value: str) -> int:
     return number
 
 
+# Each command imports what it runs when it runs: loading Dagster and dbt takes seconds, and
+# `--help` or a usage error should not wait for them. (The module graph has no cycles; the test
+# tests/test_module_graph.py reads these imports too.)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="drift-pipeline", description="Drift chat data into a trusted DuckDB warehouse.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
@@ -171,24 +176,24 @@ def cmd_webhooks(args, settings: Settings) -> int:
 
 
 def cmd_apply_inbox(args, settings: Settings) -> int:
-    from drift_pipeline.webhooks.apply import apply_inbox_and_refresh
+    from drift_pipeline.operations import apply_inbox_and_refresh
 
     _print_json(apply_inbox_and_refresh(settings))
     return 0
 
 
 def cmd_replay(args, settings: Settings) -> int:
-    from drift_pipeline.webhooks import apply
+    from drift_pipeline import operations
 
     if args.replay_command == "conversation":
-        _print_json(apply.replay_conversations(settings, args.ids))
+        _print_json(operations.replay_conversations(settings, args.ids))
     else:
-        _print_json(apply.replay_event_file(settings, args.file))
+        _print_json(operations.replay_event_file(settings, args.file))
     return 0
 
 
 def cmd_erase(args, settings: Settings) -> int:
-    from drift_pipeline.erasure import erase
+    from drift_pipeline.operations import erase
 
     _print_json(erase(settings, contact_id=args.contact_id, email=args.email))
     return 0

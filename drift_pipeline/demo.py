@@ -41,7 +41,7 @@ def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
     the receiver (its own process) -> inbox files -> the sensor's apply code -> marts -> serving."""
     import httpx
 
-    from drift_pipeline.webhooks.apply import apply_inbox_and_refresh
+    from drift_pipeline.operations import apply_inbox_and_refresh
 
     started = time.monotonic()
     port = _free_port()

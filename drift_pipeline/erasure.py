@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 
-import duckdb
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest import transform as tf
-from drift_pipeline.serving import publish_transcripts_copy
 from drift_pipeline.settings import Settings
-from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.transcripts.store import refresh_transcripts
-from drift_pipeline.warehouse import audit, schema
-from drift_pipeline.warehouse.retention import compact
+from drift_pipeline.warehouse import audit
 from drift_pipeline.webhooks.events import CONTACT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -183,44 +178,3 @@ def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set
                 else:
                     path.unlink()
     return removed
-
-
-def erase(settings: Settings, *, contact_id: int | None = None, email: str | None = None) -> dict:
-    """`drift-pipeline erase`: warehouse, files, then rebuild the marts and republish."""
-    erased: list[dict] = []
-    erasure_id = uuid.uuid4().hex
-    exported_lines = 0
-    has_warehouse = settings.warehouse_path.exists()
-    if has_warehouse:
-        conn = duckdb.connect(str(settings.warehouse_path))
-        try:
-            schema.create_raw_schema(conn)
-            earlier = previously_erased_conversations(conn, settings, contact_id) if contact_id is not None else set()
-            erased = erase_in_warehouse(conn, settings, org_id=None, contact_id=contact_id, email=email,
-                                        trigger="cli", erasure_id=erasure_id)
-            keys = earlier | {(e["org_id"], c) for e in erased for c in e["conversation_ids"]}
-            exported_lines = rewrite_exported_lines(settings, conn, keys)
-        finally:
-            conn.close()
-    contact_ids = {e["contact_id"] for e in erased} | ({int(contact_id)} if contact_id is not None else set())
-    conversation_ids = {c for _, c in keys} if has_warehouse else set()
-    lines = erase_files(settings, contact_ids, conversation_ids, email)
-    published = False
-    if erased and (settings.serving_dir / "analytics.duckdb").exists():
-        from drift_pipeline.webhooks.apply import refresh_marts
-
-        refresh_marts(settings)  # publish() republishes the transcripts copy too
-        published = True
-    elif erased:
-        publish_transcripts_copy(settings)
-    if has_warehouse:
-        compact(settings.warehouse_path)
-        conn = duckdb.connect(str(settings.warehouse_path))
-        try:
-            audit.finish_erasure(conn, erasure_id, tf.utcnow(), {
-                "files.webhook_lines": lines, "files.transcript_exports": exported_lines})
-        finally:
-            conn.close()
-    return {"contacts_erased": len(erased), "file_lines_removed": lines,
-            "transcript_export_lines_rewritten": exported_lines, "serving_copy_republished": published,
-            "erasure_id": erasure_id if has_warehouse else None}

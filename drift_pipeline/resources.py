@@ -10,6 +10,7 @@ from typing import Iterator, Optional
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
+from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.schema import create_raw_schema
@@ -38,8 +39,6 @@ class DriftApiResource(ConfigurableResource):
         return settings
 
     def client(self):
-        from drift_pipeline.drift.client import DriftClient
-
         return DriftClient.from_settings(self.settings())
 
     # A static token carries no org id; remembering the one discovered saves a call per run.

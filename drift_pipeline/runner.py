@@ -5,31 +5,17 @@ from __future__ import annotations
 import contextlib
 from datetime import date, timedelta
 
+from dagster import AssetSelection, DagsterInstance, materialize
+
+from drift_pipeline import definitions
 from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, check_day_range
 from drift_pipeline.settings import Settings
 
 
 class RunFailed(RuntimeError):
     pass
-
-
-@contextlib.contextmanager
-def dbt_output_to_file(settings: Settings, name: str):
-    """Send dbt's console output (written to stdout by dagster-dbt) and dagster's INFO chatter
-    to `$DRIFT_PIPELINE_HOME/logs/<name>.log`: commands print one line, the details are kept."""
-    import logging
-
-    log_dir = settings.home / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    dagster_logger = logging.getLogger("dagster")
-    level = dagster_logger.level
-    dagster_logger.setLevel(logging.WARNING)
-    try:
-        with open(log_dir / f"{name}.log", "w") as handle, contextlib.redirect_stdout(handle):
-            yield
-    finally:
-        dagster_logger.setLevel(level)
 
 
 def _root_cause(error) -> str:
@@ -46,10 +32,6 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     however many, in one run. A range outside the partitions raises `PartitionRangeError`."""
     check_day_range(settings.history_start, start, end)
     ensure_dagster_home(settings)
-    from dagster import AssetSelection, DagsterInstance, materialize
-
-    from drift_pipeline import definitions
-
     # The module's definitions were built from the environment; build again only for others.
     defs = definitions.defs if settings == Settings.from_env() else definitions.build_definitions(settings)
 

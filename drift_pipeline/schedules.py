@@ -25,6 +25,8 @@ from dagster import (
 from drift_pipeline.drift.auth import disconnection_reason
 from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.resources import DriftApiResource
+from drift_pipeline.retention import run_retention
+from drift_pipeline.settings import Settings
 
 SYNC_JOB = "drift_sync_job"
 
@@ -90,8 +92,6 @@ def weekly_drift_resync(context: ScheduleEvaluationContext, drift: DriftApiResou
 
 @op(description="Blank message bodies and transcripts older than DRIFT_RETENTION_DAYS; metrics stay.")
 def apply_retention(context: OpExecutionContext, drift: DriftApiResource):
-    from drift_pipeline.retention import run_retention
-
     settings = drift.settings()
     if settings.retention_days is None:
         raise ValueError("DRIFT_RETENTION_DAYS is not set: the retention job needs the number of days to keep")
@@ -114,8 +114,6 @@ def retention_job():
     description="Sundays 04:00 UTC (after the weekly re-sync): blank message text older than DRIFT_RETENTION_DAYS.",
 )
 def weekly_retention(context: ScheduleEvaluationContext):
-    from drift_pipeline.settings import Settings
-
     days = Settings.from_env().retention_days
     if days is None:
         return SkipReason("DRIFT_RETENTION_DAYS is not set")

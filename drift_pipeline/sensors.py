@@ -18,7 +18,10 @@ from dagster import (
     sensor,
 )
 
+from drift_pipeline.marts import refresh_marts
 from drift_pipeline.resources import DriftApiResource
+from drift_pipeline.webhooks.apply import apply_inbox
+from drift_pipeline.webhooks.inbox import iter_inbox_files
 
 # A file still in the inbox this long after its run was requested (the run failed or was
 # deleted) is requested again; applying is idempotent, so a late duplicate run is harmless.
@@ -32,9 +35,6 @@ class ApplyInboxConfig(Config):
 
 @op(description="Apply dropped webhook files, refresh the affected marts' rows, republish the serving copy.")
 def apply_webhook_files(context: OpExecutionContext, config: ApplyInboxConfig, drift: DriftApiResource):
-    from drift_pipeline.instance import ensure_dagster_home  # noqa: F401  (keeps env consistent)
-    from drift_pipeline.webhooks.apply import apply_inbox, refresh_marts
-
     settings = drift.settings()
     # Everything waiting, not only the files this run was requested for: runs queue behind each
     # other (one writer), so the first to start takes the backlog and the rest find little to do.
@@ -95,7 +95,6 @@ def _run_waiting_to_start(context: SensorEvaluationContext) -> bool:
     description="Every 15 s: launches a run for webhook files waiting in $DRIFT_PIPELINE_HOME/inbox.",
 )
 def webhook_inbox_sensor(context: SensorEvaluationContext, drift: DriftApiResource):
-    from drift_pipeline.webhooks.inbox import iter_inbox_files
 
     waiting = [p.name for p in iter_inbox_files(drift.settings().inbox_dir)]
     now = time.time()

@@ -19,7 +19,8 @@ from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync, weekly_drift_resync
 from drift_pipeline.settings import Settings
-from drift_pipeline.webhooks.apply import apply_inbox, replay_event_file
+from drift_pipeline.operations import replay_event_file
+from drift_pipeline.webhooks.apply import apply_inbox
 
 from conftest import SIM_END, deliver, query, sync
 

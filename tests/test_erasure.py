@@ -8,8 +8,8 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.erasure import erase
-from drift_pipeline.webhooks.apply import refresh_marts
+from drift_pipeline.marts import refresh_marts
+from drift_pipeline.operations import erase
 from drift_pipeline.webhooks.inbox import write_events_file
 
 from conftest import SIM_END, query, sync

@@ -13,12 +13,13 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.erasure import erase
+from drift_pipeline.operations import erase
 from drift_pipeline.ingest.transform import hash_pii, ts_to_ms, utcnow
 from drift_pipeline.retention import run_retention
 from drift_pipeline.serving import publish
 from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
-from drift_pipeline.webhooks.apply import apply_inbox, refresh_marts
+from drift_pipeline.marts import refresh_marts
+from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import write_events_file
 
 from conftest import SIM_END, query, sync
@@ -64,7 +65,7 @@ def _rebuild_marts_from_scratch(settings) -> None:
     from dagster_dbt import DbtCliResource
 
     from drift_pipeline.dbt_project import dbt_project, ensure_manifest
-    from drift_pipeline.runner import dbt_output_to_file
+    from drift_pipeline.marts import dbt_output_to_file
 
     with dbt_output_to_file(settings, "test_full_refresh"):
         DbtCliResource(project_dir=dbt_project).cli(

@@ -16,7 +16,8 @@ import pytest
 
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.settings import Settings
-from drift_pipeline.webhooks.apply import apply_inbox, apply_inbox_and_refresh
+from drift_pipeline.operations import apply_inbox_and_refresh, replay_conversations, replay_event_file
+from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import (
     inbox_record,
     iter_inbox_files,
@@ -148,7 +149,6 @@ def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_e
 
 def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
     from drift_pipeline.cli import main
-    from drift_pipeline.webhooks.apply import replay_conversations, replay_event_file
 
     simulator, settings = sim_env
     world = simulator.world
@@ -272,7 +272,6 @@ def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_
 def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_replays_once_fixed(
         sim_env):
     from drift_pipeline.cli import main
-    from drift_pipeline.webhooks.apply import replay_event_file
 
     simulator, settings = sim_env
     world = simulator.world

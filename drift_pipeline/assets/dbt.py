@@ -9,6 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.partitions import single_run
+from drift_pipeline.serving import headline_metrics, publish
 from drift_pipeline.settings import Settings
 
 MARTS_GROUP = "drift_marts"
@@ -53,8 +54,6 @@ def build_dbt_models():
         yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
                            target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
-            from drift_pipeline.serving import headline_metrics, publish
-
             result = publish(settings)
             context.log.info(f"published serving copy: {result['tables']}")
             context.log_event(AssetObservation(

@@ -20,16 +20,16 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 
+from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.ingest import transform as tf
+from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
@@ -189,7 +189,6 @@ class InboxApplier:
             upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
 
     async def _refetch(self, fresh, result: ApplyResult) -> None:
-        from drift_pipeline.ingest.sync import ConversationSync
 
         by_org: dict[int, set[int]] = {}
         for _, event in fresh:
@@ -301,9 +300,9 @@ class InboxApplier:
         result.files_applied += 1
 
 
-async def _apply_paths(settings: Settings, paths: list[Path], *, moving: bool = True) -> ApplyResult:
-    from drift_pipeline.drift.client import DriftClient
-
+async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = True) -> ApplyResult:
+    """Apply these webhook files: inbox files are moved to processed/ (or quarantine/) as they
+    are applied; with `moving=False` (replay) a file is re-applied where it lies."""
     result = ApplyResult()
     settings.ensure_dirs()
     async with DriftClient.from_settings(settings) as client:
@@ -360,72 +359,4 @@ def apply_inbox(settings: Settings, files: list[str] | None = None) -> ApplyResu
     if files is not None:
         wanted = set(files)
         waiting = [p for p in waiting if p.name in wanted]
-    return asyncio.run(_apply_paths(settings, waiting))
-
-
-def refresh_marts(settings: Settings) -> None:
-    """Refresh the marts' affected rows, then republish the serving copy.
-
-    The models run without their tests: the incremental marts rebuild just the conversations
-    and days touched since their last build, and the staging and intermediate views are only
-    (re)created. Data tests run with every scheduled or backfill run, not on this
-    seconds-sensitive path.
-    """
-    from dagster_dbt import DbtCliResource
-
-    from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
-    from drift_pipeline.serving import publish
-
-    from drift_pipeline.runner import dbt_output_to_file
-
-    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
-    dbt = DbtCliResource(project_dir=dbt_project)
-    with dbt_output_to_file(settings, "last_marts_refresh"):
-        dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
-                target_path=dbt_run_dir(settings, "refresh")).wait()
-    publish(settings)
-
-
-def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
-    """`drift-pipeline apply-inbox`: apply, then refresh the marts and the serving copy."""
-    result = apply_inbox(settings, files)
-    if result.events_applied or result.contacts_erased:
-        refresh_marts(settings)
-    return result.as_dict()
-
-
-def replay_conversations(settings: Settings, conversation_ids: list[int], *, refresh: bool = True) -> dict:
-    """Re-fetch and upsert conversations by id (idempotent), then refresh the marts."""
-    from drift_pipeline.drift.client import DriftClient
-    from drift_pipeline.ingest.sync import ConversationSync
-
-    async def go():
-        async with DriftClient.from_settings(settings) as client:
-            settings.ensure_dirs()
-            conn = duckdb.connect(str(settings.warehouse_path))
-            try:
-                schema.create_raw_schema(conn)
-                sync = ConversationSync(client, conn, salt=settings.secret("pii_salt"),
-                                        overlap=timedelta(0))
-                return await sync.refetch(conversation_ids)
-            finally:
-                conn.close()
-
-    stats = asyncio.run(go())
-    if refresh:
-        refresh_marts(settings)
-    return {"conversations_refetched": stats.conversations_fetched, "rows": dict(stats.rows)}
-
-
-def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -> dict:
-    """Re-apply one stored webhook file (from processed/ or anywhere); it is not moved.
-    Events already applied are recognized by their id and not applied twice."""
-    if not path.exists():
-        raise ValueError(f"no such file: {path}")
-    try:
-        result = asyncio.run(_apply_paths(settings, [path], moving=False))
-    except (InvalidInboxFile, InvalidEvent) as exc:
-        raise ValueError(str(exc)) from None
-    if refresh and (result.events_applied or result.contacts_erased):
-        refresh_marts(settings)
-    return result.as_dict()
+    return asyncio.run(apply_files(settings, waiting))
