@@ -16,7 +16,6 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-import duckdb
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest import transform as tf
@@ -27,6 +26,7 @@ from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import audit, schema
 from drift_pipeline.warehouse import retention as wr
 from drift_pipeline.warehouse.load import transaction
+from drift_pipeline.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
     counts: dict[str, int] = {}
     erasure_id = None
     if settings.warehouse_path.exists():
-        conn = duckdb.connect(str(settings.warehouse_path))
+        conn = connect(settings)
         try:
             schema.create_raw_schema(conn)
             with transaction(conn):
@@ -139,7 +139,7 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
     copy = publish_transcripts_copy(settings) if settings.warehouse_path.exists() else {"published": False}
     if erasure_id is not None:
         compacted = wr.compact(settings.warehouse_path)
-        conn = duckdb.connect(str(settings.warehouse_path))
+        conn = connect(settings)
         try:
             audit.finish_erasure(conn, erasure_id, tf.utcnow(), {
                 k: v for k, v in counts.items() if k.startswith("files.")})

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from drift_pipeline import definitions
+from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.instance import ensure_dagster_home
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, check_day_range
@@ -36,10 +37,10 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     defs = definitions.defs if settings == Settings.from_env() else definitions.build_definitions(settings)
 
     last = end - timedelta(days=1)
-    assets = list(defs.assets)
-    selection = AssetSelection.assets(*defs.assets[0].keys)  # the raw sync
-    if with_dbt:
-        selection = AssetSelection.all()
+    # The raw assets with their checks (duplicate keys, orphans, freshness), and the dbt models
+    # with theirs unless --no-dbt: a CLI sync checks what a scheduled run checks.
+    assets = list(defs.assets) + list(defs.asset_checks or [])
+    selection = AssetSelection.all() if with_dbt else AssetSelection.groups(RAW_GROUP)
     tags = {
         "dagster/asset_partition_range_start": start.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),

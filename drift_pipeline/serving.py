@@ -12,7 +12,6 @@ import os
 import uuid
 from pathlib import Path
 
-import duckdb
 
 from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.settings import Settings
@@ -110,7 +109,7 @@ def publish_transcripts_copy(settings: Settings) -> dict:
         return {"published": False, "removed_stale_copy": removed}
     if not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
-    conn = duckdb.connect(str(settings.warehouse_path))
+    conn = connect(settings)
     try:
         create_raw_schema(conn)
         with transaction(conn):
@@ -119,7 +118,7 @@ def publish_transcripts_copy(settings: Settings) -> dict:
         conn.close()
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
     staging_db = settings.serving_dir / f".{TRANSCRIPTS_DB}.{uuid.uuid4().hex[:12]}.tmp"
-    conn = duckdb.connect(str(staging_db))
+    conn = connect(settings, staging_db)
     try:
         conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
         conn.execute("CREATE SCHEMA qa")

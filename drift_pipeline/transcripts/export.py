@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-import duckdb
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest.transform import utcnow
@@ -35,6 +34,7 @@ from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse import transcripts as wt
 from drift_pipeline.warehouse.load import transaction
+from drift_pipeline.warehouse.connection import connect
 
 FILE_PREFIX = "transcripts-"
 FILE_SUFFIX = ".jsonl"
@@ -126,7 +126,7 @@ def export_transcripts(settings: Settings, filters: ExportFilters, out_dir: Path
         raise TranscriptExportError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(settings.warehouse_path))
+    conn = connect(settings)
     try:
         schema.create_raw_schema(conn)
         remove_leftover_temp_files(out_dir)

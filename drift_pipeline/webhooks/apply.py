@@ -23,7 +23,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftDisconnected
@@ -33,6 +32,7 @@ from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.connection import connect
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
 from drift_pipeline.webhooks.inbox import (
@@ -306,7 +306,7 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
     result = ApplyResult()
     settings.ensure_dirs()
     async with DriftClient.from_settings(settings) as client:
-        conn = duckdb.connect(str(settings.warehouse_path))
+        conn = connect(settings)
         try:
             schema.create_raw_schema(conn)
             applier = InboxApplier(settings, client, conn)
