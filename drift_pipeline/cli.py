@@ -10,12 +10,8 @@ import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from drift_pipeline.settings import Settings, SettingsError
+from drift_pipeline.settings import Settings, SettingsError, UsageError
 from drift_pipeline.transcripts.export import DEFAULT_CHUNK_SIZE, STATUSES
-
-
-class UsageError(Exception):
-    """Bad usage: exit 2 with a one-line reason."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -254,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
-    except (UsageError, SettingsError, ValueError) as exc:
+    except (UsageError, SettingsError) as exc:
         print(f"drift-pipeline {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ import logging
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest import transform as tf
-from drift_pipeline.settings import Settings
+from drift_pipeline.settings import Settings, UsageError
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import audit
 from drift_pipeline.webhooks.events import CONTACT_EVENT_TYPES
@@ -61,7 +61,7 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
         conditions.append("email_hash = ?")
         params.append(tf.hash_pii(email, salt))
     if not conditions:
-        raise ValueError("erase needs --contact-id or --email")
+        raise UsageError("erase needs --contact-id or --email")
     org_filter = "" if org_id is None else " AND org_id = ?"
     org_params = [] if org_id is None else [org_id]
     targets = set(conn.execute(

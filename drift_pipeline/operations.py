@@ -21,7 +21,7 @@ from drift_pipeline.ingest import transform as tf
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.marts import refresh_marts
 from drift_pipeline.serving import publish_transcripts_copy
-from drift_pipeline.settings import Settings
+from drift_pipeline.settings import Settings, UsageError
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import audit
 from drift_pipeline.warehouse.connection import open_warehouse
@@ -59,11 +59,11 @@ def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -
     """Re-apply one stored webhook file (from processed/ or anywhere); it is not moved.
     Events already applied are recognized by their id and not applied twice."""
     if not path.exists():
-        raise ValueError(f"no such file: {path}")
+        raise UsageError(f"no such file: {path}")
     try:
         result = asyncio.run(apply_files(settings, [path], moving=False))
     except (InvalidInboxFile, InvalidEvent) as exc:
-        raise ValueError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if refresh and (result.events_applied or result.contacts_erased):
         refresh_marts(settings)
     return result.as_dict()

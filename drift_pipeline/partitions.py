@@ -7,6 +7,8 @@ from typing import Sequence
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition
 
+from drift_pipeline.settings import UsageError
+
 # A range of days is one run and one pass over the newest-first list, never one run per day.
 single_run = BackfillPolicy.single_run()
 
@@ -15,7 +17,7 @@ single_run = BackfillPolicy.single_run()
 FULL_WINDOW_TAG = "drift/full_window"
 
 
-class PartitionRangeError(ValueError):
+class PartitionRangeError(UsageError):
     """A requested range of days lies (partly) outside the daily partitions."""
 
 

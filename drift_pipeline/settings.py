@@ -22,7 +22,12 @@ _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s
 DEFAULT_HISTORY_START = date(2015, 1, 1)
 
 
-class SettingsError(ValueError):
+class UsageError(Exception):
+    """The command line (or a file named on it) asks for something that cannot be done; the
+    message says what and how to fix it. The CLI prints it on one line and exits 2."""
+
+
+class SettingsError(UsageError):
     """A setting has a value the pipeline cannot use; the message says which and why."""
 
 

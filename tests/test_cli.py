@@ -90,3 +90,17 @@ def test_the_parser_lists_the_contract_commands():
     help_text = build_parser().format_help()
     for command in ("sync", "webhooks", "apply-inbox", "replay", "publish", "erase", "auth", "simulator"):
         assert command in help_text
+
+
+def test_an_unexpected_value_error_is_a_failure_not_bad_usage(monkeypatch, capsys, tmp_path):
+    from drift_pipeline import cli
+
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path))
+
+    def broken(args, settings):
+        raise ValueError("math domain error")
+
+    monkeypatch.setitem(cli.COMMANDS, "publish", broken)
+    assert cli.main(["publish"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "drift-pipeline publish: ValueError: math domain error"

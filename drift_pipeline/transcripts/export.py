@@ -28,7 +28,7 @@ from pathlib import Path
 
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.ingest.transform import utcnow
-from drift_pipeline.settings import Settings
+from drift_pipeline.settings import Settings, UsageError
 from drift_pipeline.transcripts.render import export_record
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import schema
@@ -119,9 +119,9 @@ def export_transcripts(settings: Settings, filters: ExportFilters, out_dir: Path
     `pause_seconds` sleeps between chunks: a test hook that gives a kill time to land mid-job.
     """
     if chunk_size < 1:
-        raise ValueError(f"--chunk-size must be at least 1, got {chunk_size}")
+        raise UsageError(f"--chunk-size must be at least 1, got {chunk_size}")
     if filters.until is not None and filters.until <= filters.since:
-        raise ValueError(f"--until ({filters.until}) must be after --since ({filters.since})")
+        raise UsageError(f"--until ({filters.until}) must be after --since ({filters.since})")
     if not settings.warehouse_path.exists():
         raise TranscriptExportError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
     out_dir = out_dir.resolve()
