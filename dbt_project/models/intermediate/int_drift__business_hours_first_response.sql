@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}") }}
 -- Seconds of [first_contact_message_at, first_agent_message_at] that fall inside business hours.
 -- Each local day's opening and closing are built as local wall-clock times and converted to UTC
 -- with the zone's rules for that day, so a DST change moves them by the right hour. The open

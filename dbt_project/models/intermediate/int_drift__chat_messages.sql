@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild() }}") }}
 -- Chat messages that count for metrics, each with its author class.
 -- Notes, prompts, suggestions and the edits themselves are not chat; a chat message that an
 -- `edit` with edit_type = 'delete' points at is gone (replace edits keep the message).

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild() }}") }}
 -- When each conversation was first closed, and how often it was reopened.
 -- The earliest `closed` event known (webhook, poll, or Drift's own first close from the reports
 -- endpoint); without one, a conversation that is closed now was closed at its updated_at (Drift

@@ -1,9 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
         post_hook=[
             "delete from {{ this }} as built
              where not exists (

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild() }}") }}
 -- First contact message and the first agent reply at or after it, per conversation.
 -- Bots never count as a response; agent messages sent before the contact first spoke
 -- (outbound openers) are not a response to anything.

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild() }}") }}
 -- The recorded status history, each event beside the one before it. An event reopens the
 -- conversation when it is `open` and the previous event is `closed`. Events at the same
 -- instant are ordered by status name, so the order is deterministic.
