@@ -4,7 +4,7 @@
                                     [--tools drift-pipeline,dlt,airbyte]
 
 Each tool gets a fresh copy of the bundled simulator (same seed: 7 days x 100 conversations,
-600 requests/min, Drift's current shapes, `links.next` on the simulator's own loopback URL so
+600 requests/min, Drift's current shapes, ending at noon UTC, `links.next` on the simulator's own loopback URL so
 every tool can follow it), backfills the 7 days, then the simulator advances 2 simulated hours
 (new conversations, replies, closes: the same changes for every tool) and the tool runs its
 incremental re-sync. The simulator counts every call (by route, 429s included); completeness is
@@ -47,7 +47,9 @@ from drift_pipeline.warehouse.schema import create_raw_schema  # noqa: E402
 
 SEED, DAYS, PER_DAY, RATE_LIMIT = 7, 7, 100, 600
 ADVANCE_MINUTES = 120
-END = datetime(2026, 11, 15, tzinfo=timezone.utc)
+# Noon UTC: the 2 hours after it are busy (17 new conversations, replies, closes), as an hourly
+# run's are in the afternoon; after midnight they are nearly empty and a re-sync proves little.
+END = datetime(2026, 11, 15, 12, tzinfo=timezone.utc)
 WINDOW_START = END - timedelta(days=DAYS)
 TOOLS = ("drift-pipeline", "dlt", "airbyte")
 AIRBYTE_REQUIREMENT = "airbyte-source-drift==0.3.17"
@@ -151,6 +153,10 @@ class Tool(ABC):
     def resync(self, base_url: str) -> Loaded:
         """The tool's incremental run after the simulator moved on."""
 
+    def more_steps(self) -> dict:
+        """Further steps measured after the re-sync, nothing changed meanwhile: name -> step."""
+        return {}
+
 
 def run_tool(tool: Tool) -> dict:
     """Backfill, advance the simulator 2 simulated hours, re-sync: on one fresh simulator."""
@@ -165,6 +171,9 @@ def run_tool(tool: Tool) -> dict:
         simulator.world.advance(ADVANCE_MINUTES)
         counted, loaded = measure(simulator, lambda: tool.resync(server.base_url))
         result["resync"] = {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
+        for name, step in tool.more_steps().items():
+            counted, loaded = measure(simulator, lambda: step(server.base_url))
+            result[name] = {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
         return result
     finally:
         server.stop()
@@ -184,7 +193,9 @@ def expected_counts() -> dict:
 class DriftPipeline(Tool):
     """Our real path: DriftClient + ConversationSync into raw tables (no dbt), like `sync --no-dbt`.
 
-    The re-sync is the scheduled run's window: the same 7-day start, its end moved to now."""
+    The re-sync is the scheduled run's window: the same 7-day start, its end moved to now; it
+    stops listing at what the backfill left exact. The weekly heal run (`sync --full-window`)
+    walks the whole window again: measured after the re-sync as `heal`."""
 
     name = "drift-pipeline"
 
@@ -197,7 +208,10 @@ class DriftPipeline(Tool):
     def resync(self, base_url: str) -> Loaded:
         return self._sync(base_url, END + timedelta(minutes=ADVANCE_MINUTES))
 
-    def _sync(self, base_url: str, window_end: datetime) -> Loaded:
+    def more_steps(self) -> dict:
+        return {"heal": lambda url: self._sync(url, END + timedelta(minutes=ADVANCE_MINUTES), full_window=True)}
+
+    def _sync(self, base_url: str, window_end: datetime, *, full_window: bool = False) -> Loaded:
         settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(self.home), "DRIFT_API_BASE_URL": base_url,
                                       "DRIFT_ACCESS_TOKEN": SimulatorConfig().static_access_token})
         settings.ensure_dirs()
@@ -207,7 +221,8 @@ class DriftPipeline(Tool):
                 conn = duckdb.connect(str(settings.warehouse_path))
                 try:
                     create_raw_schema(conn)
-                    sync = ConversationSync(client, conn, salt="bench", overlap=timedelta(hours=1))
+                    sync = ConversationSync(client, conn, salt="bench", overlap=timedelta(hours=1),
+                                            full_window=full_window)
                     await sync.run(WINDOW_START.replace(tzinfo=None), window_end.replace(tzinfo=None))
                 finally:
                     conn.close()
@@ -414,6 +429,7 @@ class Airbyte(Tool):
 COLUMNS = (("calls", "calls"), ("http_429", "429s"), ("seconds", "seconds"), ("conversations", "conversations"),
            ("messages", "messages"), ("edits_deletes", "edits/deletes"), ("threads_over_50", ">50-msg threads"),
            ("conversations_current", "at latest updatedAt"))
+STEPS = {"backfill": "backfill", "resync": "resync", "heal": "resync"}  # step -> its expected counts
 FRACTIONS = {"conversations": "conversations", "messages": "messages", "edits_deletes": "edits_deletes",
              "threads_over_50": "threads_over_50", "conversations_current": "conversations"}
 
@@ -426,8 +442,8 @@ def table(report: dict) -> str:
         if "error" in result:
             lines.append([tool, f"failed: {result['error']}"])
             continue
-        for step in ("backfill", "resync"):
-            row, expected = result[step], report["expected"][step]
+        for step in [s for s in result if s in STEPS]:
+            row, expected = result[step], report["expected"][STEPS[step]]
             cells = [f"{tool}, {step}"]
             for key, _ in COLUMNS:
                 value = row[key]
