@@ -3,9 +3,9 @@
     .venv/bin/python bench/peers.py [--workdir bench/results/peers-work] [--out bench/results/peers.json]
                                     [--tools drift-pipeline,dlt,airbyte]
 
-Each tool gets a fresh copy of the bundled simulator (same seed: 7 days x 100 conversations,
-600 requests/min, Drift's current shapes, ending at noon UTC, `links.next` on the simulator's own loopback URL so
-every tool can follow it), backfills the 7 days, then the simulator advances 2 simulated hours
+Each tool gets a fresh copy of the bundled simulator (same seed: 7 days x 100 conversations
+ending at noon UTC, 600 requests/min, Drift's current shapes, `links.next` on the simulator's own
+loopback URL so every tool can follow it), backfills the 7 days, then the simulator advances 2 simulated hours
 (new conversations, replies, closes: the same changes for every tool) and the tool runs its
 incremental re-sync. The simulator counts every call (by route, 429s included); completeness is
 what the tool loaded against what the simulator holds for the window.
@@ -31,6 +31,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -62,10 +63,15 @@ class PeerError(RuntimeError):
 
 
 # ---------------------------------------------------------------------- the simulator and its truth
+def new_simulator() -> Simulator:
+    """The same seeded workspace for every tool."""
+    return Simulator(SimulatorConfig(seed=SEED, days=DAYS, conversations_per_day=PER_DAY, end=END,
+                                     rate_limit_per_minute=RATE_LIMIT))
+
+
 def start_simulator() -> tuple[Simulator, SimulatorServer]:
-    """A fresh, seeded simulator on a free loopback port, its `links.next` on that port."""
-    simulator = Simulator(SimulatorConfig(seed=SEED, days=DAYS, conversations_per_day=PER_DAY, end=END,
-                                          rate_limit_per_minute=RATE_LIMIT))
+    """A fresh simulator on a free loopback port, its `links.next` on that port."""
+    simulator = new_simulator()
     server = SimulatorServer(simulator).start()
     # Drift's links name Drift's host; here the "Drift host" is the simulator, so a peer that
     # follows links as given (dlt's json_link) reaches it. Our client re-bases either way.
@@ -92,7 +98,8 @@ def world_truth(simulator: Simulator) -> Truth:
     start_ms = int(WINDOW_START.timestamp() * 1000)
     world = simulator.world
     with world.lock:
-        conversations = {cid: c["updatedAt"] for cid, c in world.conversations.items() if c["updatedAt"] >= start_ms}
+        conversations = {cid: c["updatedAt"] for cid, c in world.conversations.items()
+                         if c["updatedAt"] >= start_ms}
         threads = {cid: world.messages.get(cid, []) for cid in conversations}
         return Truth(
             updated_at=conversations,
@@ -120,7 +127,8 @@ def completeness(truth: Truth, loaded: Loaded) -> dict:
         "edits_deletes": len(loaded.message_ids & truth.edit_ids),
         "threads_over_50": sum(1 for ids in truth.long_threads.values() if ids <= loaded.message_ids),
         # Stored at the conversation's latest updatedAt: the re-sync picked up its change.
-        "conversations_current": sum(1 for cid, ms in truth.updated_at.items() if loaded.updated_at.get(cid) == ms),
+        "conversations_current": sum(1 for cid, ms in truth.updated_at.items()
+                                     if loaded.updated_at.get(cid) == ms),
     }
 
 
@@ -158,6 +166,12 @@ class Tool(ABC):
         return {}
 
 
+def step_result(simulator: Simulator, step, base_url: str) -> dict:
+    """One measured step: calls, seconds, completeness against the simulator, rows loaded."""
+    counted, loaded = measure(simulator, partial(step, base_url))
+    return {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
+
+
 def run_tool(tool: Tool) -> dict:
     """Backfill, advance the simulator 2 simulated hours, re-sync: on one fresh simulator."""
     simulator, server = start_simulator()
@@ -166,27 +180,28 @@ def run_tool(tool: Tool) -> dict:
         setup_stats = simulator.stats.snapshot()
         if setup_stats["requests_total"]:
             result["setup"]["calls"] = setup_stats["by_route"]
-        counted, loaded = measure(simulator, lambda: tool.backfill(server.base_url))
-        result["backfill"] = {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
+        result["backfill"] = step_result(simulator, tool.backfill, server.base_url)
         simulator.world.advance(ADVANCE_MINUTES)
-        counted, loaded = measure(simulator, lambda: tool.resync(server.base_url))
-        result["resync"] = {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
+        result["resync"] = step_result(simulator, tool.resync, server.base_url)
         for name, step in tool.more_steps().items():
-            counted, loaded = measure(simulator, lambda: step(server.base_url))
-            result[name] = {**counted, **completeness(world_truth(simulator), loaded), "rows": loaded.rows}
+            result[name] = step_result(simulator, step, server.base_url)
         return result
     finally:
         server.stop()
 
 
 def expected_counts() -> dict:
-    """What a complete tool holds after each step (the same seeded world and changes for all)."""
-    simulator = Simulator(SimulatorConfig(seed=SEED, days=DAYS, conversations_per_day=PER_DAY, end=END,
-                                          rate_limit_per_minute=RATE_LIMIT))
-    backfill = world_truth(simulator).expected()
+    """What a complete tool holds after each step (the same seeded world and changes for all),
+    and what the 2 simulated hours changed."""
+    simulator = new_simulator()
+    before = world_truth(simulator)
     simulator.world.advance(ADVANCE_MINUTES)
-    resync = world_truth(simulator).expected()
-    return {"backfill": backfill, "resync": resync}
+    after = world_truth(simulator)
+    changes = {"new_conversations": len(after.updated_at.keys() - before.updated_at.keys()),
+               "changed_conversations": sum(1 for cid, ms in before.updated_at.items()
+                                            if after.updated_at.get(cid) != ms),
+               "new_messages": len(after.message_ids - before.message_ids)}
+    return {"backfill": before.expected(), "resync": {**after.expected(), **changes}}
 
 
 # ---------------------------------------------------------------------- drift-pipeline
@@ -237,8 +252,8 @@ class DriftPipeline(Tool):
             updated = dict(conn.execute(
                 "SELECT conversation_id, epoch_ms(updated_at) FROM raw.conversations").fetchall())
             messages = {r[0] for r in conn.execute("SELECT message_id FROM raw.messages").fetchall()}
-            rows = {table: conn.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
-                    for table in ("conversations", "messages", "participants", "contacts", "users", "status_events")}
+            tables = ("conversations", "messages", "participants", "contacts", "users", "status_events")
+            rows = {table: conn.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0] for table in tables}
         finally:
             conn.close()
         return Loaded(updated, messages, rows)
@@ -328,7 +343,8 @@ class Dlt(Tool):
         if done.returncode != 0:
             raise PeerError(f"dlt failed (exit {done.returncode}); see {self.process.log}")
         held = json.loads(out.read_text())
-        return Loaded({int(k): v for k, v in held["conversations"].items()}, set(held["message_ids"]), held["rows"])
+        return Loaded({int(k): v for k, v in held["conversations"].items()}, set(held["message_ids"]),
+                      held["rows"])
 
 
 # ---------------------------------------------------------------------- Airbyte
@@ -421,7 +437,8 @@ class Airbyte(Tool):
             rows[record["stream"]] = rows.get(record["stream"], 0) + 1
         self.errors = stream_errors(messages)
         rows["failed_streams"] = len(self.errors)
-        return Loaded({r["data"]["id"]: r["data"].get("updatedAt") for r in records if r["stream"] == "conversations"},
+        conversations = [r["data"] for r in records if r["stream"] == "conversations"]
+        return Loaded({c["id"]: c.get("updatedAt") for c in conversations},
                       {r["data"]["id"] for r in records if r["stream"] == "messages"}, rows)
 
 
@@ -435,24 +452,40 @@ FRACTIONS = {"conversations": "conversations", "messages": "messages", "edits_de
 
 
 def table(report: dict) -> str:
-    """The side-by-side table, one row per tool and step."""
-    header = ["tool, step"] + [title for _, title in COLUMNS]
-    lines = [header]
+    """The side-by-side table, one row per tool and step; a tool that failed gets its reason."""
+    rows = [["tool, step"] + [title for _, title in COLUMNS]]
+    failures = []
     for tool, result in report["tools"].items():
         if "error" in result:
-            lines.append([tool, f"failed: {result['error']}"])
+            failures.append(f"{tool}: failed: {result['error']}")
             continue
         for step in [s for s in result if s in STEPS]:
             row, expected = result[step], report["expected"][STEPS[step]]
-            cells = [f"{tool}, {step}"]
-            for key, _ in COLUMNS:
-                value = row[key]
-                cells.append(f"{value:,}/{expected[FRACTIONS[key]]:,}" if key in FRACTIONS else f"{value:,}")
-            lines.append(cells)
-    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                               for i, cell in enumerate(line)) if len(line) > 2 else "  ".join(line)
-                     for line in lines)
+            rows.append([f"{tool}, {step}"] + [
+                f"{row[key]:,}/{expected[FRACTIONS[key]]:,}" if key in FRACTIONS else f"{row[key]:,}"
+                for key, _ in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join([row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])])
+             for row in rows]
+    return "\n".join(lines + failures)
+
+
+def summary(report: dict) -> list[str]:
+    """What changed in the 2 hours, Airbyte's `check`, and the peers' calls against ours."""
+    changes = report["expected"]["resync"]
+    lines = [f"the {ADVANCE_MINUTES // 60} simulated hours: {changes['new_conversations']} new conversations, "
+             f"{changes['changed_conversations']} changed, {changes['new_messages']} new messages"]
+    airbyte = report["tools"].get("airbyte", {})
+    if "setup" in airbyte:
+        lines.append(f"airbyte check: {airbyte['setup']['check']} ({airbyte['setup']['check_message']})")
+    ours = report["tools"].get("drift-pipeline", {})
+    for peer, result in report["tools"].items():
+        if peer == "drift-pipeline" or "backfill" not in result or "backfill" not in ours:
+            continue
+        ratios = ", ".join(f"{step} {result[step]['calls'] / max(ours[step]['calls'], 1):.2f}x"
+                           for step in ("backfill", "resync"))
+        lines.append(f"{peer} calls / ours: {ratios}")
+    return lines
 
 
 # ---------------------------------------------------------------------- main
@@ -505,6 +538,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
+    print("\n".join(summary(report)))
     print(f"written to {args.out} ({report['total_seconds']} s)")
     return 0
 
