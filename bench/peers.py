@@ -135,6 +135,9 @@ def completeness(truth: Truth, loaded: Loaded) -> dict:
 def measure(simulator: Simulator, step) -> tuple[dict, Loaded]:
     """Runs one step (a callable returning `Loaded`) and what the simulator counted meanwhile."""
     simulator.stats.reset()
+    # Each step starts with the rate-limit bucket empty, as a run scheduled hours after the last
+    # one does; otherwise a step would pay for the previous step's burst.
+    simulator.set_rate_limit(RATE_LIMIT)
     started = time.monotonic()
     loaded = step()
     seconds = time.monotonic() - started
