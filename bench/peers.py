@@ -1,7 +1,7 @@
 """Side by side with the peers: Airbyte's Drift connector, dlt's `rest_api` and drift-pipeline.
 
     .venv/bin/python bench/peers.py [--workdir bench/results/peers-work] [--out bench/results/peers.json]
-                                    [--tools drift-pipeline,dlt,airbyte]
+                                    [--tools drift-pipeline,dlt,airbyte] [--airbyte-python PATH]
 
 Each tool gets a fresh copy of the bundled simulator (same seed: 7 days x 100 conversations
 ending at noon UTC, 600 requests/min, Drift's current shapes, `links.next` on the simulator's own
@@ -285,7 +285,10 @@ def ensure_venv(path: Path, requirement: str, python: str) -> Path:
     print(f"  installing {requirement} into {path} with {python} (first run only: a few minutes)", flush=True)
     for command in ([python, "-m", "venv", str(path)],
                     [str(path / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", requirement]):
-        done = subprocess.run(command, capture_output=True, text=True)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except OSError as exc:
+            raise PeerError(f"could not run {command[0]}: {exc.strerror}") from exc
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise PeerError(f"could not install {requirement} with {python}: {last}")
@@ -416,7 +419,9 @@ class Airbyte(Tool):
                                                            "access_token": SimulatorConfig().static_access_token},
                                            "email": "test@test.com"}))
         if not any(m.get("type") == "SPEC" for m in self.command("spec")):
-            raise PeerError(f"Airbyte's connector does not start on {self.python}; see {self.process.log}")
+            last = (self.process.log.read_text().strip().splitlines() or ["no output"])[-1]
+            raise PeerError(f"Airbyte's connector does not start on {self.python} ({last[:160]}); "
+                            f"see {self.process.log}")
         status = next((m["connectionStatus"] for m in self.command("check", "--config", str(self.config))
                        if m.get("type") == "CONNECTION_STATUS"), {"status": "no answer"})
         streams = next((m["catalog"]["streams"] for m in self.command("discover", "--config", str(self.config))
@@ -492,17 +497,18 @@ def summary(report: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------- main
-def build_tool(name: str, workdir: Path, run_dir: Path) -> Tool:
+def build_tool(name: str, workdir: Path, run_dir: Path, airbyte_python: str | None) -> Tool:
     """The tool by name, its venv built or reused (raises PeerError when it cannot be)."""
     if name == "drift-pipeline":
         return DriftPipeline(run_dir / "drift-pipeline-home")
     if name == "dlt":
         return Dlt(ensure_venv(workdir / "venvs" / "dlt", DLT_REQUIREMENT, sys.executable), run_dir)
-    python = python_310() or sys.executable  # on 3.11 the connector fails to start: reported as such
+    # Without a Python < 3.11 the connector is installed on ours and fails to start: reported so.
+    python = airbyte_python or python_310() or sys.executable
     return Airbyte(ensure_venv(workdir / "venvs" / "airbyte", AIRBYTE_REQUIREMENT, python), run_dir, python)
 
 
-def bench(tools: list[str], workdir: Path) -> dict:
+def bench(tools: list[str], workdir: Path, airbyte_python: str | None = None) -> dict:
     """Runs every tool in turn; a tool that fails is reported with its one-line reason."""
     run_dir = workdir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -514,7 +520,7 @@ def bench(tools: list[str], workdir: Path) -> dict:
         tool_dir = run_dir / name
         tool_dir.mkdir(parents=True)
         try:
-            tool = build_tool(name, workdir, tool_dir)
+            tool = build_tool(name, workdir, tool_dir, airbyte_python)
             report["tools"][name] = run_tool(tool)
             if tool.errors:
                 report["tools"][name]["errors"] = tool.errors
@@ -530,13 +536,15 @@ def main() -> int:
                         help="venvs (kept) and this run's state (replaced)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "peers.json")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {', '.join(TOOLS)}")
+    parser.add_argument("--airbyte-python", help="interpreter for Airbyte's venv (default: a Python 3.10 "
+                        "from pyenv or PATH, else ours)")
     args = parser.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         parser.error(f"unknown tool {unknown[0]!r}; expected some of {', '.join(TOOLS)}")
     started = time.monotonic()
-    report = bench(tools, args.workdir.resolve())
+    report = bench(tools, args.workdir.resolve(), args.airbyte_python)
     report["total_seconds"] = round(time.monotonic() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
