@@ -220,6 +220,40 @@ def test_legacy_shape_pages_with_an_opaque_next_cursor_and_fifty_at_most():
     assert body["pagination"]["more"] is True and body["pagination"]["next"]
 
 
+def test_older_conversations_listing_pages_fifty_at_most_with_a_pagination_cursor(simulator: Simulator,
+                                                                                  world: DriftWorld):
+    first = asgi(simulator, "GET", "/conversations", params={"limit": 1000}, headers=STATIC).json()
+    assert len(first["data"]) == 50 and "links" not in first
+    assert first["pagination"]["more"] is True
+    ids, cursor = [i["id"] for i in first["data"]], first["pagination"]["next"]
+    while cursor:
+        body = asgi(simulator, "GET", "/conversations", params={"next": cursor}, headers=STATIC).json()
+        assert len(body["data"]) <= 25  # the default page size: the limit is not carried in the cursor
+        ids += [i["id"] for i in body["data"]]
+        cursor = (body.get("pagination") or {}).get("next")
+    assert ids == [c["id"] for c in sorted(
+        world.conversations.values(), key=lambda c: (c["updatedAt"], c["id"]), reverse=True)]
+    assert simulator.stats.by_route["list_older"] == 1 + -(-(len(ids) - 50) // 25)
+
+
+def test_users_by_id_answers_a_map_of_at_most_twenty(simulator: Simulator, world: DriftWorld):
+    first, second = world.users[0]["id"], world.users[1]["id"]
+    body = asgi(simulator, "GET", "/users", params={"userId": [first, second, 1]}, headers=STATIC).json()
+    assert body == {"data": {str(first): world.users[0], str(second): world.users[1]}}
+    every = asgi(simulator, "GET", "/users", headers=STATIC).json()["data"]
+    assert sorted(every) == sorted(str(u["id"]) for u in world.users)
+    too_many = asgi(simulator, "GET", "/users", params={"userId": list(range(21))}, headers=STATIC)
+    assert too_many.status_code == 400 and too_many.json()["errors"][0]["param"] == "userId"
+
+
+def test_requests_to_paths_the_simulator_does_not_serve_are_counted(simulator: Simulator):
+    missing = asgi(simulator, "GET", "/accounts", headers=STATIC)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["type"] == "not_found"
+    asgi(simulator, "GET", "/_sim/nothing-here")
+    stats = simulator.stats.snapshot()
+    assert stats["by_route"] == {"unrouted": 1} and stats["by_status"] == {"404": 1}
+
+
 def test_list_clamps_limit_and_filters_on_status(simulator: Simulator, world: DriftWorld):
     body = asgi(simulator, "GET", "/conversations/list", params={"limit": 1000}, headers=STATIC).json()
     assert len(body["data"]) == min(100, len(world.conversations))

@@ -30,7 +30,10 @@ from starlette.routing import Route
 from .world import STATUS_IDS, DriftWorld, SimulatorConfig
 
 FAULT_KINDS = ("429", "500", "503", "reset", "malformed", "slow", "expire_token")
-ROUTE_NAMES = ("list", "detail", "messages", "transcript", "users", "contact", "contact_lookup", "reports", "token")
+ROUTE_NAMES = ("list", "list_older", "detail", "messages", "transcript", "users", "users_by_id", "contact",
+               "contact_lookup", "reports", "token", "unrouted")
+OLDER_LIST_LIMIT = 50  # `GET /conversations`, the older listing, pages at most 50 (as legacy /list did)
+USERS_BY_ID_LIMIT = 20  # `GET /users?userId=...` answers at most 20 users a call
 REPORT_METRICS = ("firstCloseAt", "lastCloseAt", "timeToCloseMillis", "closeCount", "reopenCount",
                   "createdAt", "updatedAt")
 
@@ -309,6 +312,17 @@ def _decode_cursor(token: str, parts: int) -> tuple[int, ...]:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@dataclass
+class _ListQuery:
+    """A conversation listing's query, read from the request."""
+
+    limit: int
+    statuses: set[str] | None
+    raw_statuses: list[str]
+    cursor: str | None
+    after: tuple[int, int] | None
+
+
 class Simulator:
     """The Drift API as an ASGI app (`app`) over a `DriftWorld`, plus test controls."""
 
@@ -349,11 +363,13 @@ class Simulator:
         return [
             Route("/oauth2/token", self._gated("token", self._token, auth=False, bucket=None), methods=["POST"]),
             Route("/conversations/list", api("list", self._list), methods=["GET"]),
+            Route("/conversations", api("list_older", self._list_older), methods=["GET"]),
             Route("/conversations/{conversation_id:int}", api("detail", self._detail), methods=["GET"]),
             Route("/conversations/{conversation_id:int}/messages", api("messages", self._messages), methods=["GET"]),
             Route("/conversations/{conversation_id:int}/transcript", api("transcript", self._transcript),
                   methods=["GET"]),
             Route("/users/list", api("users", self._users), methods=["GET"]),
+            Route("/users", api("users_by_id", self._users_by_id), methods=["GET"]),
             Route("/contacts/{contact_id:int}", api("contact", self._contact), methods=["GET"]),
             Route("/contacts", api("contact_lookup", self._contact_lookup), methods=["GET"]),
             Route("/reports/conversations", self._gated("reports", self._reports, auth=True, bucket="reports"),
@@ -372,6 +388,11 @@ class Simulator:
     async def _http_error(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         type_ = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+        if request.scope.get("endpoint") is None and not request.url.path.startswith("/_sim/"):
+            # A path no route serves (a client calling an endpoint the simulator lacks) still
+            # costs the client a call: count it, so benchmarks see every request.
+            self.stats.enter("unrouted")
+            self.stats.leave(status)
         return _error(status, type_, str(getattr(exc, "detail", "error")))
 
     def _gated(self, name: str, handler: Handler, *, auth: bool, bucket: str | None) -> Handler:
@@ -468,13 +489,13 @@ class Simulator:
                           param="grant_type", error="unsupported_grant_type")
         return JSONResponse(self.tokens.issue(), headers={"Cache-Control": "no-store"})
 
-    async def _list(self, request: Request) -> Response:
+    def _list_query(self, request: Request, max_limit: int) -> _ListQuery | Response:
+        """The listing's query (limit, statusId, cursor) read and checked, or a 400 answer."""
         params = request.query_params
         try:
             limit = int(params.get("limit", "25"))
         except ValueError:
             return _error(400, "validation_error", "limit must be an integer", param="limit")
-        limit = max(1, min(50 if self.config.legacy else 100, limit))
         statuses: set[str] | None = None
         raw_statuses = params.getlist("statusId")
         if raw_statuses:
@@ -490,18 +511,38 @@ class Simulator:
                 after = _decode_cursor(cursor, 2)
             except ValueError:
                 return _error(400, "validation_error", "Invalid pagination token", param="next")
-        items, next_key = self.world.list_page(limit, statuses, after)
+        return _ListQuery(max(1, min(max_limit, limit)), statuses, raw_statuses, cursor, after)
+
+    @staticmethod
+    def _older_page(items: list[dict], next_key: tuple[int, int] | None) -> JSONResponse:
+        """The older docs' page: the cursor in `pagination`, present only when there is more."""
         body: dict[str, Any] = {"data": items}
+        if next_key is not None:
+            body["pagination"] = {"more": True, "next": _encode_cursor(*next_key)}
+        return JSONResponse(body)
+
+    async def _list_older(self, request: Request) -> Response:
+        """`GET /conversations`: the older listing, always in the older shape (50 a page at most)."""
+        query = self._list_query(request, OLDER_LIST_LIMIT)
+        if isinstance(query, Response):
+            return query
+        return self._older_page(*self.world.list_page(query.limit, query.statuses, query.after))
+
+    async def _list(self, request: Request) -> Response:
+        query = self._list_query(request, 50 if self.config.legacy else 100)
+        if isinstance(query, Response):
+            return query
+        limit, raw_statuses, cursor = query.limit, query.raw_statuses, query.cursor
+        items, next_key = self.world.list_page(limit, query.statuses, query.after)
         if self.config.legacy:
-            if next_key is not None:
-                body["pagination"] = {"more": True, "next": _encode_cursor(*next_key)}
-            return JSONResponse(body)
+            return self._older_page(items, next_key)
+        body: dict[str, Any] = {"data": items}
         # Current docs: the next page as an absolute URL on Drift's public host, with page_token.
         link = f"{self.config.link_host.rstrip('/')}/conversations/list"
-        query = [("limit", str(limit))] + [("statusId", s) for s in raw_statuses]
-        body["links"] = {"self": link + "?" + urlencode(query + ([("page_token", cursor)] if cursor else []))}
+        kept = [("limit", str(limit))] + [("statusId", s) for s in raw_statuses]
+        body["links"] = {"self": link + "?" + urlencode(kept + ([("page_token", cursor)] if cursor else []))}
         if next_key is not None:
-            body["links"]["next"] = link + "?" + urlencode(query + [("page_token", _encode_cursor(*next_key))])
+            body["links"]["next"] = link + "?" + urlencode(kept + [("page_token", _encode_cursor(*next_key))])
         return JSONResponse(body)
 
     async def _detail(self, request: Request) -> Response:
@@ -537,6 +578,22 @@ class Simulator:
     async def _users(self, request: Request) -> Response:
         with self.world.lock:
             return JSONResponse({"data": self.world.users})
+
+    async def _users_by_id(self, request: Request) -> Response:
+        """`GET /users?userId=A&userId=B`: a map of user id -> user, for at most 20 ids; unknown ids
+        are left out. Drift's docs show only the form with ids; without any, the simulator answers
+        every user of the org in the same map (choice)."""
+        raw_ids = request.query_params.getlist("userId")
+        if len(raw_ids) > USERS_BY_ID_LIMIT:
+            return _error(400, "validation_error", f"at most {USERS_BY_ID_LIMIT} userId values per call",
+                          param="userId")
+        try:
+            wanted = {int(v) for v in raw_ids}
+        except ValueError:
+            return _error(400, "validation_error", "userId must be an integer", param="userId")
+        with self.world.lock:
+            return JSONResponse({"data": {str(u["id"]): u for u in self.world.users
+                                          if not wanted or u["id"] in wanted}})
 
     async def _contact(self, request: Request) -> Response:
         with self.world.lock:
