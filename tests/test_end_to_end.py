@@ -51,7 +51,6 @@ def _compare(rows: dict, expected: dict, columns, what: str):
     assert not mismatches, f"{what}: {len(mismatches)} mismatches, first: {mismatches[:5]}"
 
 
-@pytest.mark.parametrize("sim_env", ["current", "legacy"], indirect=True)
 def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim_env):
     simulator, settings = sim_env
     ensure_dagster_home(settings)
