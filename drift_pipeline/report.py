@@ -203,7 +203,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Se
 
 def _heat_color(share: float) -> str:
     """White-blue ramp for 0..1 (longer first response: darker)."""
-    low, high = (239, 246, 255), (30, 64, 175)
+    low, high = (191, 219, 254), (30, 58, 138)
     r, g, b = (round(lo + (hi - lo) * share) for lo, hi in zip(low, high))
     return f"#{r:02x}{g:02x}{b:02x}"
 
@@ -225,7 +225,7 @@ def heatmap(title: str, grid: Sequence[Sequence[float | None]], unit: str) -> st
                     f'text-anchor="end">{WEEKDAYS[day]}</text>')
         for hour, value in enumerate(row):
             x = left + hour * cell_w
-            fill = "#f3f4f6" if value is None else _heat_color((value - lowest) / span)
+            fill = "#eeeeee" if value is None else _heat_color((value - lowest) / span)
             tip = f"{WEEKDAYS[day]} {hour:02d}:00: " + (
                 "no responses" if value is None else f"{format_number(value)} {unit}")
             body.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" '
