@@ -80,6 +80,15 @@ def format_number(value: float | None) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0")
 
 
+def format_cell(value: float | None) -> str:
+    """Exact form for table cells: 1,234 and 2.1 (one decimal), '-' for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.1f}"
+
+
 def _x_label_every(count: int, room: int = 10) -> int:
     return max(1, math.ceil(count / room))
 
@@ -250,7 +259,7 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric
     body = "".join(
         "<tr>" + "".join(
             f'<td class="{"num" if i >= numeric_from else ""}">'
-            f'{_esc(format_number(v) if isinstance(v, (int, float)) or v is None else v)}</td>'
+            f'{_esc(format_cell(v) if isinstance(v, (int, float)) or v is None else v)}</td>'
             for i, v in enumerate(row)) + "</tr>"
         for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -13,6 +13,7 @@ from drift_pipeline.report import (
     OrgReport,
     ReportError,
     bar_chart,
+    format_cell,
     format_number,
     heatmap,
     headline_charts_markdown,
@@ -83,6 +84,10 @@ def test_nice_ticks_cover_the_maximum_in_round_steps():
 def test_numbers_are_short_on_axes():
     assert [format_number(v) for v in (3.0, 0.25, 12.34, 1500, 25_000, None)] == \
         ["3", "0.25", "12.3", "1.5k", "25k", "-"]
+
+
+def test_table_cells_are_exact():
+    assert [format_cell(v) for v in (1934, 2.07, 2.0, None)] == ["1,934", "2.1", "2.0", "-"]
 
 
 def test_a_missing_value_breaks_the_line_instead_of_drawing_a_zero():
