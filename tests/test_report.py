@@ -167,3 +167,38 @@ def test_several_workspaces_get_a_section_each(serving_copy):
                OrgReport(org_id=2, days=[FIRST_DAY], conversations=[5])]
     page = render_report(reports, datetime(2026, 11, 16))
     assert "Workspace 1" in page and "Workspace 2" in page
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+def test_every_publish_writes_the_report_beside_the_serving_copy(tmp_path):
+    from drift_pipeline.serving import publish
+    from drift_pipeline.settings import Settings
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    build_serving_copy(settings.warehouse_path)  # marts with the columns the report reads
+    result = publish(settings)
+
+    report = settings.serving_dir / "report.html"
+    assert result["report"] == str(report)
+    assert report.read_text().count("<svg ") == CHART_COUNT
+    assert not list(settings.serving_dir.glob(".*tmp"))  # written atomically, nothing left over
+
+
+def test_dbt_docs_are_published_whole_or_not_at_all(tmp_path):
+    from drift_pipeline.serving import PublishError, publish_dbt_docs
+    from drift_pipeline.settings import Settings
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    (generated / "index.html").write_text("<html>docs</html>")
+    (generated / "manifest.json").write_text("{}")
+    with pytest.raises(PublishError, match="catalog.json"):
+        publish_dbt_docs(settings, generated)
+    assert not (settings.serving_dir / "dbt-docs").exists()
+
+    (generated / "catalog.json").write_text("{}")
+    target = publish_dbt_docs(settings, generated)
+    assert sorted(p.name for p in target.iterdir()) == ["catalog.json", "index.html", "manifest.json"]
