@@ -472,6 +472,23 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tm
     assert incremental == _snapshot(home)
 
 
+def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built, tmp_path):
+    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for column in ATTRIBUTION_COLUMNS:
+            conn.execute(f"alter table marts.fct_conversations drop column {column}")
+        load_widget_events(conn, [widget(ORG, 102, "2026-10-29 13:59:50", GOOGLE, "/pricing")], SECOND_SYNC)
+
+    assert_all_passed(dbt(home, built["target"], "run", "--select", "marts"))
+    fct = _snapshot(home)["fct"]
+    assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")
+    assert fct[(ORG, 101)]["utm_source"] is None  # built before, untouched: not re-attributed
+
+
 def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
     """The dataset after a second sync: (new dataset, re-loaded keys, erased keys)."""
     org1 = dataset[ORG]

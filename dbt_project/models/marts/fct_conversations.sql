@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key=['org_id', 'conversation_id'],
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}"
     )
 }}
@@ -13,6 +13,9 @@
   definition every intermediate model uses), or every row when the business-hours schedule
   changed; the pre-hook drops conversations that left raw (erasure), so an incremental run
   equals a full refresh.
+  Columns a newer version adds (attribution) are appended to a table an older version built
+  rather than failing the nightly run: nothing was attributed before them, so null is right
+  for the old rows, and a later widget event rebuilds its conversation's row.
 -#}
 {%- set business_hours_version = drift_business_hours_version() %}
 
