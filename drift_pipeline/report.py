@@ -252,6 +252,38 @@ def heatmap(title: str, grid: Sequence[Sequence[float | None]], unit: str) -> st
     return _frame(title, body, width, height)
 
 
+def bar_chart_horizontal(title: str, labels: Sequence[str], values: Sequence[float], unit: str,
+                         color: str = COLORS[0]) -> str:
+    """Horizontal bars, longest first as given (e.g. conversations per source)."""
+    if not labels:
+        return _empty(title)
+    row_h, left = 26, 150
+    height = MARGIN_TOP + row_h * len(labels) + 36
+    plot_w = WIDTH - left - MARGIN_RIGHT - 40
+    ticks = nice_ticks(max(values))
+    body = []
+    for tick in ticks:
+        x = left + plot_w * tick / ticks[-1]
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP - 4}" '
+                    f'y2="{MARGIN_TOP + row_h * len(labels)}" stroke="#e5e7eb"/>')
+        body.append(f'<text x="{x:.1f}" y="{MARGIN_TOP + row_h * len(labels) + 16}" font-size="11" '
+                    f'fill="#4b5563" text-anchor="middle">{format_number(tick)}</text>')
+    for i, (label, value) in enumerate(zip(labels, values)):
+        y = MARGIN_TOP + i * row_h
+        w = plot_w * value / ticks[-1]
+        shown = label if len(label) <= 22 else label[:21] + "…"
+        body.append(f'<text x="{left - 8}" y="{y + row_h / 2 + 4}" font-size="12" fill="#111827" '
+                    f'text-anchor="end">{_esc(shown)}</text>')
+        body.append(f'<rect x="{left}" y="{y + 4}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
+                    f'fill="{color}" rx="2"><title>{_esc(label)}: {format_number(value)} {_esc(unit)}'
+                    f'</title></rect>')
+        body.append(f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4}" font-size="11" '
+                    f'fill="#374151">{format_number(value)}</text>')
+    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" fill="#4b5563" '
+                f'text-anchor="middle">{_esc(unit)}</text>')
+    return _frame(title, body, WIDTH, height)
+
+
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric_from: int = 1) -> str:
     """A plain table; columns from `numeric_from` on are right-aligned numbers."""
     head = "".join(f'<th class="{"num" if i >= numeric_from else ""}">{_esc(h)}</th>'
@@ -307,38 +339,6 @@ def org_section(report: OrgReport, with_heading: bool) -> str:
     parts.append(html_table(["source", "conversations", "responded %", "handoff %"], sources)
                  if sources else "<p>No conversations yet.</p>")
     return "\n".join(parts)
-
-
-def bar_chart_horizontal(title: str, labels: Sequence[str], values: Sequence[float], unit: str,
-                         color: str = COLORS[0]) -> str:
-    """Horizontal bars, longest first as given (e.g. conversations per source)."""
-    if not labels:
-        return _empty(title)
-    row_h, left = 26, 150
-    height = MARGIN_TOP + row_h * len(labels) + 36
-    plot_w = WIDTH - left - MARGIN_RIGHT - 40
-    ticks = nice_ticks(max(values))
-    body = []
-    for tick in ticks:
-        x = left + plot_w * tick / ticks[-1]
-        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{MARGIN_TOP - 4}" '
-                    f'y2="{MARGIN_TOP + row_h * len(labels)}" stroke="#e5e7eb"/>')
-        body.append(f'<text x="{x:.1f}" y="{MARGIN_TOP + row_h * len(labels) + 16}" font-size="11" '
-                    f'fill="#4b5563" text-anchor="middle">{format_number(tick)}</text>')
-    for i, (label, value) in enumerate(zip(labels, values)):
-        y = MARGIN_TOP + i * row_h
-        w = plot_w * value / ticks[-1]
-        shown = label if len(label) <= 22 else label[:21] + "…"
-        body.append(f'<text x="{left - 8}" y="{y + row_h / 2 + 4}" font-size="12" fill="#111827" '
-                    f'text-anchor="end">{_esc(shown)}</text>')
-        body.append(f'<rect x="{left}" y="{y + 4}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
-                    f'fill="{color}" rx="2"><title>{_esc(label)}: {format_number(value)} {_esc(unit)}'
-                    f'</title></rect>')
-        body.append(f'<text x="{left + w + 6:.1f}" y="{y + row_h / 2 + 4}" font-size="11" '
-                    f'fill="#374151">{format_number(value)}</text>')
-    body.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" fill="#4b5563" '
-                f'text-anchor="middle">{_esc(unit)}</text>')
-    return _frame(title, body, WIDTH, height)
 
 
 _STYLE = """
