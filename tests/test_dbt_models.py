@@ -456,7 +456,7 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tm
         built_at = conn.execute("select max(_refreshed_at) from marts.fct_conversations").fetchone()[0]
 
     target = built["target"]
-    assert_all_passed(dbt(home, target, "build", "--select", "marts", "--exclude-resource-type", "unit_test"))
+    assert_all_passed(dbt(home, target, "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
     incremental = _snapshot(home)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         rebuilt = {r[0] for r in conn.execute(
@@ -468,7 +468,7 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tm
     day_one = {k[2:]: v["conversations"] for k, v in incremental["attribution"].items() if k[:2] == (ORG, D1)}
     assert day_one == {NEWSLETTER: 2, ("bing", "cpc", "spring"): 1, NONE: 1, UNTRACKED: 1}
 
-    assert_all_passed(dbt(home, target, "run", "--select", "marts", "--full-refresh"))
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
     assert incremental == _snapshot(home)
 
 
@@ -483,7 +483,7 @@ def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_
             conn.execute(f"alter table marts.fct_conversations drop column {column}")
         load_widget_events(conn, [widget(ORG, 102, "2026-10-29 13:59:50", GOOGLE, "/pricing")], SECOND_SYNC)
 
-    assert_all_passed(dbt(home, built["target"], "run", "--select", "marts"))
+    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts"))
     fct = _snapshot(home)["fct"]
     assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")
     assert fct[(ORG, 101)]["utm_source"] is None  # built before, untouched: not re-attributed
