@@ -281,11 +281,15 @@ def test_widget_event_of_an_unsynced_conversation_takes_the_only_org(settings):
 def test_widget_event_whose_org_cannot_be_told_is_quarantined_with_the_reason(settings):
     _warehouse_with_conversation(settings, org_id=7, conversation_id=42)
     _warehouse_with_conversation(settings, org_id=8, conversation_id=43)
+    _warehouse_with_conversation(settings, org_id=8, conversation_id=42)  # ids are per workspace
     write_events_file(settings.inbox_dir, [_record(widget_event(conversation_id=99)),
-                                           _record(widget_event(conversation_id=43))])
+                                           _record(widget_event(conversation_id=43)),
+                                           _record(widget_event(conversation_id=42))])
     result = apply_inbox(settings)
 
-    assert result.widget_events_applied == 1 and result.events_invalid == 1
+    assert result.widget_events_applied == 1 and result.events_invalid == 2
     assert [row[:2] for row in _widget_rows(settings)] == [(8, 43)]
-    [reason] = list(settings.quarantine_dir.glob("*.reason"))
-    assert "conversation 99" in reason.read_text() and "replay" in reason.read_text()
+    reasons = sorted(path.read_text() for path in settings.quarantine_dir.glob("*.reason"))
+    assert len(reasons) == 2
+    assert any("conversation 99" in r for r in reasons) and any("conversation 42" in r for r in reasons)
+    assert all("replay" in r for r in reasons)

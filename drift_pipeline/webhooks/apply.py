@@ -215,9 +215,11 @@ class InboxApplier:
                 self._quarantine_record(source_file, number, record, exc.reason)
         if not events:
             return
+        # Conversation ids are per workspace: an id two workspaces share names neither.
         orgs_of = dict(self.conn.execute(
             "SELECT conversation_id, min(org_id) FROM raw.conversations "
-            "WHERE conversation_id IN (SELECT unnest(?::BIGINT[])) GROUP BY conversation_id",
+            "WHERE conversation_id IN (SELECT unnest(?::BIGINT[])) GROUP BY conversation_id "
+            "HAVING count(DISTINCT org_id) = 1",
             [sorted({e.conversation_id for _, _, e in events})]).fetchall())
         known_orgs = [r[0] for r in self.conn.execute(
             "SELECT org_id FROM raw.conversations UNION SELECT org_id FROM raw.users").fetchall()]
@@ -237,7 +239,8 @@ class InboxApplier:
                 self._quarantine_record(
                     source_file, number, record,
                     f"widget event for conversation {event.conversation_id}: its Drift org is "
-                    "unknown until the conversation is synced; replay this file after a sync")
+                    "unknown (not synced yet, or the id exists in several workspaces); replay "
+                    "this file after a sync")
                 continue
             seen.add(event.event_id)
             rows.append({
