@@ -23,6 +23,8 @@ from typing import Sequence
 import duckdb
 
 from drift_pipeline.fsutil import atomic_write_text
+from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.connection import connect
 
 REPORT_FILENAME = "report.html"
 # Days shown: enough for trends, few enough that daily bars stay readable.
@@ -446,8 +448,8 @@ class ReportError(RuntimeError):
     """The serving copy cannot be charted; the message says what to run."""
 
 
-def _read(serving_db: Path) -> list[OrgReport]:
-    conn = duckdb.connect(str(serving_db), read_only=True)
+def _read(settings: Settings, serving_db: Path) -> list[OrgReport]:
+    conn = connect(settings, serving_db, read_only=True)
     try:
         return load_report_data(conn)
     except duckdb.CatalogException as exc:
@@ -458,12 +460,12 @@ def _read(serving_db: Path) -> list[OrgReport]:
         conn.close()
 
 
-def write_report(serving_db: Path, target: Path) -> dict:
+def write_report(settings: Settings, serving_db: Path, target: Path) -> dict:
     """Render the report from the published serving copy and replace `target` atomically.
 
     Returns {"path", "bytes", "charts"}; run after each publish.
     """
-    reports = _read(serving_db)
+    reports = _read(settings, serving_db)
     page = render_report(reports, datetime.now(timezone.utc))
     atomic_write_text(target, page)
     return {"path": str(target), "bytes": len(page.encode()), "charts": page.count("<svg ")}
@@ -474,9 +476,9 @@ def svg_data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
 
 
-def headline_charts_markdown(serving_db: Path) -> str:
+def headline_charts_markdown(settings: Settings, serving_db: Path) -> str:
     """The report's headline charts as Markdown images (Dagster asset metadata)."""
-    reports = _read(serving_db)
+    reports = _read(settings, serving_db)
     parts = []
     for report in reports:
         if len(reports) > 1:

@@ -91,7 +91,7 @@ def publish(settings: Settings) -> dict:
     fsync_dir(serving)
     fsync_dir(parquet_dir)
     # The report is drawn from what was just published, so pictures and tables always agree.
-    report = write_report(serving / SERVING_DB, serving / REPORT_FILENAME)
+    report = write_report(settings, serving / SERVING_DB, serving / REPORT_FILENAME)
     return {"path": str(serving / SERVING_DB), "tables": counts, "report": report["path"],
             "transcripts": publish_transcripts_copy(settings)}
 

@@ -23,6 +23,7 @@ from drift_pipeline.report import (
     render_report,
     write_report,
 )
+from drift_pipeline.settings import Settings
 
 FIRST_DAY = date(2026, 11, 2)  # a Monday
 DAYS = 14
@@ -64,6 +65,11 @@ def build_serving_copy(path: Path) -> None:
             conn.execute("INSERT INTO marts.agg_attribution_daily VALUES (1, ?, ?, ?, ?, ?, ?)",
                          [day, source, share, share - 1, 2, 1])
     conn.close()
+
+
+def settings_for(serving_db: Path) -> Settings:
+    """Settings whose home (DuckDB's spill folder) sits beside the test's serving copy."""
+    return Settings.from_env({"DRIFT_PIPELINE_HOME": str(serving_db.parent / "home")})
 
 
 @pytest.fixture
@@ -135,7 +141,7 @@ def test_report_data_comes_from_the_marts_in_chart_units(serving_copy):
 
 def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
     target = tmp_path / "report.html"
-    result = write_report(serving_copy, target)
+    result = write_report(settings_for(serving_copy), serving_copy, target)
     page = target.read_text()
 
     assert result["charts"] == CHART_COUNT == page.count("<svg ")
@@ -151,7 +157,7 @@ def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
 
 
 def test_headline_charts_for_the_dagster_ui_are_markdown_images(serving_copy):
-    markdown = headline_charts_markdown(serving_copy)
+    markdown = headline_charts_markdown(settings_for(serving_copy), serving_copy)
     assert markdown.count("](data:image/svg+xml;base64,") == 4
 
 
@@ -159,7 +165,7 @@ def test_a_serving_copy_without_the_attribution_mart_names_the_fix(serving_copy,
     with duckdb.connect(str(serving_copy)) as conn:
         conn.execute("DROP TABLE marts.agg_attribution_daily")
     with pytest.raises(ReportError, match="drift-pipeline sync"):
-        write_report(serving_copy, tmp_path / "report.html")
+        write_report(settings_for(serving_copy), serving_copy, tmp_path / "report.html")
 
 
 def test_several_workspaces_get_a_section_each(serving_copy):
@@ -173,7 +179,6 @@ def test_several_workspaces_get_a_section_each(serving_copy):
 
 def test_every_publish_writes_the_report_beside_the_serving_copy(tmp_path):
     from drift_pipeline.serving import publish
-    from drift_pipeline.settings import Settings
 
     settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
     settings.ensure_dirs()
@@ -188,7 +193,6 @@ def test_every_publish_writes_the_report_beside_the_serving_copy(tmp_path):
 
 def test_dbt_docs_are_published_whole_or_not_at_all(tmp_path):
     from drift_pipeline.serving import PublishError, publish_dbt_docs
-    from drift_pipeline.settings import Settings
 
     settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
     generated = tmp_path / "generated"

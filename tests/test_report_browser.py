@@ -13,9 +13,9 @@ import pytest
 from drift_pipeline.report import write_report
 
 try:
-    from test_report import CHART_COUNT, build_serving_copy
+    from test_report import CHART_COUNT, build_serving_copy, settings_for
 except ImportError:  # tests/ imported as a package
-    from tests.test_report import CHART_COUNT, build_serving_copy
+    from tests.test_report import CHART_COUNT, build_serving_copy, settings_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -41,7 +41,7 @@ def test_report_renders_every_chart_offline_in_chromium(tmp_path):
     serving_db = tmp_path / "analytics.duckdb"
     build_serving_copy(serving_db)
     report = tmp_path / "report.html"
-    write_report(serving_db, report)
+    write_report(settings_for(serving_db), serving_db, report)
     ARTIFACTS.mkdir(exist_ok=True)
 
     requests: list[str] = []
