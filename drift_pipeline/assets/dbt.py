@@ -81,11 +81,11 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     failed (docs are a convenience: a data run does not fail for them).
 
     Runs here because the catalog reads the warehouse and this step is already its writer.
-    The target folder is under $DRIFT_PIPELINE_HOME, so nothing is written into the checkout.
+    Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
     from drift_pipeline.serving import publish_dbt_docs
 
-    generated = settings.home / "dbt" / "docs"
+    generated = dbt_run_dir(settings, "docs")
     invocation = dbt.cli(["docs", "generate"], manifest=ensure_manifest(), target_path=generated,
                          raise_on_error=False).wait()
     if not invocation.is_successful():
