@@ -227,7 +227,11 @@ def heatmap(title: str, grid: Sequence[Sequence[float | None]], unit: str) -> st
     left, top, cell_w, cell_h = 48, 44, 26, 24
     width = left + 24 * cell_w + 20
     height = top + 7 * cell_h + 56
-    lowest, highest = min(values), max(values)
+    # The colour scale stops at the 95th percentile cell: one slow outlier hour would otherwise
+    # paint every other cell the same pale blue. Cells above it get the darkest shade.
+    ordered = sorted(values)
+    lowest, highest = ordered[0], ordered[round(0.95 * (len(ordered) - 1))]
+    capped = highest < ordered[-1]
     span = (highest - lowest) or 1.0
     body = []
     for day, row in enumerate(grid):
@@ -236,7 +240,7 @@ def heatmap(title: str, grid: Sequence[Sequence[float | None]], unit: str) -> st
                     f'text-anchor="end">{WEEKDAYS[day]}</text>')
         for hour, value in enumerate(row):
             x = left + hour * cell_w
-            fill = "#eeeeee" if value is None else _heat_color((value - lowest) / span)
+            fill = "#eeeeee" if value is None else _heat_color(min(1.0, (value - lowest) / span))
             tip = f"{WEEKDAYS[day]} {hour:02d}:00: " + (
                 "no responses" if value is None else f"{format_number(value)} {unit}")
             body.append(f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" rx="2" '
@@ -249,7 +253,7 @@ def heatmap(title: str, grid: Sequence[Sequence[float | None]], unit: str) -> st
         body.append(f'<rect x="{left + i * 18}" y="{legend_y}" width="18" height="10" '
                     f'fill="{_heat_color(i / 9)}"/>')
     body.append(f'<text x="{left + 190}" y="{legend_y + 9}" font-size="11" fill="#4b5563">'
-                f'{format_number(lowest)} to {format_number(highest)} {_esc(unit)} '
+                f'{format_number(lowest)} to {format_number(highest)}{"+" if capped else ""} {_esc(unit)} '
                 f'(hour of the first contact message, UTC; grey: none)</text>')
     return _frame(title, body, width, height)
 

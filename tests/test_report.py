@@ -116,6 +116,17 @@ def test_heatmap_draws_all_168_cells_and_marks_empty_ones():
     assert "Mon 09:00: 2 min" in svg and "Sun 23:00: no responses" in svg
 
 
+def test_one_slow_hour_does_not_wash_out_the_heatmap():
+    grid = [[float(1 + (day * 24 + hour) % 10) for hour in range(24)] for day in range(7)]
+    grid[0][5] = 500.0
+    svg = heatmap("h", grid, "min")
+    assert "1 to 10+ min" in svg
+    # A 10-minute cell is as dark as the outlier: the scale spans the ordinary cells.
+    ten = re.search(r'fill="(#[0-9a-f]{6})"><title>Mon 09:00: 10 min', svg).group(1)
+    outlier = re.search(r'fill="(#[0-9a-f]{6})"><title>Mon 05:00: 500 min', svg).group(1)
+    assert ten == outlier
+
+
 def test_empty_marts_say_so_instead_of_drawing_empty_axes():
     assert "no data yet" in line_chart("t", [], [("s", [])], "min")
     page = render_report([], datetime(2026, 11, 16))
