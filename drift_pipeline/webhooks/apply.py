@@ -205,14 +205,21 @@ class InboxApplier:
         A browser does not know its Drift org: an event takes the org of its conversation, or
         the warehouse's only org. An event neither tells (a multi-workspace warehouse that has
         not synced the conversation yet) is quarantined, to be replayed after the next sync.
+        Under `force` (replay) an event that still cannot be applied raises `InvalidEvent`,
+        like a webhook's.
         """
+        def reject(number: int, record: dict, reason: str) -> None:
+            if force:
+                raise InvalidEvent(f"{source_file} line {number}: {reason}")
+            result.events_invalid += 1
+            self._quarantine_record(source_file, number, record, reason)
+
         events = []
         for number, record in records:  # numbered by their line in the file
             try:
                 events.append((number, record, filter_event(record["payload"])))
             except InvalidWidgetEvent as exc:
-                result.events_invalid += 1
-                self._quarantine_record(source_file, number, record, exc.reason)
+                reject(number, record, exc.reason)
         if not events:
             return
         # Conversation ids are per workspace: an id two workspaces share names neither.
@@ -235,9 +242,8 @@ class InboxApplier:
                 continue
             org_id = orgs_of.get(event.conversation_id, only_org)
             if org_id is None:
-                result.events_invalid += 1
-                self._quarantine_record(
-                    source_file, number, record,
+                reject(
+                    number, record,
                     f"widget event for conversation {event.conversation_id}: its Drift org is "
                     "unknown (not synced yet, or the id exists in several workspaces); replay "
                     "this file after a sync")
