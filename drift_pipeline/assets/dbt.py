@@ -83,8 +83,6 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     Runs here because the catalog reads the warehouse and this step is already its writer.
     Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
-    from drift_pipeline.serving import publish_dbt_docs
-
     generated = dbt_run_dir(settings, "docs")
     invocation = dbt.cli(["docs", "generate"], manifest=ensure_manifest(), target_path=generated,
                          raise_on_error=False).wait()

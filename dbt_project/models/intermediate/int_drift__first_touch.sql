@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'conversation_id'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(none) }}"
-    )
-}}
+{{ config(pre_hook="{{ drift_clear_conversations_to_rebuild() }}") }}
 -- First touch per conversation: the earliest widget event (by the browser's occurred_at, ties
 -- by event id) and the UTM parameters and page path it carried. Later events never re-attribute
 -- a conversation (DECISIONLOG.md, Attribution).
