@@ -296,11 +296,12 @@ def test_widget_event_whose_org_cannot_be_told_is_quarantined_with_the_reason(se
 
 
 def test_replaying_a_widget_event_that_still_has_no_org_says_why_in_one_line(settings):
-    from drift_pipeline.webhooks.apply import replay_event_file
+    from drift_pipeline.operations import replay_event_file
+    from drift_pipeline.settings import UsageError
 
     _warehouse_with_conversation(settings, org_id=7, conversation_id=42)
     _warehouse_with_conversation(settings, org_id=8, conversation_id=43)
     path = write_events_file(settings.home / "replay", [_record(widget_event(conversation_id=99))])
-    with pytest.raises(ValueError, match="line 1: widget event for conversation 99"):
+    with pytest.raises(UsageError, match="line 1: widget event for conversation 99"):
         replay_event_file(settings, path, refresh=False)
     assert _widget_rows(settings) == []
