@@ -141,6 +141,7 @@ def cmd_publish(args, settings: Settings) -> int:
 
     result = publish(settings)
     print(f"published {result['path']}: " + ", ".join(f"{k} {v} rows" for k, v in result["tables"].items()))
+    print(f"report: {result['report']}")
     return 0
 
 

@@ -37,4 +37,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     )
 
 
-defs = build_definitions()
+# What `defs` was built from: callers whose environment changed since import (the demo points
+# DRIFT_PIPELINE_HOME at its own home after importing) compare against this, not the env now.
+DEFS_SETTINGS = Settings.from_env()
+defs = build_definitions(DEFS_SETTINGS)

@@ -1,12 +1,14 @@
 """`make demo`: the whole path against the bundled simulator, start to finish, then exit 0.
 
 Simulator (14 days of seeded traffic) -> one Dagster run backfilling 14 daily partitions ->
-dbt marts -> serving copy; then 45 minutes of live activity as webhooks through the receiver and
-the sensor's apply code; then the headline metrics, read back from the serving copy.
+dbt marts -> serving copy; then 45 minutes of live activity as webhooks, and the widget events a
+site would forward (UTM and landing page per conversation), through the receiver and the sensor's
+apply code; then the headline metrics, read back from the serving copy, and the report's path.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,12 +16,26 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+from drift_pipeline.report import REPORT_FILENAME
 from drift_pipeline.settings import Settings
 
 DAYS = 14
+WIDGET_SECRET = "demo-widget-secret"
+# (weight, utm_source, utm_medium, utm_campaign, landing page) of the simulated site's traffic;
+# None: a visit without UTM. A share of conversations has no widget event at all (untracked).
+TRAFFIC = (
+    (30, "google", "cpc", "brand-search", "/pricing"),
+    (18, "google", "organic", None, "/blog/live-chat-benchmarks"),
+    (14, None, None, None, "/"),
+    (12, "newsletter", "email", "november-digest", "/features/bots"),
+    (10, "linkedin", "social", "q4-abm", "/demo"),
+    (6, "g2", "referral", None, "/compare"),
+)
+TRACKED_SHARE = 0.85
 
 
 def _table(rows: list[tuple], headers: list[str]) -> str:
@@ -36,16 +52,42 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def simulated_widget_events(conversations: list[dict], seed: int) -> list[dict]:
+    """The `conversation:start` events a site's widget would forward (docs/widget.md) for these
+    conversations: UTM and landing page drawn from TRAFFIC, fired as the conversation starts.
+    A few carry a field the receiver must drop (an email typed into a form)."""
+    import random
+
+    rng = random.Random(seed)
+    weights = [t[0] for t in TRAFFIC]
+    events = []
+    for conversation in sorted(conversations, key=lambda c: c["id"]):
+        if rng.random() > TRACKED_SHARE:
+            continue
+        _, source, medium, campaign, page = rng.choices(TRAFFIC, weights)[0]
+        event = {"type": "conversation:start", "conversationId": conversation["id"],
+                 "utm": {"source": source, "medium": medium, "campaign": campaign},
+                 "page": f"https://www.example.com{page}?ref=chat",
+                 "occurredAt": conversation["createdAt"] - rng.randint(0, 3000)}
+        if rng.random() < 0.03:
+            event["email"] = f"visitor{conversation['id']}@example.com"
+        events.append(event)
+    return events
+
+
 def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
-    """45 simulated minutes of Drift activity through the near-real-time path: Drift's POSTs ->
-    the receiver (its own process) -> inbox files -> the sensor's apply code -> marts -> serving."""
+    """45 simulated minutes of Drift activity through the near-real-time path: Drift's POSTs and
+    the site's signed widget events -> the receiver (its own process) -> inbox files -> the
+    sensor's apply code -> marts -> serving."""
     import httpx
 
     from drift_pipeline.operations import apply_inbox_and_refresh
+    from drift_pipeline.webhooks.widget import SIGNATURE_HEADER, sign
 
     started = time.monotonic()
     port = _free_port()
-    env = dict(os.environ, DRIFT_WEBHOOK_TOKEN=simulator.config.webhook_token)
+    env = dict(os.environ, DRIFT_WEBHOOK_TOKEN=simulator.config.webhook_token,
+               DRIFT_WIDGET_SECRET=WIDGET_SECRET)
     receiver = subprocess.Popen([sys.executable, "-m", "drift_pipeline.cli", "webhooks", "serve", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -61,11 +103,27 @@ def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
             for payload in payloads:
                 http.post("/webhooks", json=payload,
                           headers=simulator.config.webhook_headers()).raise_for_status()
+            widget_events = simulated_widget_events(list(simulator.world.conversations.values()),
+                                                    simulator.config.seed)
+
+            def relay(event: dict) -> httpx.Response:
+                # What the site's backend relay does (docs/widget.md): sign the exact bytes.
+                body = json.dumps(event).encode()
+                return http.post("/widget-events", content=body,
+                                 headers={"Content-Type": "application/json",
+                                          SIGNATURE_HEADER: sign(WIDGET_SECRET, body)})
+
+            # Many visitors at once, as on a site: the receiver groups concurrent events into
+            # few inbox files, which is also what keeps applying them quick.
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                for response in pool.map(relay, widget_events):
+                    response.raise_for_status()
     finally:
         receiver.terminate()
         receiver.wait(timeout=30)
     result = apply_inbox_and_refresh(settings)
-    return {"posted": len(payloads), "seconds": time.monotonic() - started, **result}
+    return {"posted": len(payloads), "widget_posted": len(widget_events),
+            "seconds": time.monotonic() - started, **result}
 
 
 def main() -> int:
@@ -102,14 +160,18 @@ def main() -> int:
         calls = simulator.stats.requests_total
         print(f"run {result.run_id} succeeded: {calls} API calls, {time.monotonic() - started:.0f} s")
         applied = _deliver_webhooks(simulator, settings, minutes=45)
-        print(f"webhooks: {applied['posted']} events POSTed to the receiver, {applied['events_applied']} applied "
+        print(f"webhooks: {applied['posted']} events POSTed to the receiver, {applied['events_applied'] - applied['widget_events_applied']} applied "
               f"({applied['conversations_refetched']} conversations re-fetched, {applied['status_events']} status "
-              f"changes), marts refreshed and republished in {applied['seconds']:.0f} s\n")
+              f"changes); widget events: {applied['widget_posted']} POSTed, "
+              f"{applied['widget_events_applied']} applied ({applied['widget_fields_dropped']} "
+              f"fields dropped by the privacy filter); marts refreshed and republished in "
+              f"{applied['seconds']:.0f} s\n")
     rows = headline_metrics(settings)
     print(f"headline metrics from {settings.serving_dir / 'analytics.duckdb'}:\n")
     print(_table(rows, ["day", "conversations", "FRT p50 min", "FRT p90 min", "handoff %", "open->close p50 h"]))
     print(f"\nnext: `make dev` for the Dagster UI; SQL on {settings.serving_dir / 'analytics.duckdb'} "
           "(README, 'For analysts').")
+    print(f"report: {settings.serving_dir / REPORT_FILENAME}")
     return 0
 
 

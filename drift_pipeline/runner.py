@@ -34,7 +34,7 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     check_day_range(settings.history_start, start, end)
     ensure_dagster_home(settings)
     # The module's definitions were built from the environment; build again only for others.
-    defs = definitions.defs if settings == Settings.from_env() else definitions.build_definitions(settings)
+    defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
 
     last = end - timedelta(days=1)
     # The raw assets with their checks (duplicate keys, orphans, freshness), and the dbt models

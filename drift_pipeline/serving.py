@@ -9,11 +9,13 @@ next open sees the new one, and neither side waits for the other.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
 
 from drift_pipeline.fsutil import fsync_dir
+from drift_pipeline.report import REPORT_FILENAME, write_report
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import connect
 from drift_pipeline.transcripts.store import refresh_transcripts
@@ -88,7 +90,9 @@ def publish(settings: Settings) -> dict:
     Path(str(staging_db) + ".wal").unlink(missing_ok=True)
     fsync_dir(serving)
     fsync_dir(parquet_dir)
-    return {"path": str(serving / SERVING_DB), "tables": counts,
+    # The report is drawn from what was just published, so pictures and tables always agree.
+    report = write_report(settings, serving / SERVING_DB, serving / REPORT_FILENAME)
+    return {"path": str(serving / SERVING_DB), "tables": counts, "report": report["path"],
             "transcripts": publish_transcripts_copy(settings)}
 
 
@@ -135,6 +139,30 @@ def publish_transcripts_copy(settings: Settings) -> dict:
     Path(str(staging_db) + ".wal").unlink(missing_ok=True)
     fsync_dir(settings.serving_dir)
     return {"published": True, "path": str(final), "rows": rows, "transcripts_rendered": refreshed.rendered}
+
+
+DBT_DOCS_DIR = "dbt-docs"
+DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+
+
+def publish_dbt_docs(settings: Settings, generated_dir: Path) -> Path:
+    """Copy `dbt docs generate` output (index.html, manifest.json, catalog.json) from
+    `generated_dir` to `serving/dbt-docs/`, each file replaced atomically.
+
+    dbt's index.html loads the two JSON files from beside it, so the folder is browsable as is
+    (served over HTTP: browsers refuse those loads from file://).
+    """
+    missing = [name for name in DBT_DOCS_FILES if not (generated_dir / name).exists()]
+    if missing:
+        raise PublishError(f"dbt docs generate left no {', '.join(missing)} in {generated_dir}")
+    target = settings.serving_dir / DBT_DOCS_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name in DBT_DOCS_FILES:
+        staged = target / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+        shutil.copyfile(generated_dir / name, staged)
+        os.replace(staged, target / name)
+    fsync_dir(target)
+    return target
 
 
 HEADLINE_SQL = """

@@ -79,6 +79,25 @@ def _day(env: Mapping[str, str], name: str, default: date) -> date:
     return value
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of web origins (`https://www.example.com`), normalized the way
+    browsers send the Origin header: lower-case, no path, no trailing slash."""
+    origins = []
+    for item in (env.get(name) or "").split(","):
+        item = item.strip().rstrip("/").lower()
+        if not item:
+            continue
+        if not _ORIGIN_RE.match(item):
+            raise SettingsError(
+                f"{name} must list origins like https://www.example.com (scheme and host, "
+                f"optional port, no path), got {item!r}")
+        origins.append(item)
+    return tuple(origins)
+
+
+_ORIGIN_RE = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -102,6 +121,10 @@ class Settings:
     # `dagster dev`, its run workers, `dagster asset materialize`) reads the same inherited
     # environment, so they all agree on the partition set.
     history_start: date = DEFAULT_HISTORY_START
+    # Widget events (POST /widget-events): the site secret that signs them, and the browser
+    # origins allowed to post them directly. No secret: the endpoint is off.
+    widget_secret: str | None = field(default=None, repr=False)
+    widget_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -123,6 +146,8 @@ class Settings:
             publish_transcripts=_flag(env, "DRIFT_PUBLISH_TRANSCRIPTS"),
             retention_days=_int(env, "DRIFT_RETENTION_DAYS", 0, minimum=1) or None,
             history_start=_day(env, "DRIFT_HISTORY_START", DEFAULT_HISTORY_START),
+            widget_secret=env.get("DRIFT_WIDGET_SECRET") or None,
+            widget_origins=_origins(env, "DRIFT_WIDGET_ORIGINS"),
         )
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).

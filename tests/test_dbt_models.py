@@ -154,6 +154,36 @@ def base_dataset() -> dict:
     }
 
 
+def widget(org_id, conversation_id, at, utm=(None, None, None), page=None, kind="conversation:start"):
+    """A raw.widget_events row as the apply step writes it (UTM as source, medium, campaign)."""
+    source, medium, campaign = utm
+    return {"org_id": org_id, "event_id": f"{org_id}-{conversation_id}-{at}-{kind}", "event_type": kind,
+            "conversation_id": conversation_id, "occurred_at": datetime.fromisoformat(at),
+            "utm_source": source, "utm_medium": medium, "utm_campaign": campaign, "page_path": page}
+
+
+GOOGLE, NEWSLETTER = ("google", "cpc", "winter"), ("newsletter", "email", "nov")
+WIDGET_EVENTS = [
+    widget(ORG, 101, "2026-10-29 11:59:00", GOOGLE, "/pricing"),
+    widget(ORG, 101, "2026-10-29 12:00:00", ("bing", "cpc", "spring"), "/blog", kind="message:sent"),  # later: ignored
+    widget(ORG, 103, "2026-10-29 15:00:00", NEWSLETTER, "/features"),
+    widget(ORG, 104, "2026-10-29 15:59:00", page="/"),                      # tracked, no UTM: '(none)'
+    widget(ORG, 106, "2026-10-30 19:59:00", GOOGLE, "/pricing"),
+    widget(ORG, 999, "2026-10-30 10:00:00", GOOGLE, "/pricing"),            # conversation never synced
+    widget(OTHER_ORG, 101, "2026-10-29 11:00:00", ("linkedin", "social", "q4"), "/demo"),
+]
+
+
+def load_widget_events(conn, events: list[dict], synced_at: datetime) -> None:
+    for row in events:
+        conn.execute("insert or replace into raw.widget_events (org_id, event_id, event_type, conversation_id, "
+                     "occurred_at, utm_source, utm_medium, utm_campaign, page_path, synced_at) "
+                     "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [row["org_id"], row["event_id"], row["event_type"], row["conversation_id"],
+                      row["occurred_at"], row["utm_source"], row["utm_medium"], row["utm_campaign"],
+                      row["page_path"], synced_at])
+
+
 # ---------------------------------------------------------------- raw rows and dbt
 
 def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) -> None:
@@ -242,6 +272,7 @@ def built(tmp_path_factory):
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         create_raw_schema(conn)
         load_raw(conn, dataset, FIRST_SYNC)
+        load_widget_events(conn, WIDGET_EVENTS, FIRST_SYNC)
     result = dbt(home, target, "build")
     return {"home": home, "target": target, "dataset": dataset, "result": result}
 
@@ -280,7 +311,7 @@ def test_marts_live_in_schema_marts_with_contract_types(built):
         types = dict(conn.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
-    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily"}
+    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily"}
     assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
     assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
     assert types["first_response_business_seconds"] == "DOUBLE"
@@ -376,6 +407,86 @@ def _assert_marts_match_reference(marts_of_org: dict, dataset: dict, org_id: int
 def test_marts_match_the_python_reference(built, marts):
     for org_id in (ORG, OTHER_ORG):
         _assert_marts_match_reference(marts[org_id], built["dataset"], org_id)
+
+
+ATTRIBUTION_COLUMNS = ("utm_source", "utm_medium", "utm_campaign", "landing_page")
+
+
+def test_fct_attribution_is_the_first_widget_event_per_conversation(marts):
+    expected = {101: ("google", "cpc", "winter", "/pricing"), 103: ("newsletter", "email", "nov", "/features"),
+                104: (None, None, None, "/"), 106: ("google", "cpc", "winter", "/pricing")}
+    got = {cid: tuple(row[c] for c in ATTRIBUTION_COLUMNS) for cid, row in marts[ORG]["fct"].items()}
+    assert got == {cid: expected.get(cid, (None,) * 4) for cid in HAND_COMPUTED_FCT}
+    assert tuple(marts[OTHER_ORG]["fct"][101][c] for c in ATTRIBUTION_COLUMNS) == ("linkedin", "social", "q4", "/demo")
+
+
+ATTRIBUTION_METRICS = ("conversations", "responded_conversations", "bot_conversations", "handed_off_conversations",
+                       "handoff_rate", "first_response_p50_seconds", "open_to_close_p50_seconds")
+UNTRACKED, NONE = ("(untracked)",) * 3, ("(none)",) * 3
+
+
+def test_agg_attribution_daily_matches_hand_computed_values(built):
+    assert_all_passed(built["result"])
+    expected = {
+        (ORG, D1, *GOOGLE): (1, 1, 0, 0, None, 90.25, 1860.0),            # 101
+        (ORG, D1, *NEWSLETTER): (1, 1, 1, 1, 1.0, 180.0, 3600.0),         # 103
+        (ORG, D1, *NONE): (1, 0, 1, 0, 0.0, None, 1860.0),                # 104
+        (ORG, D1, *UNTRACKED): (2, 1, 1, 0, 0.0, 120.0, 1800.0),          # 102, 105
+        (ORG, D2, *GOOGLE): (1, 1, 0, 0, None, 241200.0, 244860.0),       # 106
+        (ORG, D2, *UNTRACKED): (1, 0, 0, 0, None, None, None),            # 107
+        (ORG, D3, *UNTRACKED): (2, 1, 0, 0, None, 9000.0, 5550.25),       # 108, 109
+        (OTHER_ORG, D1, "linkedin", "social", "q4"): (1, 1, 0, 0, None, 45.0, None),
+    }
+    assert_rows_match(_snapshot(built["home"])["attribution"],
+                      {k: dict(zip(ATTRIBUTION_METRICS, v)) for k, v in expected.items()}, ATTRIBUTION_METRICS)
+
+
+def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tmp_path):
+    """A widget event applied after its conversation was built re-attributes it: the incremental
+    fct rebuilds just that conversation, the attribution aggregate its day, equal to a full refresh."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        load_widget_events(conn, [
+            widget(ORG, 102, "2026-10-29 13:59:50", ("bing", "cpc", "spring"), "/blog"),  # was untracked
+            widget(ORG, 101, "2026-10-29 11:58:00", NEWSLETTER, "/home"),                 # an earlier touch
+        ], SECOND_SYNC)
+        built_at = conn.execute("select max(_refreshed_at) from marts.fct_conversations").fetchone()[0]
+
+    target = built["target"]
+    assert_all_passed(dbt(home, target, "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
+    incremental = _snapshot(home)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        rebuilt = {r[0] for r in conn.execute(
+            "select conversation_id from marts.fct_conversations where _refreshed_at > ?", [built_at]).fetchall()}
+    assert rebuilt == {101, 102}
+    fct = incremental["fct"]
+    assert tuple(fct[(ORG, 101)][c] for c in ATTRIBUTION_COLUMNS) == (*NEWSLETTER, "/home")
+    assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == ("bing", "cpc", "spring", "/blog")
+    day_one = {k[2:]: v["conversations"] for k, v in incremental["attribution"].items() if k[:2] == (ORG, D1)}
+    assert day_one == {NEWSLETTER: 2, ("bing", "cpc", "spring"): 1, NONE: 1, UNTRACKED: 1}
+
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
+    assert incremental == _snapshot(home)
+
+
+def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built, tmp_path):
+    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for column in ATTRIBUTION_COLUMNS:
+            conn.execute(f"alter table marts.fct_conversations drop column {column}")
+        load_widget_events(conn, [widget(ORG, 102, "2026-10-29 13:59:50", GOOGLE, "/pricing")], SECOND_SYNC)
+
+    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts"))
+    fct = _snapshot(home)["fct"]
+    assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")
+    assert fct[(ORG, 101)]["utm_source"] is None  # built before, untouched: not re-attributed
 
 
 def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
@@ -493,7 +604,9 @@ def _snapshot(home: Path) -> dict:
     """Every mart row keyed by its grain, without the incremental bookkeeping columns."""
     keys = {"fct": ("marts.fct_conversations", ("org_id", "conversation_id")),
             "daily": ("marts.agg_daily_metrics", ("org_id", "metric_date")),
-            "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id"))}
+            "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id")),
+            "attribution": ("marts.agg_attribution_daily",
+                            ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign"))}
     snapshot = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         for name, (table, key) in keys.items():

@@ -9,7 +9,8 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.partitions import single_run
-from drift_pipeline.serving import headline_metrics, publish
+from drift_pipeline.report import headline_charts_markdown
+from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
 
 MARTS_GROUP = "drift_marts"
@@ -55,18 +56,41 @@ def build_dbt_models():
                            target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
             result = publish(settings)
-            context.log.info(f"published serving copy: {result['tables']}")
+            context.log.info(f"published serving copy: {result['tables']}; report: {result['report']}")
+            docs = _publish_dbt_docs(context, dbt, settings)
             context.log_event(AssetObservation(
                 asset_key=AssetKey(["marts", "agg_daily_metrics"]),
                 description="Published to the serving copy",
                 metadata={
                     "serving_copy": MetadataValue.path(result["path"]),
+                    "report": MetadataValue.path(result["report"]),
+                    **({"dbt_docs": MetadataValue.path(str(docs / "index.html"))} if docs else {}),
                     **{f"rows {name}": MetadataValue.int(rows) for name, rows in result["tables"].items()},
                     "latest days": MetadataValue.md(_metrics_markdown(headline_metrics(settings)[-7:])),
+                    # The report's headline charts, drawn from the same published numbers.
+                    "charts": MetadataValue.md(
+                        headline_charts_markdown(settings, settings.serving_dir / SERVING_DB)),
                 },
             ))
 
     return drift_dbt_models
+
+
+def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, settings: Settings):
+    """`dbt docs generate`, then its files to `serving/dbt-docs/`; the folder, or None if dbt
+    failed (docs are a convenience: a data run does not fail for them).
+
+    Runs here because the catalog reads the warehouse and this step is already its writer.
+    Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
+    """
+    generated = dbt_run_dir(settings, "docs")
+    invocation = dbt.cli(["docs", "generate"], manifest=ensure_manifest(), target_path=generated,
+                         raise_on_error=False).wait()
+    if not invocation.is_successful():
+        context.log.warning(f"dbt docs generate failed; serving/dbt-docs is unchanged "
+                            f"(dbt's log: {generated / 'dbt.log'})")
+        return None
+    return publish_dbt_docs(settings, generated)
 
 
 def _metrics_markdown(rows) -> str:

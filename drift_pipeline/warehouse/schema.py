@@ -220,6 +220,28 @@ ERASURES = Table(
     ("erasure_id",),
 )
 
+WIDGET_EVENTS = Table(
+    "raw.widget_events",
+    (
+        ("org_id", "BIGINT NOT NULL"),  # the org of the conversation (see webhooks/apply.py)
+        ("event_id", "VARCHAR NOT NULL"),  # sha256 of the canonical kept fields
+        ("event_type", "VARCHAR"),  # the widget's event name, e.g. conversation:start
+        ("conversation_id", "BIGINT"),
+        ("occurred_at", "TIMESTAMP"),  # the browser's clock
+        ("utm_source", "VARCHAR"),
+        ("utm_medium", "VARCHAR"),
+        ("utm_campaign", "VARCHAR"),
+        ("utm_term", "VARCHAR"),
+        ("utm_content", "VARCHAR"),
+        ("page_path", "VARCHAR"),  # path only: query string and fragment never stored
+        ("dropped_fields", "INTEGER"),  # fields refused by the privacy filter (counted, not kept)
+        ("received_at", "TIMESTAMP"),
+        ("source_file", "VARCHAR"),
+        ("synced_at", "TIMESTAMP"),  # when applied; drives the incremental marts
+    ),
+    ("org_id", "event_id"),
+)
+
 RAW_TABLES: tuple[Table, ...] = (
     CONVERSATIONS,
     MESSAGES,
@@ -232,6 +254,7 @@ RAW_TABLES: tuple[Table, ...] = (
     ERASED_CONTACTS,
     TRANSCRIPTS,
     ERASURES,
+    WIDGET_EVENTS,
 )
 
 

@@ -9,7 +9,8 @@ by message, conversation and participant events are re-fetched through the clien
 (source `webhook`), which is how reopens are seen; contact events re-fetch the contact (named
 by id, or looked up by email); `gdpr_delete_requested` erases the contact from the warehouse and
 the files (the caller republishes the serving copy); `app_disconnected` marks the org's tokens
-unusable until `auth exchange`; unknown types are stored and skipped. The file then moves to
+unusable until `auth exchange`; unknown types are stored and skipped; widget events
+(webhooks/widget.py) land in `raw.widget_events`, once per id. The file then moves to
 `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason` file, and the
 rest keep flowing.
 """
@@ -41,6 +42,7 @@ from drift_pipeline.webhooks.inbox import (
     quarantine_record,
     read_inbox_file,
 )
+from drift_pipeline.webhooks.widget import InvalidWidgetEvent, filter_event, is_widget_payload
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class ApplyResult:
     contacts_erased: int = 0
     file_lines_erased: int = 0
     orgs_disconnected: list[int] = field(default_factory=list)
+    widget_events_applied: int = 0  # also counted in events_applied (they refresh the marts)
+    widget_fields_dropped: int = 0
     quarantined: list[str] = field(default_factory=list)
     touched_days: set = field(default_factory=set)
 
@@ -135,8 +139,14 @@ class InboxApplier:
         """Apply one file's records; `force` (replay) re-applies events already applied, and
         an event that is still invalid raises `InvalidEvent` (the operator asked for it)
         instead of being quarantined again."""
+        widget_records = [(number, record) for number, record in enumerate(records, start=1)
+                          if is_widget_payload(record["payload"])]
+        if widget_records:
+            self._apply_widget_events(widget_records, source_file, result, force=force)
         events = []
         for number, record in enumerate(records, start=1):
+            if is_widget_payload(record["payload"]):
+                continue  # applied above
             try:
                 events.append((record, validate_event(record["payload"])))
             except InvalidEvent as exc:
@@ -187,6 +197,73 @@ class InboxApplier:
         with transaction(self.conn):
             result.status_events += upsert(self.conn, schema.STATUS_EVENTS, status_rows)
             upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
+
+    def _apply_widget_events(self, records: list[tuple[int, dict]], source_file: str,
+                             result: ApplyResult, *, force: bool = False) -> None:
+        """Upsert widget events into `raw.widget_events`, each id once.
+
+        A browser does not know its Drift org: an event takes the org of its conversation, or
+        the warehouse's only org. An event neither tells (a multi-workspace warehouse that has
+        not synced the conversation yet) is quarantined, to be replayed after the next sync.
+        Under `force` (replay) an event that still cannot be applied raises `InvalidEvent`,
+        like a webhook's.
+        """
+        def reject(number: int, record: dict, reason: str) -> None:
+            if force:
+                raise InvalidEvent(f"{source_file} line {number}: {reason}")
+            result.events_invalid += 1
+            self._quarantine_record(source_file, number, record, reason)
+
+        events = []
+        for number, record in records:  # numbered by their line in the file
+            try:
+                events.append((number, record, filter_event(record["payload"])))
+            except InvalidWidgetEvent as exc:
+                reject(number, record, exc.reason)
+        if not events:
+            return
+        # Conversation ids are per workspace: an id two workspaces share names neither.
+        orgs_of = dict(self.conn.execute(
+            "SELECT conversation_id, min(org_id) FROM raw.conversations "
+            "WHERE conversation_id IN (SELECT unnest(?::BIGINT[])) GROUP BY conversation_id "
+            "HAVING count(DISTINCT org_id) = 1",
+            [sorted({e.conversation_id for _, _, e in events})]).fetchall())
+        known_orgs = [r[0] for r in self.conn.execute(
+            "SELECT org_id FROM raw.conversations UNION SELECT org_id FROM raw.users").fetchall()]
+        only_org = known_orgs[0] if len(known_orgs) == 1 else None
+        seen = set() if force else {r[0] for r in self.conn.execute(
+            "SELECT event_id FROM raw.widget_events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
+            [[e.event_id for _, _, e in events]]).fetchall()}
+        now = tf.utcnow()
+        rows = []
+        for number, record, event in events:
+            if event.event_id in seen:
+                result.events_duplicate += 1
+                continue
+            org_id = orgs_of.get(event.conversation_id, only_org)
+            if org_id is None:
+                reject(
+                    number, record,
+                    f"widget event for conversation {event.conversation_id}: its Drift org is "
+                    "unknown (not synced yet, or the id exists in several workspaces); replay "
+                    "this file after a sync")
+                continue
+            seen.add(event.event_id)
+            rows.append({
+                "org_id": org_id, "event_id": event.event_id, "event_type": event.type,
+                "conversation_id": event.conversation_id,
+                "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
+                **{f"utm_{name}": value for name, value in event.utm.items()},
+                "page_path": event.page_path, "dropped_fields": event.dropped_fields,
+                "received_at": tf.ms_to_ts(record.get("received_at")),
+                "source_file": source_file, "synced_at": now,
+            })
+            result.widget_fields_dropped += event.dropped_fields
+            result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
+        with transaction(self.conn):
+            applied = upsert(self.conn, schema.WIDGET_EVENTS, rows)
+        result.widget_events_applied += applied
+        result.events_applied += applied
 
     async def _refetch(self, fresh, result: ApplyResult) -> None:
 

@@ -17,6 +17,12 @@ Answers of `POST /webhooks`:
 - 400 not JSON, 401 no presented token matches, 413 body over 1 MiB, 503 the inbox cannot be
   written (Drift retries). Nothing is written for any of these.
 Error bodies are `{"error": "<one line>"}` and never repeat the request body or the token.
+
+`POST /widget-events` takes the events a site forwards from the Drift widget (docs/widget.md):
+403 a browser Origin not in DRIFT_WIDGET_ORIGINS, 413 body over 16 KiB, 401 missing or wrong
+`X-Drift-Pipeline-Signature`, 400 not JSON, 422 not a widget event; otherwise 200 with
+`accepted` or `duplicate`, the id and how many fields were dropped. 404 while
+DRIFT_WIDGET_SECRET is unset. `OPTIONS` answers the CORS preflight of allowed origins.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from drift_pipeline.settings import Settings
@@ -41,6 +47,14 @@ from drift_pipeline.webhooks.inbox import (
     InboxWriter,
     inbox_record,
     quarantine_record,
+)
+from drift_pipeline.webhooks.widget import (
+    MAX_WIDGET_BODY_BYTES,
+    SIGNATURE_HEADER,
+    InvalidWidgetEvent,
+    filter_event,
+    origin_allowed,
+    signature_matches,
 )
 
 log = logging.getLogger(__name__)
@@ -202,6 +216,70 @@ class _Receiver:
         response.reason = reason  # for the request's log line
         return response, "invalid", identity
 
+    async def widget_events(self, request: Request) -> Response:
+        started = time.perf_counter()
+        origin = request.headers.get("origin")
+        if request.method == "OPTIONS":
+            response, identity, dropped = self._widget_preflight(origin), None, None
+        else:
+            response, identity, dropped = await self._handle_widget(request, origin)
+        if origin is not None and origin_allowed(origin, self.settings.widget_origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+        # The answer depends on Origin: caches must not hand one origin's answer to another.
+        response.headers["Vary"] = "Origin"
+        reason = f" error={response.reason!r}" if response.status_code >= 400 else ""
+        log.info("%s /widget-events %d event_id=%s dropped=%s %.1fms%s", request.method,
+                 response.status_code, identity or "-", "-" if dropped is None else dropped,
+                 (time.perf_counter() - started) * 1000, reason)
+        return response
+
+    def _widget_preflight(self, origin: str | None) -> Response:
+        if not self.settings.widget_secret:
+            return _error(404, "widget events are off: DRIFT_WIDGET_SECRET is not set")
+        if origin is None or not origin_allowed(origin, self.settings.widget_origins):
+            return _error(403, "origin not allowed: add it to DRIFT_WIDGET_ORIGINS")
+        response = Response(status_code=204, headers={
+            "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": f"Content-Type, {SIGNATURE_HEADER}",
+            "Access-Control-Max-Age": "600",
+        })
+        response.reason = ""
+        return response
+
+    async def _handle_widget(self, request: Request, origin: str | None
+                             ) -> tuple[Response, str | None, int | None]:
+        secret = self.settings.widget_secret
+        if not secret:
+            return _error(404, "widget events are off: DRIFT_WIDGET_SECRET is not set"), None, None
+        # Origin first: a page of another site is refused before any work is done for it.
+        if not origin_allowed(origin, self.settings.widget_origins):
+            return _error(403, "origin not allowed: add it to DRIFT_WIDGET_ORIGINS"), None, None
+        try:
+            body = await read_bounded_body(request, MAX_WIDGET_BODY_BYTES)
+        except BodyTooLarge:
+            return _error(413, f"body is larger than {MAX_WIDGET_BODY_BYTES} bytes"), None, None
+        except ClientDisconnect:
+            return _error(400, "client disconnected before sending the whole body"), None, None
+        if not signature_matches(secret, body, request.headers.get(SIGNATURE_HEADER)):
+            return _error(401, f"missing or wrong {SIGNATURE_HEADER}"), None, None
+        try:
+            event = filter_event(parse_json(body))
+        except InvalidEvent as exc:
+            return _error(400, exc.reason), None, None
+        except InvalidWidgetEvent as exc:
+            return _error(422, exc.reason), None, None
+        self.ensure_writer()
+        try:
+            result = await self.writer.submit(event.payload, event.event_id,
+                                              canonical=event.canonical)
+        except InboxUnavailable as exc:
+            log.error("widget event not stored, the site should retry: %s", exc)
+            return (_error(503, "the inbox cannot be written now; retry later"),
+                    event.event_id, event.dropped_fields)
+        return (JSONResponse({"status": result.status, "event_id": result.event_id,
+                              "dropped_fields": event.dropped_fields}),
+                event.event_id, event.dropped_fields)
+
     async def healthz(self, request: Request) -> JSONResponse:
         self.ensure_writer()
         if not self.writer.running:
@@ -226,6 +304,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/webhooks", receiver.webhooks, methods=["POST"]),
             Route("/healthz", receiver.healthz, methods=["GET"]),
+            Route("/widget-events", receiver.widget_events, methods=["POST", "OPTIONS"]),
         ],
         lifespan=receiver.lifespan,
     )

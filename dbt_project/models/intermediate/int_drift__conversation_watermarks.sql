@@ -11,7 +11,7 @@
     )
 }}
 -- The latest load time of everything a conversation's metrics read (its row, its messages, its
--- status events). Every incremental model downstream rebuilds the conversations whose
+-- status events, its widget events). Every incremental model downstream rebuilds the conversations whose
 -- watermark moved past the newest one it holds (macros/metrics/conversations_to_rebuild.sql).
 -- Incremental runs find the conversations with a raw row loaded after the newest watermark
 -- here, from the load stamps alone (no per-conversation aggregation over all messages), and
@@ -54,6 +54,15 @@ loaded_since as (
     cross join previous_build
     where status_events.recorded_at is null
         or status_events.recorded_at > previous_build.source_synced_at
+
+    union
+
+    -- A widget event applied after the conversation was built changes its attribution.
+    select widget_events.org_id, widget_events.conversation_id
+    from {{ ref('stg_drift__widget_events') }} as widget_events
+    cross join previous_build
+    where widget_events.synced_at is null
+        or widget_events.synced_at > previous_build.source_synced_at
 
     union
 
@@ -111,6 +120,19 @@ loads as (
         on status_events.org_id = conversations.org_id
         and status_events.conversation_id = conversations.conversation_id
     group by status_events.org_id, status_events.conversation_id
+
+    union all
+
+    select
+        widget_events.org_id,
+        widget_events.conversation_id,
+        max(widget_events.synced_at) as synced_at,
+        count(*) - count(widget_events.synced_at) as unstamped
+    from {{ ref('stg_drift__widget_events') }} as widget_events
+    inner join conversations
+        on widget_events.org_id = conversations.org_id
+        and widget_events.conversation_id = conversations.conversation_id
+    group by widget_events.org_id, widget_events.conversation_id
 
 )
 

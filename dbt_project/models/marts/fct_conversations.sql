@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key=['org_id', 'conversation_id'],
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}"
     )
 }}
@@ -13,6 +13,9 @@
   definition every intermediate model uses), or every row when the business-hours schedule
   changed; the pre-hook drops conversations that left raw (erasure), so an incremental run
   equals a full refresh.
+  Columns a newer version adds (attribution) are appended to a table an older version built
+  rather than failing the nightly run: nothing was attributed before them, so null is right
+  for the old rows, and a later widget event rebuilds its conversation's row.
 -#}
 {%- set business_hours_version = drift_business_hours_version() %}
 
@@ -62,6 +65,12 @@ message_counts as (
 
     select * from {{ ref('int_drift__message_counts') }}
 
+),
+
+first_touches as (
+
+    select * from {{ ref('int_drift__first_touch') }}
+
 )
 
 select
@@ -89,6 +98,10 @@ select
     cast(coalesce(message_counts.contact_message_count, 0) as bigint) as contact_message_count,
     cast(coalesce(message_counts.agent_message_count, 0) as bigint) as agent_message_count,
     cast(coalesce(message_counts.bot_message_count, 0) as bigint) as bot_message_count,
+    first_touches.utm_source,
+    first_touches.utm_medium,
+    first_touches.utm_campaign,
+    first_touches.landing_page,
     conversations.source_synced_at as _source_synced_at,
     {{ drift_run_started_at() }} as _refreshed_at,
     '{{ business_hours_version }}' as _business_hours_version
@@ -108,3 +121,6 @@ left join close_times
 left join message_counts
     on conversations.org_id = message_counts.org_id
     and conversations.conversation_id = message_counts.conversation_id
+left join first_touches
+    on conversations.org_id = first_touches.org_id
+    and conversations.conversation_id = first_touches.conversation_id
