@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
-	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir .
+	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir . --log-path $(DRIFT_PIPELINE_HOME)/logs/dbt
 
 install: $(STAMP) $(DBT_MANIFEST)
 
