@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from drift_pipeline.assets.dbt import build_dbt_models
 from drift_pipeline.assets.drift_raw import build_drift_raw_sync, raw_asset_checks
+from drift_pipeline.assets.webhooks import webhook_inbox
 from drift_pipeline.dbt_project import dbt_project
 from drift_pipeline.partitions import daily_partitions
 from drift_pipeline.resources import DriftApiResource, warehouse_resource
@@ -21,7 +22,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     partitions = daily_partitions(settings.history_start)
     return Definitions(
-        assets=[build_drift_raw_sync(partitions), build_dbt_models()],
+        assets=[build_drift_raw_sync(partitions), webhook_inbox, build_dbt_models()],
         asset_checks=raw_asset_checks,
         jobs=[build_sync_job(partitions), apply_webhooks_job],
         schedules=schedules,

@@ -12,6 +12,7 @@ from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.instance import ensure_dagster_home
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, check_day_range
+from drift_pipeline.schedules import SYNC_SELECTION
 from drift_pipeline.settings import Settings
 
 
@@ -40,7 +41,7 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     # The raw assets with their checks (duplicate keys, orphans, freshness), and the dbt models
     # with theirs unless --no-dbt: a CLI sync checks what a scheduled run checks.
     assets = list(defs.assets) + list(defs.asset_checks or [])
-    selection = AssetSelection.all() if with_dbt else AssetSelection.groups(RAW_GROUP)
+    selection = SYNC_SELECTION if with_dbt else AssetSelection.groups(RAW_GROUP)
     tags = {
         "dagster/asset_partition_range_start": start.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),

@@ -22,6 +22,7 @@ from dagster import (
     schedule,
 )
 
+from drift_pipeline.assets.webhooks import WEBHOOKS_GROUP
 from drift_pipeline.drift.auth import disconnection_reason
 from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.resources import DriftApiResource
@@ -31,11 +32,15 @@ from drift_pipeline.settings import Settings
 SYNC_JOB = "drift_sync_job"
 
 
+# Every asset but the webhook inbox's: the sensor's job applies those files as they arrive.
+SYNC_SELECTION = AssetSelection.all() - AssetSelection.groups(WEBHOOKS_GROUP)
+
+
 def build_sync_job(partitions_def: PartitionsDefinition):
     """The job the schedules (and the UI's range backfills) run: every asset, one range per run."""
     return define_asset_job(
         SYNC_JOB,
-        selection=AssetSelection.all(),
+        selection=SYNC_SELECTION,
         partitions_def=partitions_def,
         description="Sync raw Drift tables for a range of days, rebuild the marts, republish the serving copy.",
     )

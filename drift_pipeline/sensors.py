@@ -5,65 +5,43 @@ import json
 import time
 
 from dagster import (
-    AssetKey,
-    AssetMaterialization,
-    Config,
+    AssetSelection,
+    DagsterRunStatus,
     DefaultSensorStatus,
-    OpExecutionContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
-    job,
-    op,
+    define_asset_job,
     sensor,
 )
 
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.assets.dbt import MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
+from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY
 from drift_pipeline.resources import DriftApiResource
-from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import iter_inbox_files
 
 # A file still in the inbox this long after its run was requested (the run failed or was
 # deleted) is requested again; applying is idempotent, so a late duplicate run is harmless.
 REDISPATCH_AFTER_SECONDS = 600
-MART_KEYS = [AssetKey(["marts", name]) for name in ("fct_conversations", "agg_daily_metrics", "agg_agent_daily")]
+DBT_OP = "drift_dbt_models"
+WEBHOOK_OP = "webhook_inbox"
+
+# The webhook inbox assets, then the dbt models (run, not tested: the incremental models
+# rebuild just what the events touched), then the serving copy: one run, and every
+# materialization in it comes from the asset that did the work.
+apply_webhooks_job = define_asset_job(
+    "apply_webhooks_job",
+    selection=(AssetSelection.assets(WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY)
+               | AssetSelection.groups(MODELS_GROUP, MARTS_GROUP)).without_checks(),
+    description="Applies webhook inbox files and refreshes the models (launched by webhook_inbox_sensor).",
+    tags={"drift/trigger": "webhook"},
+)
 
 
-class ApplyInboxConfig(Config):
-    files: list[str] = []  # the inbox files that triggered the run (it applies all waiting ones)
-
-
-@op(description="Apply dropped webhook files, refresh the affected marts' rows, republish the serving copy.")
-def apply_webhook_files(context: OpExecutionContext, config: ApplyInboxConfig, drift: DriftApiResource):
-    settings = drift.settings()
-    # Everything waiting, not only the files this run was requested for: runs queue behind each
-    # other (one writer), so the first to start takes the backlog and the rest find little to do.
-    result = apply_inbox(settings)
-    summary = result.as_dict()
-    context.log.info(f"applied webhook files: {summary}")
-    if result.events_applied or result.contacts_erased:
-        refresh_marts(settings)
-        for day in sorted(result.touched_days):
-            for table in ("conversations", "messages", "status_events"):
-                context.log_event(AssetMaterialization(
-                    asset_key=AssetKey(["raw", table]), partition=day.isoformat(),
-                    description="webhook events applied", metadata={"source": "webhook"}))
-        for key in MART_KEYS:
-            context.log_event(AssetMaterialization(
-                asset_key=key, description="refreshed after webhook events",
-                metadata={"events_applied": result.events_applied,
-                          "conversations_refetched": result.conversations_refetched}))
-    if result.files_quarantined:
-        context.log.warning(f"quarantined: {result.quarantined}")
-    if result.files_waiting:
-        context.log.warning(f"{len(result.files_waiting)} inbox file(s) wait for `drift-pipeline auth "
-                            f"exchange`: Drift disconnected the app from their workspace")
-    return summary
-
-
-@job(description="Applies webhook inbox files (launched by webhook_inbox_sensor).")
-def apply_webhooks_job():
-    apply_webhook_files()
+def apply_webhooks_run_config(files: list[str]) -> dict:
+    """The job's run config: which files triggered it, and the dbt asset in refresh mode."""
+    return {"ops": {WEBHOOK_OP: {"config": {"files": files}}, DBT_OP: {"config": dict(REFRESH_CONFIG)}}}
 
 
 def plan_dispatch(waiting: list[str], cursor: str | None, now: float) -> tuple[list[str], str]:
@@ -78,8 +56,6 @@ def plan_dispatch(waiting: list[str], cursor: str | None, now: float) -> tuple[l
 
 
 def _run_waiting_to_start(context: SensorEvaluationContext) -> bool:
-    from dagster import DagsterRunStatus, RunsFilter
-
     queued = context.instance.get_runs(
         filters=RunsFilter(job_name=apply_webhooks_job.name,
                            statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]),
@@ -108,6 +84,6 @@ def webhook_inbox_sensor(context: SensorEvaluationContext, drift: DriftApiResour
     run_key = hashlib.sha256(json.dumps([due, int(now)]).encode()).hexdigest()[:20]
     return RunRequest(
         run_key=run_key,
-        run_config={"ops": {"apply_webhook_files": {"config": {"files": due}}}},
+        run_config=apply_webhooks_run_config(due),
         tags={"drift/trigger": "webhook", "drift/inbox_files": str(len(due))},
     )

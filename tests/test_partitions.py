@@ -25,8 +25,10 @@ def test_every_asset_and_the_sync_job_share_the_configured_partitions(home, monk
     monkeypatch.setenv("DRIFT_HISTORY_START", "2016-03-01")
     defs = build_definitions(Settings.from_env())
     graph = defs.resolve_asset_graph()
-    # The sync's six tables (raw/widget_events is filled by the inbox path, not partitioned).
-    raw = [key for key in graph.get_all_asset_keys() if key.path[0] == "raw" and key.path[1] != "widget_events"]
+    # The sync's six tables (raw/webhook_events and raw/widget_events are the inbox path's,
+    # unpartitioned).
+    raw = [key for key in graph.get_all_asset_keys()
+           if key.path[0] == "raw" and key.path[1] not in ("webhook_events", "widget_events")]
     assert len(raw) == 6
     for key in raw:
         assert graph.get(key).partitions_def.get_first_partition_key() == "2016-03-01"

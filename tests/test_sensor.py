@@ -10,7 +10,8 @@ import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from drift_pipeline.resources import DriftApiResource
-from drift_pipeline.sensors import REDISPATCH_AFTER_SECONDS, apply_webhooks_job, plan_dispatch, webhook_inbox_sensor
+from drift_pipeline.definitions import build_definitions
+from drift_pipeline.sensors import REDISPATCH_AFTER_SECONDS, apply_webhooks_run_config, plan_dispatch, webhook_inbox_sensor
 from drift_pipeline.webhooks.inbox import write_events_file
 
 from conftest import SIM_END, query, sync
@@ -41,7 +42,7 @@ def test_sensor_requests_new_inbox_files_once(home, tmp_path):
         context = build_sensor_context(instance=instance, resources={"drift": DriftApiResource()})
         request = webhook_inbox_sensor(context)
         assert isinstance(request, RunRequest)
-        assert request.run_config["ops"]["apply_webhook_files"]["config"]["files"] == [first.name]
+        assert request.run_config["ops"]["webhook_inbox"]["config"]["files"] == [first.name]
         context = build_sensor_context(instance=instance, cursor=context.cursor,
                                        resources={"drift": DriftApiResource()})
         assert isinstance(webhook_inbox_sensor(context), SkipReason)  # a restart with the cursor
@@ -49,7 +50,7 @@ def test_sensor_requests_new_inbox_files_once(home, tmp_path):
         context = build_sensor_context(instance=instance, cursor=context.cursor,
                                        resources={"drift": DriftApiResource()})
         request = webhook_inbox_sensor(context)
-        assert request.run_config["ops"]["apply_webhook_files"]["config"]["files"] == [second.name]
+        assert request.run_config["ops"]["webhook_inbox"]["config"]["files"] == [second.name]
 
 
 @pytest.mark.slow
@@ -59,16 +60,17 @@ def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
     conversation_id = next(cid for cid, c in simulator.world.conversations.items() if c["status"] == "open")
     payloads = simulator.world.set_status(conversation_id, "closed", at_ms=simulator.world.now_ms + 1000)
     path = write_events_file(settings.inbox_dir, payloads)
-    result = apply_webhooks_job.execute_in_process(
-        run_config={"ops": {"apply_webhook_files": {"config": {"files": [path.name]}}}},
-        resources={"drift": DriftApiResource()},
-    )
+    job = build_definitions(settings).resolve_job_def("apply_webhooks_job")
+    result = job.execute_in_process(run_config=apply_webhooks_run_config([path.name]))
     assert result.success
-    summary = result.output_for_node("apply_webhook_files")
-    assert summary["events_applied"] == 1 and summary["files_applied"] == 1
+    applied = result.asset_materializations_for_node("webhook_inbox")
+    events = next(m for m in applied if m.asset_key.to_user_string() == "raw/webhook_events")
+    assert events.metadata["events_applied"].value == 1 and events.metadata["files_applied"].value == 1
     assert (settings.processed_dir / path.name).exists()
-    keys = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("apply_webhook_files")}
-    assert {"marts/fct_conversations", "raw/status_events"} <= keys
+    # The marts' materializations come from dbt's own events, in the same run, after the apply.
+    built = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("drift_dbt_models")}
+    assert {"marts/fct_conversations", "marts/agg_daily_metrics", "marts/agg_agent_daily"} <= built
+    assert not result.get_asset_check_evaluations(), "the webhook refresh runs the models, not their tests"
     import duckdb
 
     serving = duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True)

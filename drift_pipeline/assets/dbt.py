@@ -4,9 +4,10 @@
 import os
 from typing import Any, Mapping, Optional
 
-from dagster import AssetExecutionContext, AssetKey, AssetObservation, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.partitions import single_run
 from drift_pipeline.report import headline_charts_markdown
@@ -26,6 +27,27 @@ class DriftDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
         return ["team:analytics-engineering"]
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
+        """A model reading a raw table the webhook apply also writes is downstream of the
+        webhook events too, so a run of both orders them and the lineage shows both writers."""
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        upstream = self.get_resource_props(manifest, unique_id).get("depends_on", {}).get("nodes", [])
+        if any(node == f"source.drift_pipeline.drift.{table}" for node in upstream for table in WEBHOOK_FED_SOURCES):
+            spec = spec.merge_attributes(deps=[WEBHOOK_EVENTS_KEY])
+        return spec
+
+
+class DbtModelsConfig(Config):
+    """How a run builds the models. A scheduled or CLI run builds and tests them and publishes
+    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive."""
+
+    data_tests: bool = True  # `dbt build` (models + data tests); false: `dbt run`
+    docs: bool = True  # regenerate dbt docs into serving/dbt-docs after publishing
+
+
+# What the webhook job runs: the models' changed rows and the serving copy, nothing else.
+REFRESH_CONFIG = {"data_tests": False, "docs": False}
 
 
 def build_dbt_models():
@@ -47,17 +69,18 @@ def build_dbt_models():
         backfill_policy=single_run,
         dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     )
-    def drift_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource):
         """Build the dbt models and run their data tests (unit tests run in CI, not every run),
         then republish the serving copy so analysts see the new numbers."""
         settings = Settings.from_env()
         os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
-        yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+        command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
+        yield from dbt.cli(command, context=context,
                            target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
             result = publish(settings)
             context.log.info(f"published serving copy: {result['tables']}; report: {result['report']}")
-            docs = _publish_dbt_docs(context, dbt, settings)
+            docs = _publish_dbt_docs(context, dbt, settings) if config.docs else None
             context.log_event(AssetObservation(
                 asset_key=AssetKey(["marts", "agg_daily_metrics"]),
                 description="Published to the serving copy",
