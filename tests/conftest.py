@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+import httpx
 import pytest
 
 from drift_pipeline.settings import Settings
+from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 
@@ -111,3 +114,27 @@ def deliver(simulator, settings: Settings, payloads: list[dict], *, spacing_s: f
         return answers
 
     return asyncio.run(go())
+
+
+# --- the webhook receiver, in process --------------------------------------------------------
+# Driven through httpx.ASGITransport with the app's lifespan, as a server runs it; `client`
+# uses the requesting module's `settings` fixture.
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(settings: Settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            yield http
+
+
+@pytest.fixture
+async def client(settings: Settings, anyio_backend):
+    async with running_receiver(settings) as http:
+        yield http

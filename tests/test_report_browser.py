@@ -5,36 +5,16 @@ Skipped when Playwright or Debian's Chromium (`make browser-deps`) is missing.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
-
 from drift_pipeline.report import write_report
+
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_marks, sync_playwright
 
 try:
     from test_report import CHART_COUNT, build_serving_copy, settings_for
 except ImportError:  # tests/ imported as a package
     from tests.test_report import CHART_COUNT, build_serving_copy, settings_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-
-CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
-CHROMIUM = next((p for p in CHROMIUM_PATHS if os.access(p, os.X_OK)), None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytestmark.append(pytest.mark.skip(reason="playwright is not installed (pip install -e '.[browser]')"))
-elif CHROMIUM is None:
-    pytestmark.append(pytest.mark.skip(
-        reason=f"no Chromium at {' or '.join(CHROMIUM_PATHS)} (`make browser-deps` installs Debian's)"))
+pytestmark = browser_marks(300)
 
 
 def test_report_renders_every_chart_offline_in_chromium(tmp_path):

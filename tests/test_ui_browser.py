@@ -23,29 +23,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1500)]
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_marks, expect, sync_playwright
 
-CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
-CHROMIUM = next((p for p in CHROMIUM_PATHS if os.access(p, os.X_OK)), None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+pytestmark = browser_marks(1500)
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCATION = "drift_pipeline.definitions"
 JOB = "drift_sync_job"
 UI_START_TIMEOUT = 180
 RUN_TIMEOUT = 900
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    sync_playwright = None
-
-if sync_playwright is None:
-    pytestmark.append(pytest.mark.skip(reason="playwright is not installed (pip install -e '.[browser]')"))
-elif CHROMIUM is None:
-    pytestmark.append(pytest.mark.skip(
-        reason=f"no Chromium at {' or '.join(CHROMIUM_PATHS)} (`make browser-deps` installs Debian's)"))
 
 
 def _free_port() -> int:

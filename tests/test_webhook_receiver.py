@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -39,6 +38,8 @@ from drift_pipeline.webhooks.receiver import (
     create_app,
     read_bounded_body,
 )
+
+from conftest import running_receiver
 
 TOKEN = "s3cret-verification-token-0123456789"
 
@@ -227,24 +228,6 @@ def test_contact_updated_takes_its_time_from_timestamp():
 # Driven in process through httpx.ASGITransport (with the app's lifespan, as a server runs it);
 # the last test goes through a real uvicorn on loopback.
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@contextlib.asynccontextmanager
-async def running_receiver(settings: Settings):
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
-            yield http
-
-
-@pytest.fixture
-async def client(settings: Settings, anyio_backend):
-    async with running_receiver(settings) as http:
-        yield http
 
 
 @pytest.mark.anyio

@@ -3,13 +3,11 @@ their way through the inbox into `raw.widget_events`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 
 from drift_pipeline.settings import Settings, SettingsError
@@ -17,7 +15,6 @@ from drift_pipeline.warehouse.schema import create_raw_schema
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.events import event_id
 from drift_pipeline.webhooks.inbox import iter_inbox_files, read_inbox_file, write_events_file
-from drift_pipeline.webhooks.receiver import create_app
 from drift_pipeline.webhooks.widget import (
     MAX_WIDGET_BODY_BYTES,
     SIGNATURE_HEADER,
@@ -25,6 +22,8 @@ from drift_pipeline.webhooks.widget import (
     filter_event,
     sign,
 )
+
+from conftest import running_receiver
 
 SECRET = "site-secret-0123456789abcdef"
 SITE = "https://www.example.com"
@@ -55,24 +54,6 @@ def settings(tmp_path: Path) -> Settings:
                               "DRIFT_WIDGET_ORIGINS": f"{SITE}/, https://app.example.com:8443"})
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@contextlib.asynccontextmanager
-async def running_receiver(settings: Settings):
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
-            yield http
-
-
-@pytest.fixture
-async def client(settings: Settings, anyio_backend):
-    async with running_receiver(settings) as http:
-        yield http
 
 
 def stored_payloads(settings: Settings) -> list[dict]:
