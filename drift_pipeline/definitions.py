@@ -31,7 +31,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         # parallel asset-check step would hold the file while dbt needs it.
         executor=in_process_executor,
         resources={
-            "drift": DriftApiResource(),
+            "drift": DriftApiResource(home=str(settings.home)),
             "duckdb": warehouse_resource(settings),
             "dbt": DbtCliResource(project_dir=dbt_project),
         },

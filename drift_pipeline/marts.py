@@ -36,6 +36,13 @@ def dbt_output_to_file(settings: Settings, name: str) -> Iterator[None]:
         dagster_logger.setLevel(level)
 
 
+def point_dbt_at(settings: Settings) -> None:
+    """dbt's profile (dbt_project/profiles.yml) finds the warehouse through
+    $DRIFT_PIPELINE_HOME, and dagster-dbt starts dbt with this process's environment: the one
+    place that sets it for a dbt invocation."""
+    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
+
+
 def refresh_marts(settings: Settings) -> None:
     """Refresh the marts' affected rows, then republish the serving copy.
 
@@ -43,7 +50,7 @@ def refresh_marts(settings: Settings) -> None:
     and days touched since their last build. Data tests run with every scheduled or backfill
     run, not on this seconds-sensitive path.
     """
-    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
+    point_dbt_at(settings)
     dbt = DbtCliResource(project_dir=dbt_project)
     with dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,

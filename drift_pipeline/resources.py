@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -17,8 +18,11 @@ from drift_pipeline.warehouse.schema import create_raw_schema
 
 
 class DriftApiResource(ConfigurableResource):
-    """Where and how to reach Drift. Unset fields fall back to the DRIFT_* environment."""
+    """Where the pipeline keeps its state and how it reaches Drift. `home` is the deployment's
+    $DRIFT_PIPELINE_HOME (the definitions set it); the secrets and the rest of the DRIFT_*
+    settings come from the environment, never from Dagster's stored run config."""
 
+    home: Optional[str] = None
     base_url: Optional[str] = None
     max_concurrency: Optional[int] = None
     overlap_minutes: Optional[int] = None
@@ -26,17 +30,15 @@ class DriftApiResource(ConfigurableResource):
     def settings(self) -> Settings:
         settings = Settings.from_env()
         overrides = {}
+        if self.home:
+            overrides["home"] = Path(self.home).resolve()
         if self.base_url:
             overrides["api_base_url"] = self.base_url.rstrip("/")
         if self.max_concurrency:
             overrides["max_concurrency"] = self.max_concurrency
         if self.overlap_minutes is not None:
             overrides["overlap_minutes"] = self.overlap_minutes
-        if overrides:
-            from dataclasses import replace
-
-            settings = replace(settings, **overrides)
-        return settings
+        return replace(settings, **overrides) if overrides else settings
 
     def client(self):
         return DriftClient.from_settings(self.settings())

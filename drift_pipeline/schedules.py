@@ -27,7 +27,6 @@ from drift_pipeline.drift.auth import disconnection_reason
 from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.retention import run_retention
-from drift_pipeline.settings import Settings
 
 SYNC_JOB = "drift_sync_job"
 
@@ -118,8 +117,8 @@ def retention_job():
     default_status=DefaultScheduleStatus.STOPPED,
     description="Sundays 04:00 UTC (after the weekly re-sync): blank message text older than DRIFT_RETENTION_DAYS.",
 )
-def weekly_retention(context: ScheduleEvaluationContext):
-    days = Settings.from_env().retention_days
+def weekly_retention(context: ScheduleEvaluationContext, drift: DriftApiResource):
+    days = drift.settings().retention_days
     if days is None:
         return SkipReason("DRIFT_RETENTION_DAYS is not set")
     return RunRequest(run_key=f"retention-{context.scheduled_execution_time.date().isoformat()}",

@@ -1,7 +1,6 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
 
-import os
 from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
@@ -10,7 +9,9 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.partitions import single_run
+from drift_pipeline.marts import point_dbt_at
 from drift_pipeline.report import headline_charts_markdown
+from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
 
@@ -69,11 +70,12 @@ def build_dbt_models():
         backfill_policy=single_run,
         dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     )
-    def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource):
+    def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource,
+                         drift: DriftApiResource):
         """Build the dbt models and run their data tests (unit tests run in CI, not every run),
         then republish the serving copy so analysts see the new numbers."""
-        settings = Settings.from_env()
-        os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)  # the dbt profile reads it
+        settings = drift.settings()
+        point_dbt_at(settings)
         command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
         yield from dbt.cli(command, context=context,
                            target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
