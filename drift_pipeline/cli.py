@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-window", action="store_true",
                    help="walk the whole window's conversation list (default: stop where the last "
                         "successful sync left the warehouse exact, minus the overlap)")
+    p.add_argument("--org", type=int, metavar="ORG_ID",
+                   help="sync only this Drift org (default: every org in the token store)")
 
     p = sub.add_parser("webhooks", help="the webhook receiver")
     wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
@@ -131,7 +133,7 @@ def cmd_sync(args, settings: Settings) -> int:
     start = args.start or max(today - timedelta(days=1), settings.history_start)
     end = args.end or today + timedelta(days=1)
     result = materialize_days(settings, start, end, with_dbt=not args.no_dbt, full_window=args.full_window,
-                              log_level="INFO" if args.verbose else "CRITICAL")
+                              org_id=args.org, log_level="INFO" if args.verbose else "CRITICAL")
     if args.no_dbt:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
     else:

@@ -20,7 +20,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from drift_pipeline.drift.orgs import OrgClients
+from drift_pipeline.drift.errors import DriftConfigError
+from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
 from drift_pipeline.ingest.sync import ConversationSync, SyncStats
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, range_label, single_run
 from drift_pipeline.resources import DriftApiResource, warehouse_connection
@@ -168,12 +169,16 @@ def _orgs_of_run(context: AssetExecutionContext, drift: DriftApiResource) -> lis
     """The org named by the run's `drift/org` tag, else every connected org (those Drift
     disconnected are left out, with a warning, until `auth exchange`)."""
     named = context.run.tags.get(ORG_TAG)
+    orgs = drift.orgs()
     if named:
         try:
-            return [int(named)]
+            org_id = int(named)
         except ValueError:
             raise ValueError(f"run tag {ORG_TAG}={named!r} is not a Drift org id") from None
-    orgs = drift.orgs()
+        stored = [o for o in [*orgs.connected, *orgs.disconnected] if o is not None]
+        if stored and org_id not in stored:
+            raise DriftConfigError(missing_tokens_reason(org_id))
+        return [org_id]
     for org_id, reason in orgs.disconnected.items():
         if orgs.connected:
             context.log.warning(f"org {org_id} left out of this run: {reason}")

@@ -111,6 +111,5 @@ class OrgClients:
 
 
 def missing_tokens_reason(org_id: int | None) -> str:
-    """The one line kept with an event of an org this deployment holds no tokens for."""
-    return (f"org {org_id} has no tokens here: run `drift-pipeline auth exchange --code CODE` for it, "
-            "then replay this file")
+    """One line for anything asking about an org this deployment holds no tokens for."""
+    return f"org {org_id} has no tokens here: run `drift-pipeline auth exchange --code CODE` for it"

@@ -21,4 +21,4 @@ def require_org_tokens(clients: OrgClients, event: WebhookEvent) -> WebhookEvent
     """`event`, or `InvalidEvent` (quarantined with its reason) when its org has no tokens here."""
     if event.type in APPLIED_WITHOUT_TOKENS or clients.has_tokens(event.org_id):
         return event
-    raise InvalidEvent(missing_tokens_reason(event.org_id))
+    raise InvalidEvent(missing_tokens_reason(event.org_id) + ", then `drift-pipeline replay event` this file")
