@@ -12,7 +12,7 @@ the files (the caller republishes the serving copy); `app_disconnected` marks th
 unusable until `auth exchange`; unknown types are stored and skipped; widget events
 (webhooks/widget.py) land in `raw.widget_events`, once per id. The file then moves to
 `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason` file, and the
-rest keep flowing.
+rest keep flowing; so does an event of an org with no tokens here (webhooks/orgs.py).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _seen(conn, org_event_ids: list[tuple[int, str]]) -> set[str]:
 
 
 class InboxApplier:
-    """Applies events with one client and one warehouse connection."""
+    """Applies events with each org's own client (`OrgClients`) and one warehouse connection."""
 
     def __init__(self, settings: Settings, clients: OrgClients, conn):
         self.settings = settings
