@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-window", action="store_true",
                    help="walk the whole window's conversation list (default: stop where the last "
                         "successful sync left the warehouse exact, minus the overlap)")
+    p.add_argument("--org", type=int, metavar="ORG_ID",
+                   help="sync only this Drift org (default: every org in the token store)")
 
     p = sub.add_parser("webhooks", help="the webhook receiver")
     wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     rsub.required = True
     rc = rsub.add_parser("conversation", help="re-fetch and upsert conversations by id")
     rc.add_argument("ids", nargs="+", type=int, metavar="ID")
+    rc.add_argument("--org", type=int, metavar="ORG_ID", help="the conversations' Drift org (required when several are connected)")
     re_ = rsub.add_parser("event", help="re-apply one stored webhook file")
     re_.add_argument("file", type=Path, metavar="FILE")
 
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--contact-id", type=int)
     group.add_argument("--email")
+    p.add_argument("--org", type=int, metavar="ORG_ID",
+                   help="only in this Drift org (required with --contact-id when the warehouse holds several)")
 
     p = sub.add_parser("export", help="export data out of the warehouse")
     esub = p.add_subparsers(dest="export_command", parser_class=_Parser, metavar="WHAT")
@@ -128,7 +133,7 @@ def cmd_sync(args, settings: Settings) -> int:
     start = args.start or max(today - timedelta(days=1), settings.history_start)
     end = args.end or today + timedelta(days=1)
     result = materialize_days(settings, start, end, with_dbt=not args.no_dbt, full_window=args.full_window,
-                              log_level="INFO" if args.verbose else "CRITICAL")
+                              org_id=args.org, log_level="INFO" if args.verbose else "CRITICAL")
     if args.no_dbt:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
     else:
@@ -183,7 +188,7 @@ def cmd_replay(args, settings: Settings) -> int:
     from drift_pipeline import operations
 
     if args.replay_command == "conversation":
-        _print_json(operations.replay_conversations(settings, args.ids))
+        _print_json(operations.replay_conversations(settings, args.ids, org_id=args.org))
     else:
         _print_json(operations.replay_event_file(settings, args.file))
     return 0
@@ -192,7 +197,7 @@ def cmd_replay(args, settings: Settings) -> int:
 def cmd_erase(args, settings: Settings) -> int:
     from drift_pipeline.operations import erase
 
-    _print_json(erase(settings, contact_id=args.contact_id, email=args.email))
+    _print_json(erase(settings, contact_id=args.contact_id, email=args.email, org_id=args.org))
     return 0
 
 

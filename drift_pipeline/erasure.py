@@ -33,13 +33,22 @@ def erased_contact_hashes(conn, org_id: int) -> set[str]:
         "SELECT contact_id_hash FROM raw.erased_contacts WHERE org_id = ?", [org_id]).fetchall()}
 
 
-def previously_erased_conversations(conn, settings: Settings, contact_id: int) -> set[tuple[int, int]]:
+def warehouse_org_ids(conn) -> list[int]:
+    """The Drift orgs the warehouse holds data of."""
+    return [r[0] for r in conn.execute(
+        "SELECT org_id FROM raw.conversations UNION SELECT org_id FROM raw.users "
+        "UNION SELECT org_id FROM raw.contacts ORDER BY 1").fetchall()]
+
+
+def previously_erased_conversations(conn, settings: Settings, contact_id: int,
+                                    org_id: int | None = None) -> set[tuple[int, int]]:
     """(org_id, conversation_id) recorded when this contact was erased before (e.g. by the
     webhook path), so a follow-up `erase --contact-id` still finds the files about them."""
     keys = set()
     for org, conversation_ids in conn.execute(
-            "SELECT org_id, conversation_ids FROM raw.erased_contacts WHERE contact_id_hash = ?",
-            [tf.hash_pii(contact_id, settings.secret("pii_salt"))]).fetchall():
+            "SELECT org_id, conversation_ids FROM raw.erased_contacts WHERE contact_id_hash = ? "
+            "AND (? IS NULL OR org_id = ?)",
+            [tf.hash_pii(contact_id, settings.secret("pii_salt")), org_id, org_id]).fetchall():
         keys |= {(org, c) for c in json.loads(conversation_ids or "[]")}
     return keys
 
@@ -136,8 +145,11 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
     return erased
 
 
-def _mentions(record: dict, contact_ids: set[int], conversation_ids: set[int], email: str | None) -> bool:
+def _mentions(record: dict, contact_ids: set[int], conversation_ids: set[int], email: str | None,
+              org_id: int | None = None) -> bool:
     payload = record.get("payload") if isinstance(record.get("payload"), dict) else record
+    if org_id is not None and str(payload.get("orgId", org_id)) != str(org_id):
+        return False  # ids are per workspace: the same ids in another org are someone else
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     author = data.get("author") if isinstance(data.get("author"), dict) else {}
     if data.get("conversationId") in conversation_ids or data.get("id") in conversation_ids:
@@ -153,8 +165,10 @@ def _mentions(record: dict, contact_ids: set[int], conversation_ids: set[int], e
     return bool(email) and email.lower() in json.dumps(payload).lower()
 
 
-def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set[int], email: str | None) -> int:
-    """Drop lines about the contact from inbox, processed and quarantine files (atomic rewrite)."""
+def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set[int], email: str | None,
+                org_id: int | None = None) -> int:
+    """Drop lines about the contact from inbox, processed and quarantine files (atomic rewrite);
+    with `org_id`, only lines of that org (or naming none)."""
     removed = 0
     for folder in (settings.inbox_dir, settings.processed_dir, settings.quarantine_dir):
         if not folder.exists():
@@ -165,7 +179,7 @@ def erase_files(settings: Settings, contact_ids: set[int], conversation_ids: set
             for line in lines:
                 try:
                     record = json.loads(line)
-                    hit = isinstance(record, dict) and _mentions(record, contact_ids, conversation_ids, email)
+                    hit = isinstance(record, dict) and _mentions(record, contact_ids, conversation_ids, email, org_id)
                 except ValueError:
                     hit = bool(email) and email.lower() in line.lower()
                 if hit:

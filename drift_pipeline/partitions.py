@@ -16,6 +16,10 @@ single_run = BackfillPolicy.single_run()
 # successful run left the warehouse exact (the weekly heal run and `sync --full-window`).
 FULL_WINDOW_TAG = "drift/full_window"
 
+# Run tag naming the one Drift org a run syncs (its orgId); without it a run syncs every
+# connected org. The nightly and weekly schedules run each org on its own.
+ORG_TAG = "drift/org"
+
 
 class PartitionRangeError(UsageError):
     """A requested range of days lies (partly) outside the daily partitions."""

@@ -12,6 +12,7 @@ from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.drift.orgs import DeploymentOrgs, deployment_orgs
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.schema import create_raw_schema
@@ -42,6 +43,10 @@ class DriftApiResource(ConfigurableResource):
 
     def client(self):
         return DriftClient.from_settings(self.settings())
+
+    def orgs(self) -> DeploymentOrgs:
+        """The Drift orgs this deployment syncs (one token-store entry each)."""
+        return deployment_orgs(self.settings())
 
     # A static token carries no org id; remembering the one discovered saves a call per run.
     def _org_cache(self):

@@ -11,7 +11,7 @@ from drift_pipeline import definitions
 from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.instance import ensure_dagster_home
 from drift_pipeline.marts import dbt_output_to_file
-from drift_pipeline.partitions import FULL_WINDOW_TAG, check_day_range
+from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, check_day_range
 from drift_pipeline.schedules import SYNC_SELECTION
 from drift_pipeline.settings import Settings
 
@@ -29,9 +29,10 @@ def _root_cause(error) -> str:
 
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
-                     full_window: bool = False, log_level: str = "CRITICAL"):
+                     full_window: bool = False, org_id: int | None = None, log_level: str = "CRITICAL"):
     """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end),
-    however many, in one run. A range outside the partitions raises `PartitionRangeError`."""
+    however many, in one run: every connected Drift org, or only `org_id`. A range outside the
+    partitions raises `PartitionRangeError`."""
     check_day_range(settings.history_start, start, end)
     ensure_dagster_home(settings)
     # The module's definitions were built from the environment; build again only for others.
@@ -49,6 +50,8 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     }
     if full_window:
         tags[FULL_WINDOW_TAG] = "true"
+    if org_id is not None:
+        tags[ORG_TAG] = str(org_id)
     quiet = log_level not in ("DEBUG", "INFO")
     # dbt's own output goes to a file unless asked for (-v): the run's events are in Dagster.
     with DagsterInstance.get() as instance, \

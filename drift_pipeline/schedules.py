@@ -1,9 +1,10 @@
 """Nightly and weekly syncs, visible and toggleable in the Dagster UI.
 
-Each tick is one run over a range of daily partitions (single-run backfill policy), so the
-conversation list is paged once per run, not once per day. While Drift has disconnected the app
-from the workspace (`app_disconnected`), ticks are skipped with the reason until
-`drift-pipeline auth exchange` re-authorizes it.
+Each tick is one run per connected Drift org over a range of daily partitions (single-run
+backfill policy, the org in the `drift/org` tag), so each org's conversation list is paged once
+per run, not once per day, and one org's failure (say, revoked tokens) leaves the others' runs
+green. An org Drift has disconnected the app from (`app_disconnected`) gets no run until
+`drift-pipeline auth exchange` re-authorizes it; with none left the tick is skipped with the reason.
 """
 
 from datetime import timedelta
@@ -23,8 +24,7 @@ from dagster import (
 )
 
 from drift_pipeline.assets.webhooks import WEBHOOKS_GROUP
-from drift_pipeline.drift.auth import disconnection_reason
-from drift_pipeline.partitions import FULL_WINDOW_TAG
+from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.retention import run_retention
 
@@ -45,9 +45,11 @@ def build_sync_job(partitions_def: PartitionsDefinition):
     )
 
 
-def range_run_request(first_day, last_day, reason: str, *, full_window: bool = False) -> RunRequest:
-    """One run covering the daily partitions first_day..last_day (inclusive). `full_window`
-    walks the whole window's list instead of stopping where the last run left off."""
+def range_run_request(first_day, last_day, reason: str, *, full_window: bool = False,
+                      org_id: int | None = None) -> RunRequest:
+    """One run covering the daily partitions first_day..last_day (inclusive), for one org when
+    `org_id` is given. `full_window` walks the whole window's list instead of stopping where
+    the last run left off."""
     tags = {
         "dagster/asset_partition_range_start": first_day.isoformat(),
         "dagster/asset_partition_range_end": last_day.isoformat(),
@@ -55,13 +57,22 @@ def range_run_request(first_day, last_day, reason: str, *, full_window: bool = F
     }
     if full_window:
         tags[FULL_WINDOW_TAG] = "true"
-    return RunRequest(run_key=f"{reason}-{first_day.isoformat()}-{last_day.isoformat()}", tags=tags)
+    org = ""
+    if org_id is not None:
+        tags[ORG_TAG] = str(org_id)
+        org = f"org{org_id}-"
+    return RunRequest(run_key=f"{reason}-{org}{first_day.isoformat()}-{last_day.isoformat()}", tags=tags)
 
 
-def paused_reason(drift: DriftApiResource) -> SkipReason | None:
-    """A skip while the workspace's app is disconnected: a run would only fail on its tokens."""
-    reason = disconnection_reason(drift.settings())
-    return SkipReason(f"sync paused: {reason}") if reason else None
+def per_org_requests(drift: DriftApiResource, first_day, last_day, reason: str,
+                     *, full_window: bool = False) -> list[RunRequest] | SkipReason:
+    """One run per connected org (run keys per org and range, so a tick is idempotent); a skip
+    when Drift disconnected the app from every org: a run would only fail on its tokens."""
+    orgs = drift.orgs()
+    if not orgs.connected:
+        return SkipReason("sync paused: " + "; ".join(orgs.disconnected.values()))
+    return [range_run_request(first_day, last_day, reason, full_window=full_window, org_id=org_id)
+            for org_id in orgs.connected]
 
 
 @schedule(
@@ -72,11 +83,8 @@ def paused_reason(drift: DriftApiResource) -> SkipReason | None:
     description="02:00 UTC: re-sync yesterday and today (the overlap catches late updates) and rebuild the marts.",
 )
 def nightly_drift_sync(context: ScheduleEvaluationContext, drift: DriftApiResource):
-    paused = paused_reason(drift)
-    if paused is not None:
-        return paused
     today = context.scheduled_execution_time.date()
-    return range_run_request(today - timedelta(days=1), today, "nightly")
+    return per_org_requests(drift, today - timedelta(days=1), today, "nightly")
 
 
 @schedule(
@@ -87,11 +95,8 @@ def nightly_drift_sync(context: ScheduleEvaluationContext, drift: DriftApiResour
     description="Sundays 03:00 UTC: re-sync the last 30 days, walking the whole window, to heal anything a nightly run missed.",
 )
 def weekly_drift_resync(context: ScheduleEvaluationContext, drift: DriftApiResource):
-    paused = paused_reason(drift)
-    if paused is not None:
-        return paused
     today = context.scheduled_execution_time.date()
-    return range_run_request(today - timedelta(days=29), today, "weekly", full_window=True)
+    return per_org_requests(drift, today - timedelta(days=29), today, "weekly", full_window=True)
 
 
 @op(description="Blank message bodies and transcripts older than DRIFT_RETENTION_DAYS; metrics stay.")

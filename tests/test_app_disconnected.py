@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import RunRequest, SkipReason, build_schedule_context
+from dagster import SkipReason, build_schedule_context
 
 from drift_pipeline.cli import main
 from drift_pipeline.drift.auth import DISCONNECTED_FILENAME, auth_status, disconnection_reason
@@ -20,6 +20,7 @@ from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync, weekly_drift_resync
 from drift_pipeline.settings import Settings
 from drift_pipeline.operations import replay_event_file
+from drift_pipeline.partitions import ORG_TAG
 from drift_pipeline.webhooks.apply import apply_inbox
 
 from conftest import SIM_END, deliver, query, sync
@@ -65,7 +66,7 @@ def test_app_disconnected_stops_the_workspace_tokens_until_auth_exchange(oauth_e
     simulator, settings = oauth_env
     org_id = simulator.config.org_id
     sync(settings, END - timedelta(days=1), END)
-    assert isinstance(_schedule_outcome(nightly_drift_sync), RunRequest)
+    assert [r.tags[ORG_TAG] for r in _schedule_outcome(nightly_drift_sync)] == [str(org_id)]
 
     _disconnect(simulator, settings)
     assert auth_status(settings)["disconnected_at"] is not None
@@ -106,7 +107,7 @@ def test_app_disconnected_stops_the_workspace_tokens_until_auth_exchange(oauth_e
     assert query(settings, "SELECT status FROM raw.status_events WHERE conversation_id = ? AND source = 'webhook'",
                  [conversation_id]) == [("closed",)]
     assert sync(settings, END - timedelta(days=1), END).org_id == org_id
-    assert isinstance(_schedule_outcome(nightly_drift_sync), RunRequest)
+    assert [r.tags[ORG_TAG] for r in _schedule_outcome(nightly_drift_sync)] == [str(org_id)]
 
     # Replaying the old event does not undo the re-authorization: the tokens are newer.
     applied = next(path for path in settings.processed_dir.glob("*.json") if "app_disconnected" in path.read_text())

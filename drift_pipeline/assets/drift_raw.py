@@ -1,4 +1,5 @@
-"""Raw Drift assets: one pass over the conversation list fills all six raw tables of a window."""
+"""Raw Drift assets: one pass over the conversation list fills all six raw tables of a window,
+for every connected Drift org (or the one named by the run's `drift/org` tag)."""
 
 
 import asyncio
@@ -19,8 +20,10 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from drift_pipeline.drift.errors import DriftConfigError
+from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
 from drift_pipeline.ingest.sync import ConversationSync, SyncStats
-from drift_pipeline.partitions import FULL_WINDOW_TAG, range_label, single_run
+from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, range_label, single_run
 from drift_pipeline.resources import DriftApiResource, warehouse_connection
 
 RAW_GROUP = "drift_raw"
@@ -59,27 +62,60 @@ def raw_specs(partitions_def: PartitionsDefinition) -> list[AssetSpec]:
 
 
 def run_sync(drift: DriftApiResource, duckdb: DuckDBResource, window_start, window_end,
-             partition_keys: str = "", full_window: bool = False) -> SyncStats:
-    """Sync `[window_start, window_end)` (naive UTC) and return what it did."""
+             partition_keys: str = "", full_window: bool = False,
+             org_ids: list[int | None] | None = None) -> list[SyncStats]:
+    """Sync `[window_start, window_end)` (naive UTC) for each of `org_ids` (default: every
+    connected org) and return what each did.
+
+    The orgs run side by side, each with its own client (token, pacer, 600/min budget) and its
+    own `raw.exports` job and checkpoint; they share the one warehouse connection, which is safe
+    because no transaction spans an await. One org's failure does not stop the others: it is
+    raised once they are done.
+    """
     settings = drift.settings()
+    if org_ids is None:
+        orgs = drift.orgs()
+        org_ids = orgs.connected or list(orgs.disconnected)
+
+    async def one(clients: OrgClients, conn, org_id: int | None) -> SyncStats:
+        sync = ConversationSync(
+            clients.for_org(org_id), conn,
+            salt=settings.secret("pii_salt"),
+            # A static token names no org: the one learnt by an earlier run saves a call.
+            org_id=org_id if org_id is not None else drift.known_org_id(),
+            overlap=timedelta(minutes=settings.overlap_minutes),
+            partition_keys=partition_keys,
+            full_window=full_window,
+        )
+        return await sync.run(window_start, window_end)
 
     async def go():
-        async with drift.client() as client:
+        async with OrgClients(settings) as clients:
             with warehouse_connection(duckdb) as conn:
-                sync = ConversationSync(
-                    client, conn,
-                    salt=settings.secret("pii_salt"),
-                    org_id=drift.known_org_id(),
-                    overlap=timedelta(minutes=settings.overlap_minutes),
-                    partition_keys=partition_keys,
-                    full_window=full_window,
-                )
-                return await sync.run(window_start, window_end)
+                return await asyncio.gather(*(one(clients, conn, org) for org in org_ids),
+                                            return_exceptions=True)
 
-    stats = asyncio.run(go())
-    if stats.org_id is not None:
-        drift.remember_org_id(stats.org_id)
-    return stats
+    outcomes = asyncio.run(go())
+    failures = [(org, o) for org, o in zip(org_ids, outcomes) if isinstance(o, BaseException)]
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    for stats in done:
+        if stats.org_id is not None and org_ids == [None]:
+            drift.remember_org_id(stats.org_id)
+    if len(failures) == 1 and len(org_ids) == 1:
+        raise failures[0][1]
+    if failures:
+        raise OrgSyncFailed("; ".join(f"org {org}: {type(exc).__name__}: {_first_line(exc)}"
+                                      for org, exc in failures)) from failures[0][1]
+    return done
+
+
+class OrgSyncFailed(RuntimeError):
+    """Some orgs of a several-org sync failed (the others' data is committed)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def build_drift_raw_sync(partitions_def: PartitionsDefinition):
@@ -105,25 +141,49 @@ def build_drift_raw_sync(partitions_def: PartitionsDefinition):
         partition_label = range_label(context.partition_keys)
         context.log.info(f"syncing conversations updated in [{start}, {end}) for {partition_label}")
         full_window = context.run.tags.get(FULL_WINDOW_TAG) == "true"
-        stats = run_sync(drift, duckdb, start, end, partition_label, full_window=full_window)
-        # The job's figures, once: on the raw.exports row and in one observation. Dagster
+        org_ids = _orgs_of_run(context, drift)
+        all_stats = run_sync(drift, duckdb, start, end, partition_label, full_window=full_window,
+                             org_ids=org_ids)
+        # Each org's figures, once: on its raw.exports row and in one observation. Dagster
         # copies a MaterializeResult's metadata onto the event of every partition in the range
         # (six assets x 1,000+ days in a backfill), so that metadata stays three small values.
-        context.log_event(AssetObservation(
-            asset_key=raw_key("conversations"),
-            description=f"sync job {stats.job_id} for {partition_label}",
-            metadata={**{k: v for k, v in stats.as_metadata().items() if v is not None},
-                      "partitions": MetadataValue.text(partition_label),
-                      "summary": MetadataValue.md(_summary_markdown(stats))},
-        ))
+        for stats in all_stats:
+            context.log_event(AssetObservation(
+                asset_key=raw_key("conversations"),
+                description=f"sync job {stats.job_id} of org {stats.org_id} for {partition_label}",
+                metadata={**{k: v for k, v in stats.as_metadata().items() if v is not None},
+                          "partitions": MetadataValue.text(partition_label),
+                          "summary": MetadataValue.md(_summary_markdown(stats))},
+            ))
         for name in RAW_ASSETS:
             yield MaterializeResult(asset_key=raw_key(name), metadata={
-                "rows_upserted": MetadataValue.int(stats.rows.get(name, 0)),
+                "rows_upserted": MetadataValue.int(sum(s.rows.get(name, 0) for s in all_stats)),
                 "partitions": MetadataValue.text(partition_label),
-                "job_id": MetadataValue.text(stats.job_id),
+                "job_id": MetadataValue.text(",".join(s.job_id for s in all_stats)),
             })
 
     return drift_raw_sync
+
+
+def _orgs_of_run(context: AssetExecutionContext, drift: DriftApiResource) -> list[int | None]:
+    """The org named by the run's `drift/org` tag, else every connected org (those Drift
+    disconnected are left out, with a warning, until `auth exchange`)."""
+    named = context.run.tags.get(ORG_TAG)
+    orgs = drift.orgs()
+    if named:
+        try:
+            org_id = int(named)
+        except ValueError:
+            raise ValueError(f"run tag {ORG_TAG}={named!r} is not a Drift org id") from None
+        stored = [o for o in [*orgs.connected, *orgs.disconnected] if o is not None]
+        if stored and org_id not in stored:
+            raise DriftConfigError(missing_tokens_reason(org_id))
+        return [org_id]
+    for org_id, reason in orgs.disconnected.items():
+        if orgs.connected:
+            context.log.warning(f"org {org_id} left out of this run: {reason}")
+    # With every org disconnected, the run fails on their tokens with Drift's own reason.
+    return orgs.connected or list(orgs.disconnected)
 
 
 def _summary_markdown(stats: SyncStats) -> str:

@@ -671,7 +671,8 @@ def disconnection_reason(settings: "Settings") -> str | None:
 # -- CLI entry points (sync) -------------------------------------------------------------------
 def auth_status(settings: "Settings") -> dict[str, Any]:
     """What credentials are configured and what the store holds: org id, expiry, whether a
-    refresh token is there. Never token text. Makes no network call."""
+    refresh token is there, for the current org and (`orgs`) for each org. Never token text.
+    Makes no network call."""
     now = time.time()
     if settings.access_token:
         status = _status_of(None, mode="static", store=None, now=now)
@@ -691,6 +692,12 @@ def auth_status(settings: "Settings") -> dict[str, Any]:
         return status
     store = token_store_for(settings)
     status = _status_of(store.get(), mode="oauth", store=store, now=now)
-    status["orgs"] = sorted(store.records())
+    # Every org this deployment syncs (one entry per `auth exchange`); the fields above are the
+    # current org's (the last one exchanged or refreshed), as older versions showed them.
+    status["orgs"] = [
+        {k: v for k, v in _status_of(record, mode="oauth", store=None, now=now).items()
+         if k not in ("mode", "token_store")}
+        for _, record in sorted(store.records().items(), key=lambda item: str(item[0]).zfill(20))
+    ]
     status["seed_refresh_token"] = bool(settings.refresh_token)
     return status

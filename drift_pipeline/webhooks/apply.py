@@ -12,7 +12,7 @@ the files (the caller republishes the serving copy); `app_disconnected` marks th
 unusable until `auth exchange`; unknown types are stored and skipped; widget events
 (webhooks/widget.py) land in `raw.widget_events`, once per id. The file then moves to
 `processed/`. A file that cannot be read moves to `quarantine/` with a `.reason` file, and the
-rest keep flowing.
+rest keep flowing; so does an event of an org with no tokens here (webhooks/orgs.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.ingest import transform as tf
@@ -36,6 +36,7 @@ from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.connection import connect
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
+from drift_pipeline.webhooks.orgs import require_org_tokens
 from drift_pipeline.webhooks.inbox import (
     InvalidInboxFile,
     iter_inbox_files,
@@ -125,11 +126,11 @@ def _seen(conn, org_event_ids: list[tuple[int, str]]) -> set[str]:
 
 
 class InboxApplier:
-    """Applies events with one client and one warehouse connection."""
+    """Applies events with each org's own client (`OrgClients`) and one warehouse connection."""
 
-    def __init__(self, settings: Settings, client, conn):
+    def __init__(self, settings: Settings, clients: OrgClients, conn):
         self.settings = settings
-        self.client = client
+        self.clients = clients  # one client per org: its tokens, its rate-limit budget
         self.conn = conn
         self.salt = settings.secret("pii_salt")
         self._erasures: list[_Erasure] = []
@@ -148,7 +149,7 @@ class InboxApplier:
             if is_widget_payload(record["payload"]):
                 continue  # applied above
             try:
-                events.append((record, validate_event(record["payload"])))
+                events.append((record, require_org_tokens(self.clients, validate_event(record["payload"]))))
             except InvalidEvent as exc:
                 if force:
                     raise InvalidEvent(f"{source_file} line {number}: {exc.reason}") from None
@@ -272,7 +273,7 @@ class InboxApplier:
             if event.type in REFETCH_TYPES and event.conversation_id is not None:
                 by_org.setdefault(event.org_id, set()).add(event.conversation_id)
         for org_id, ids in by_org.items():
-            sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
+            sync = ConversationSync(self.clients.for_org(org_id), self.conn, salt=self.salt, org_id=org_id)
             stats = await sync.refetch(sorted(ids))
             result.conversations_refetched += stats.conversations_fetched
         contacts_by_org: dict[int, set[int]] = {}
@@ -283,21 +284,21 @@ class InboxApplier:
             if event.contact_id is not None:
                 ids.add(event.contact_id)
             elif event.contact_email is not None:
-                ids.update(await self._contact_ids_by_email(event.contact_email))
+                ids.update(await self._contact_ids_by_email(event.org_id, event.contact_email))
         for org_id, ids in contacts_by_org.items():
             if not ids:
                 continue
-            sync = ConversationSync(self.client, self.conn, salt=self.salt, org_id=org_id)
+            sync = ConversationSync(self.clients.for_org(org_id), self.conn, salt=self.salt, org_id=org_id)
             result.contacts_refetched += await sync.refetch_contacts(sorted(ids))
         for record, event in fresh:
             at = event_time_ms(event, record)
             if at:
                 result.touched_days.add(tf.ms_to_ts(at).date())
 
-    async def _contact_ids_by_email(self, email: str) -> set[int]:
+    async def _contact_ids_by_email(self, org_id: int, email: str) -> set[int]:
         # A contact event naming only an email: Drift's lookup gives the id to re-fetch.
         found = set()
-        for contact in await self.client.find_contacts_by_email(email):
+        for contact in await self.clients.for_org(org_id).find_contacts_by_email(email):
             contact_id = contact.get("id") if isinstance(contact, dict) else None
             try:
                 found.add(int(contact_id))
@@ -325,10 +326,11 @@ class InboxApplier:
             erased.add(event.event_id)
         # Events of this batch about an erased contact keep their id (dedupe), not their content:
         # their payloads are stored after the erasure ran.
-        contacts = {c for e in self._erasures for c in e.contact_ids}
-        conversations = {c for e in self._erasures for c in e.conversation_ids}
+        contacts = {(e.org_id, c) for e in self._erasures for c in e.contact_ids}
+        conversations = {(e.org_id, c) for e in self._erasures for c in e.conversation_ids}
         erased.update(event.event_id for _, event in fresh
-                      if event.conversation_id in conversations or event.contact_id in contacts)
+                      if (event.org_id, event.conversation_id) in conversations
+                      or (event.org_id, event.contact_id) in contacts)
         return erased
 
     def erase_in_files(self, result: ApplyResult) -> None:
@@ -342,14 +344,15 @@ class InboxApplier:
         while self._erasures:
             erasure = self._erasures.pop(0)
             result.file_lines_erased += erase_files(self.settings, set(erasure.contact_ids),
-                                                    set(erasure.conversation_ids), erasure.email)
+                                                    set(erasure.conversation_ids), erasure.email,
+                                                    org_id=erasure.org_id)
             result.file_lines_erased += rewrite_exported_lines(
                 self.settings, self.conn, {(erasure.org_id, c) for c in erasure.conversation_ids})
 
     async def _disconnect(self, event: WebhookEvent, record: dict, result: ApplyResult) -> None:
         """Stop using the org's tokens: Drift revoked them when the app was disconnected."""
         at_ms = event_time_ms(event, record) or tf.ts_to_ms(tf.utcnow())
-        marked = await self.client.auth.mark_disconnected(event.org_id, at_ms / 1000.0)
+        marked = await self.clients.mark_disconnected(event.org_id, at_ms / 1000.0)
         if marked:
             result.orgs_disconnected.append(event.org_id)
             log.warning("Drift disconnected the app from org %s: its syncs stop until "
@@ -382,11 +385,11 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
     are applied; with `moving=False` (replay) a file is re-applied where it lies."""
     result = ApplyResult()
     settings.ensure_dirs()
-    async with DriftClient.from_settings(settings) as client:
+    async with OrgClients(settings) as clients:
         conn = connect(settings)
         try:
             schema.create_raw_schema(conn)
-            applier = InboxApplier(settings, client, conn)
+            applier = InboxApplier(settings, clients, conn)
             try:
                 for path in paths:
                     if moving:

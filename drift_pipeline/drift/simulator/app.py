@@ -247,6 +247,12 @@ class _TokenStore:
                 return True
             return False
 
+    def issued(self, code: str | None, refresh_token: str | None) -> bool:
+        """Whether this workspace issued the code or refresh token (several orgs on one host)."""
+        with self._lock:
+            return (code is not None and code in self._codes) or \
+                (refresh_token is not None and refresh_token in self._refresh)
+
     def rotate(self, refresh_token: str) -> bool:
         with self._lock:
             if refresh_token in self._refresh:

@@ -11,6 +11,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import RESET_EXTENSION, Simulator
+from .orgs import MultiOrgSimulator
 from .world import SimulatorConfig
 
 
@@ -51,20 +52,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(simulator: Simulator) -> uvicorn.Server:
+def _uvicorn_server(simulator: Simulator | MultiOrgSimulator) -> uvicorn.Server:
     config = uvicorn.Config(simulator.app, http=_ResettableH11Protocol, lifespan="off", log_level="warning",
                             access_log=False, timeout_graceful_shutdown=2)
     return uvicorn.Server(config)
 
 
 class SimulatorServer:
-    """Runs a `Simulator` under uvicorn in a daemon thread on loopback; port 0 picks a free port.
+    """Runs a `Simulator` (or a `MultiOrgSimulator`) under uvicorn in a daemon thread on loopback; port 0 picks a free port.
 
         with SimulatorServer(Simulator(config)) as server:
             httpx.get(server.base_url + "/users/list", headers=...)
     """
 
-    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, simulator: Simulator | MultiOrgSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
         self.simulator = simulator
         self.host = host
         self.port = port
