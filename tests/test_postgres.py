@@ -6,13 +6,20 @@ skipped with a one-line reason where Debian's postgresql is not installed.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
+from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.warehouse.postgres import connect_postgres
+
+from conftest import SIM_END, query, sync
 
 pytestmark = pytest.mark.postgres
 
@@ -44,3 +51,25 @@ def test_raw_upserts_on_postgres_keep_one_row_per_key_the_last_one_winning(postg
     # Opening again migrates nothing and keeps the rows.
     with connect_postgres(url) as again:
         assert again.execute("SELECT count(*) FROM raw.conversations WHERE org_id = ?", [1]).fetchall() == [(3,)]
+
+
+def test_a_sync_into_postgres_stores_what_a_sync_into_duckdb_stores(sim_env, postgres_server):
+    simulator, settings = sim_env
+    end = SIM_END.replace(tzinfo=None)
+    start = end - timedelta(days=2)
+    duck = sync(settings, start, end)
+    pg_settings = replace(settings, warehouse_url=postgres_server.create_database("drift_sync"))
+
+    async def go():
+        async with DriftClient.from_settings(pg_settings) as client:
+            with open_warehouse(pg_settings) as conn:
+                return await ConversationSync(client, conn, salt=settings.secret("pii_salt")).run(start, end)
+
+    pg = asyncio.run(go())
+    assert pg.rows == duck.rows and pg.api_calls == duck.api_calls
+    with open_warehouse(pg_settings) as conn:
+        for table in schema.RAW_TABLES:
+            columns = [c for c in table.column_names if c not in ("synced_at", "recorded_at", "job_id",
+                                                                   "started_at", "finished_at")]
+            sql = f"SELECT {', '.join(columns)} FROM {table.name} ORDER BY {', '.join(table.key)}"
+            assert conn.execute(sql).fetchall() == [tuple(r) for r in query(settings, sql)], table.name
