@@ -41,6 +41,22 @@ concurrency:
     max_concurrent_runs: 1
 """
 
+# Past one DuckDB file (docs/postgres.md): runs, events and schedules in Postgres, read from
+# DRIFT_DAGSTER_PG_URL at load (never written here: the URL may carry a password), and runs in
+# parallel: the warehouse has many writers there, and dbt builds take a lock of their own.
+POSTGRES_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: {max_runs}
+storage:
+  postgres:
+    postgres_url:
+      env: DRIFT_DAGSTER_PG_URL
+"""
+POSTGRES_MAX_CONCURRENT_RUNS = 4
+
 # Asset events Dagster hands over in batches (a range run's materializations, its planned
 # events) once DAGSTER_EVENT_BATCH_SIZE is set; at most this many per write.
 EVENT_BATCH_SIZE = "2000"
@@ -116,8 +132,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == _PREVIOUS_DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML.format(runs_dir=json.dumps(str(home / "history" / "runs"))))
+    sqlite = DAGSTER_YAML.format(runs_dir=json.dumps(str(home / "history" / "runs")))
+    postgres = POSTGRES_DAGSTER_YAML.format(max_runs=POSTGRES_MAX_CONCURRENT_RUNS)
+    wanted = postgres if settings.dagster_storage_url else sqlite
+    # Only a file this module wrote is replaced: an operator's own dagster.yaml stays theirs.
+    if not config.exists() or config.read_text() in (_PREVIOUS_DAGSTER_YAML, sqlite, postgres):
+        if not config.exists() or config.read_text() != wanted:
+            config.write_text(wanted)
+    if settings.dagster_storage_url:
+        os.environ["DRIFT_DAGSTER_PG_URL"] = settings.dagster_storage_url
     os.environ["DAGSTER_HOME"] = str(home)
     # Let Dagster hand a range run's asset events to the storage in batches (see above).
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
@@ -128,4 +151,6 @@ def ensure_dagster_home(settings: Settings) -> Path:
     # raw.exports records the failure either way.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
+    if settings.warehouse_url:
+        os.environ["DRIFT_WAREHOUSE_URL"] = settings.warehouse_url  # run workers build the same resources
     return home
