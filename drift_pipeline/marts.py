@@ -18,6 +18,7 @@ from dagster_dbt import DbtCliResource
 from drift_pipeline.dbt_project import dbt_environment, dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.connection import exclusive_build
 
 
 @contextlib.contextmanager
@@ -52,7 +53,7 @@ def refresh_marts(settings: Settings) -> None:
     """
     point_dbt_at(settings)
     dbt = DbtCliResource(project_dir=dbt_project)
-    with dbt_output_to_file(settings, "last_marts_refresh"):
+    with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()
-    publish(settings)
+        publish(settings)

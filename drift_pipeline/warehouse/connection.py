@@ -8,14 +8,14 @@ With `DRIFT_WAREHOUSE_URL` set, `open_warehouse` is a PostgreSQL session instead
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse.postgres import connect_postgres
+from drift_pipeline.warehouse.postgres import build_lock, connect_postgres
 from drift_pipeline.warehouse.schema import create_raw_schema
 
 
@@ -38,3 +38,9 @@ def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
         yield conn
     finally:
         conn.close()
+
+
+def exclusive_build(settings: Settings):
+    """Held around a dbt build and its publish. On Postgres, runs go in parallel, so builds wait
+    for each other here; DuckDB's file lock already lets only one writer in."""
+    return build_lock(settings.warehouse_url) if settings.warehouse_on_postgres else nullcontext()

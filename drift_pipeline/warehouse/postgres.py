@@ -11,6 +11,7 @@ into a session's staging table and `INSERT ... ON CONFLICT` it on the table's ke
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import psycopg
@@ -34,6 +35,10 @@ _COPY_TYPES = {
 # two runs starting at the same moment would otherwise race on (CREATE ... IF NOT EXISTS is
 # not safe against a concurrent CREATE in Postgres).
 _SCHEMA_LOCK = 4_170_015
+
+# Held by the session that builds the dbt models: parallel runs load raw rows side by side, but
+# two dbt builds would replace the same tables under each other.
+_BUILD_LOCK = 4_170_016
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -115,6 +120,17 @@ def connect_postgres(url: str) -> PostgresConnection:
         conn.close()
         raise
     return conn
+
+
+@contextmanager
+def build_lock(url: str) -> Iterator[None]:
+    """Wait for, then hold, the warehouse's build lock (a session advisory lock) until exit."""
+    with PostgresConnection(url) as conn:
+        conn.execute("SELECT pg_advisory_lock(?)", [_BUILD_LOCK]).fetchall()
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(?)", [_BUILD_LOCK]).fetchall()
 
 
 def fetch_arrow(conn: PostgresConnection, sql: str, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
