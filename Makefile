@@ -7,13 +7,13 @@ STAMP := $(VENV)/.installed
 DBT_MANIFEST := dbt_project/target/manifest.json
 export DRIFT_PIPELINE_HOME ?= $(CURDIR)/data
 
-.PHONY: install demo test dev bench browser-deps clean
+.PHONY: install demo test dev bench browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,browser]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,browser,postgres]'
 	@touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
@@ -33,7 +33,20 @@ browser-deps:
 		|| echo "chromium could not be installed: the browser test will be skipped"; \
 	fi
 
-test: install browser-deps
+# Debian's PostgreSQL server for the Postgres path's test (it runs its own throwaway server on
+# loopback); the test skips itself where the server cannot be installed.
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+		if [ -x /usr/bin/apt-get ] && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's postgresql for the Postgres test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) \
+			|| echo "postgresql could not be installed: the Postgres test will be skipped"; \
+		else \
+			echo "no PostgreSQL server and no root apt-get to install it: the Postgres test will be skipped"; \
+		fi; \
+	fi
+
+test: install browser-deps postgres-deps
 	$(BIN)/pytest
 
 dev: install

@@ -8,6 +8,7 @@ import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from dagster_dbt import DbtProject
 
@@ -42,6 +43,25 @@ def dbt_run_dir(settings: Settings, label: str) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return root / f"{stamp}-{label}-{uuid.uuid4().hex[:7]}"
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """What dbt's profile reads (dbt_project/profiles.yml): the home for the DuckDB target, and
+    with DRIFT_WAREHOUSE_URL set, the `postgres` target and that URL's parts."""
+    env = {"DRIFT_PIPELINE_HOME": str(settings.home), "DRIFT_DBT_TARGET": "dev"}
+    if settings.warehouse_on_postgres:
+        url = urlsplit(settings.warehouse_url)
+        query = parse_qs(url.query)
+        env.update({
+            "DRIFT_DBT_TARGET": "postgres",
+            "DRIFT_PG_HOST": url.hostname or "127.0.0.1",
+            "DRIFT_PG_PORT": str(url.port or 5432),
+            "DRIFT_PG_USER": unquote(url.username or "") or os.environ.get("PGUSER", "postgres"),
+            "DBT_ENV_SECRET_DRIFT_PG_PASSWORD": unquote(url.password or ""),
+            "DRIFT_PG_DATABASE": unquote(url.path.lstrip("/")) or "postgres",
+            "DRIFT_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
+        })
+    return env
 
 
 def ensure_manifest() -> Path:

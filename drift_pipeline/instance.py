@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from dagster import EventLogEntry
+from dagster import DagsterInstance, EventLogEntry
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.postgres import PostgresConnection
 
 # One run at a time: DuckDB allows one writer process, so a second run would only wait on the lock.
 # The event log is Dagster's SQLite one, storing a batch of asset events in one transaction per
@@ -40,6 +41,25 @@ concurrency:
   runs:
     max_concurrent_runs: 1
 """
+
+# Past one DuckDB file (docs/postgres.md): runs, events and schedules in Postgres, read from
+# the environment at load (never written here: the URL may carry a password), and runs in
+# parallel: the warehouse has many writers there, and dbt builds take a lock of their own.
+POSTGRES_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: {max_runs}
+storage:
+  postgres:
+    postgres_url:
+      env: DRIFT_DAGSTER_STORAGE_URL
+"""
+POSTGRES_MAX_CONCURRENT_RUNS = 4
+# Advisory lock taken while Dagster creates its tables: two processes starting on an empty
+# database would both try to and one fails ("relation event_logs already exists").
+_DAGSTER_SCHEMA_LOCK = 4_170_017
 
 # Asset events Dagster hands over in batches (a range run's materializations, its planned
 # events) once DAGSTER_EVENT_BATCH_SIZE is set; at most this many per write.
@@ -116,8 +136,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() == _PREVIOUS_DAGSTER_YAML:
-        config.write_text(DAGSTER_YAML.format(runs_dir=json.dumps(str(home / "history" / "runs"))))
+    sqlite = DAGSTER_YAML.format(runs_dir=json.dumps(str(home / "history" / "runs")))
+    postgres = POSTGRES_DAGSTER_YAML.format(max_runs=POSTGRES_MAX_CONCURRENT_RUNS)
+    wanted = postgres if settings.dagster_storage_url else sqlite
+    # Only a file this module wrote is replaced: an operator's own dagster.yaml stays theirs.
+    if not config.exists() or config.read_text() in (_PREVIOUS_DAGSTER_YAML, sqlite, postgres):
+        if not config.exists() or config.read_text() != wanted:
+            config.write_text(wanted)
+    if settings.dagster_storage_url:
+        os.environ["DRIFT_DAGSTER_STORAGE_URL"] = _psycopg2_url(settings.dagster_storage_url)
     os.environ["DAGSTER_HOME"] = str(home)
     # Let Dagster hand a range run's asset events to the storage in batches (see above).
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
@@ -128,4 +155,22 @@ def ensure_dagster_home(settings: Settings) -> Path:
     # raw.exports records the failure either way.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
+    if settings.warehouse_url:
+        os.environ["DRIFT_WAREHOUSE_URL"] = settings.warehouse_url  # run workers build the same resources
+    if settings.dagster_storage_url and config.read_text() == postgres:
+        _create_dagster_tables(settings.dagster_storage_url)
     return home
+
+
+def _psycopg2_url(url: str) -> str:
+    """The URL with SQLAlchemy's psycopg2 driver named: SQLAlchemy 2.1 takes `postgresql://` as
+    psycopg 3, whose server-side parameters break dagster-postgres (`NOTIFY run_events, $1`)."""
+    return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
+def _create_dagster_tables(url: str) -> None:
+    """Let Dagster create (or find) its tables in Postgres, one process at a time."""
+    with PostgresConnection(url) as conn:
+        conn.execute("SELECT pg_advisory_lock(?)", [_DAGSTER_SCHEMA_LOCK]).fetchall()
+        with DagsterInstance.get():
+            pass

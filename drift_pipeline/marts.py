@@ -15,9 +15,10 @@ from typing import Iterator
 
 from dagster_dbt import DbtCliResource
 
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import dbt_environment, dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.connection import exclusive_build
 
 
 @contextlib.contextmanager
@@ -40,7 +41,7 @@ def point_dbt_at(settings: Settings) -> None:
     """dbt's profile (dbt_project/profiles.yml) finds the warehouse through
     $DRIFT_PIPELINE_HOME, and dagster-dbt starts dbt with this process's environment: the one
     place that sets it for a dbt invocation."""
-    os.environ["DRIFT_PIPELINE_HOME"] = str(settings.home)
+    os.environ.update(dbt_environment(settings))  # the home, or the postgres target and its URL
 
 
 def refresh_marts(settings: Settings) -> None:
@@ -52,7 +53,7 @@ def refresh_marts(settings: Settings) -> None:
     """
     point_dbt_at(settings)
     dbt = DbtCliResource(project_dir=dbt_project)
-    with dbt_output_to_file(settings, "last_marts_refresh"):
+    with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()
-    publish(settings)
+        publish(settings)

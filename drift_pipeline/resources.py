@@ -6,15 +6,16 @@ import json
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, ResourceParam
 from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.orgs import DeploymentOrgs, deployment_orgs
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.postgres import connect_postgres
 from drift_pipeline.warehouse.schema import create_raw_schema
 
 
@@ -68,17 +69,38 @@ class DriftApiResource(ConfigurableResource):
             atomic_write_text(path, json.dumps(known))
 
 
-def warehouse_resource(settings: Settings | None = None) -> DuckDBResource:
-    """The warehouse file as a resource. Creates nothing: loading the definitions (every Dagster
+class PostgresWarehouseResource(ConfigurableResource):
+    """The warehouse in PostgreSQL (DRIFT_WAREHOUSE_URL): a session per use, many at once."""
+
+    url: str
+
+    @contextmanager
+    def get_connection(self) -> Iterator:
+        with connect_postgres(self.url) as conn:
+            yield conn
+
+
+# What the raw assets take under the `duckdb` key: the DuckDB file, or Postgres when configured.
+WarehouseResource = ResourceParam[Union[DuckDBResource, PostgresWarehouseResource]]
+
+
+def warehouse_resource(settings: Settings | None = None):
+    """The warehouse as a resource. Creates nothing: loading the definitions (every Dagster
     process does, often) must not touch `$DRIFT_PIPELINE_HOME`; the first connection does."""
     settings = settings or Settings.from_env()
+    if settings.warehouse_on_postgres:
+        return PostgresWarehouseResource(url=settings.warehouse_url)
     return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
 
 
 @contextmanager
-def warehouse_connection(duckdb: DuckDBResource) -> Iterator:
+def warehouse_connection(duckdb) -> Iterator:
     """A connection with the raw schema in place (and the folders of the warehouse and of
     DuckDB's spill files)."""
+    if isinstance(duckdb, PostgresWarehouseResource):
+        with duckdb.get_connection() as conn:  # the raw schema is made on connect
+            yield conn
+        return
     Path(duckdb.database).parent.mkdir(parents=True, exist_ok=True)
     temp_dir = (duckdb.connection_config or {}).get("temp_directory")
     if temp_dir:

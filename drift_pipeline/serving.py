@@ -13,11 +13,13 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 
 from drift_pipeline.fsutil import fsync_dir
 from drift_pipeline.report import REPORT_FILENAME, write_report
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.postgres import PostgresConnection, fetch_arrow
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse.load import transaction
 from drift_pipeline.warehouse.schema import create_raw_schema
@@ -52,7 +54,7 @@ def publish(settings: Settings) -> dict:
     Returns {"tables": {name: rows}, "path": ...}. Must run in the pipeline's own process
     (the warehouse's single writer), after dbt.
     """
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_on_postgres and not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
     serving = settings.serving_dir
     parquet_dir = serving / "parquet"
@@ -63,19 +65,24 @@ def publish(settings: Settings) -> dict:
     counts: dict[str, int] = {}
     conn = connect(settings, staging_db)
     try:
-        conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
-        tables = published_tables(conn, "warehouse")
+        if settings.warehouse_on_postgres:
+            tables = _copy_from_postgres(conn, settings.warehouse_url)
+        else:
+            conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
+            tables = published_tables(conn, "warehouse")
         if not tables:
             raise PublishError("the warehouse has no marts yet: run dbt (drift-pipeline sync) first")
         for schema, table in tables:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM warehouse.{schema}.{table}")
+            if not settings.warehouse_on_postgres:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM warehouse.{schema}.{table}")
             counts[f"{schema}.{table}"] = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchall()[0][0]
             final = parquet_dir / f"{schema}.{table}.parquet"
             staged = parquet_dir / f".{schema}.{table}.{token}.tmp"
             conn.execute(f"COPY {schema}.{table} TO '{staged}' (FORMAT parquet)")
             staged_parquet.append((staged, final))
-        conn.execute("DETACH warehouse")
+        if not settings.warehouse_on_postgres:
+            conn.execute("DETACH warehouse")
         conn.execute("CHECKPOINT")
     except BaseException:
         conn.close()
@@ -96,6 +103,26 @@ def publish(settings: Settings) -> dict:
             "transcripts": publish_transcripts_copy(settings)}
 
 
+def _copy_from_postgres(conn, url: str) -> list[tuple[str, str]]:
+    """The published schemas' tables read from Postgres into the staging DuckDB file, as Arrow
+    batches (DuckDB's postgres extension is a download this deployment may not have)."""
+    schemas = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+    with PostgresConnection(url) as source:
+        tables = [tuple(row) for row in source.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            f"WHERE table_schema IN ({schemas}) AND table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()]
+        for schema, table in tables:
+            batches = list(fetch_arrow(source, f'SELECT * FROM "{schema}"."{table}"'))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            reader = pa.RecordBatchReader.from_batches(batches[0].schema, batches)
+            conn.register("_published", reader)
+            try:
+                conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM _published")
+            finally:
+                conn.unregister("_published")
+    return tables
+
+
 def publish_transcripts_copy(settings: Settings) -> dict:
     """Publish `serving/transcripts.duckdb` when `DRIFT_PUBLISH_TRANSCRIPTS` is on; otherwise
     make sure none is left behind (a copy nobody refreshes would escape erasure and retention).
@@ -111,6 +138,9 @@ def publish_transcripts_copy(settings: Settings) -> dict:
         if removed:
             fsync_dir(settings.serving_dir)
         return {"published": False, "removed_stale_copy": removed}
+    if settings.warehouse_on_postgres:
+        raise PublishError("DRIFT_PUBLISH_TRANSCRIPTS is not supported with a Postgres warehouse yet "
+                           "(DRIFT_WAREHOUSE_URL): unset it")
     if not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
     conn = connect(settings)

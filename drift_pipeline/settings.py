@@ -96,6 +96,18 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 _ORIGIN_RE = re.compile(r"^https?://[a-z0-9.-]+(:\d{1,5})?$")
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
+    """A libpq URL (`postgresql://user:password@host:port/database`), or None when unset."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(_POSTGRES_SCHEMES):
+        raise SettingsError(f"{name} must be a PostgreSQL URL such as postgresql://user@host:5432/drift "
+                            f"(unset for the DuckDB file), got one starting {raw.split(':', 1)[0]!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,10 @@ class Settings:
     # origins allowed to post them directly. No secret: the endpoint is off.
     widget_secret: str | None = field(default=None, repr=False)
     widget_origins: tuple[str, ...] = ()
+    # Past one DuckDB file (docs/postgres.md): the warehouse in PostgreSQL, and Dagster's own
+    # storage there too (its own URL, else the warehouse's), so runs can go in parallel.
+    warehouse_url: str | None = field(default=None, repr=False)
+    dagster_pg_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -148,7 +164,19 @@ class Settings:
             history_start=_day(env, "DRIFT_HISTORY_START", DEFAULT_HISTORY_START),
             widget_secret=env.get("DRIFT_WIDGET_SECRET") or None,
             widget_origins=_origins(env, "DRIFT_WIDGET_ORIGINS"),
+            warehouse_url=_postgres_url(env, "DRIFT_WAREHOUSE_URL"),
+            dagster_pg_url=_postgres_url(env, "DRIFT_DAGSTER_PG_URL"),
         )
+
+    @property
+    def warehouse_on_postgres(self) -> bool:
+        """True when DRIFT_WAREHOUSE_URL names a PostgreSQL database (else the DuckDB file)."""
+        return self.warehouse_url is not None
+
+    @property
+    def dagster_storage_url(self) -> str | None:
+        """Where Dagster keeps runs, events and schedules when not in SQLite under DAGSTER_HOME."""
+        return self.dagster_pg_url or self.warehouse_url
 
     # Layout of $DRIFT_PIPELINE_HOME (contract).
     @property

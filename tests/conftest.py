@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import duckdb
 import httpx
@@ -138,3 +146,98 @@ async def running_receiver(settings: Settings):
 async def client(settings: Settings, anyio_backend):
     async with running_receiver(settings) as http:
         yield http
+
+
+# -- a real PostgreSQL server for the Postgres path ----------------------------------------------
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A fresh database on the server; its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+def _postgres_bin_dir() -> Path | None:
+    """Debian's server binaries (initdb, pg_ctl), newest major version first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0, reverse=True)
+    if found:
+        return Path(found[0]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL on 127.0.0.1 (free port, temp data dir, trust auth on loopback),
+    stopped at the end of the session; skipped with the reason where it cannot run.
+
+    initdb refuses to run as root, so as root the server runs as the `postgres` user (Debian's
+    package creates it) or `nobody`, owning its data dir."""
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian's postgresql package; `make postgres-deps` installs it as root)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[postgres]')")
+    run_as: list[str] = []
+    owner = None
+    if os.geteuid() == 0:
+        for name in ("postgres", "nobody"):
+            try:
+                owner = pwd.getpwnam(name)
+                break
+            except KeyError:
+                continue
+        runuser = shutil.which("runuser")
+        if owner is None or runuser is None:
+            pytest.skip("running as root with no unprivileged user (postgres/nobody) or runuser to start PostgreSQL")
+        run_as = [runuser, "-u", owner.pw_name, "--"]
+    # Not under pytest's tmp_path: its root-owned 0700 parents would lock the server's user out.
+    root = Path(tempfile.mkdtemp(prefix="drift-pg-"))
+    data = root / "data"
+    if owner is not None:
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+    user = "drift"
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=timeout, cwd=root)
+
+    init = run(str(bin_dir / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8",
+               "--locale=C", "--no-sync")
+    if init.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.skip(f"initdb failed: {(init.stderr or init.stdout).strip().splitlines()[-1:]}")
+    # Durability is not what a test measures: no fsync, so the server is quick on a busy disk.
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
+               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    start = run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
+                "-o", options, "start")
+    if start.returncode != 0:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else start.stderr
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {log.strip().splitlines()[-1:]}")
+    try:
+        yield PostgresServer("127.0.0.1", port, user)
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)

@@ -14,6 +14,7 @@ from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.connection import exclusive_build
 
 MARTS_GROUP = "drift_marts"
 MODELS_GROUP = "drift_models"
@@ -77,8 +78,9 @@ def build_dbt_models():
         settings = drift.settings()
         point_dbt_at(settings)
         command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
-        yield from dbt.cli(command, context=context,
-                           target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
+        with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
+            yield from dbt.cli(command, context=context,
+                               target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
             result = publish(settings)
             context.log.info(f"published serving copy: {result['tables']}; report: {result['report']}")

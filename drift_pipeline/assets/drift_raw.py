@@ -3,7 +3,7 @@ for every connected Drift org (or the one named by the run's `drift/org` tag).""
 
 
 import asyncio
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     AssetCheckResult,
@@ -18,13 +18,12 @@ from dagster import (
     asset_check,
     multi_asset,
 )
-from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.drift.errors import DriftConfigError
 from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
 from drift_pipeline.ingest.sync import ConversationSync, SyncStats
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, range_label, single_run
-from drift_pipeline.resources import DriftApiResource, warehouse_connection
+from drift_pipeline.resources import DriftApiResource, WarehouseResource, warehouse_connection
 
 RAW_GROUP = "drift_raw"
 OWNERS = ["team:data-platform"]
@@ -61,7 +60,7 @@ def raw_specs(partitions_def: PartitionsDefinition) -> list[AssetSpec]:
     ]
 
 
-def run_sync(drift: DriftApiResource, duckdb: DuckDBResource, window_start, window_end,
+def run_sync(drift: DriftApiResource, duckdb: WarehouseResource, window_start, window_end,
              partition_keys: str = "", full_window: bool = False,
              org_ids: list[int | None] | None = None) -> list[SyncStats]:
     """Sync `[window_start, window_end)` (naive UTC) for each of `org_ids` (default: every
@@ -132,7 +131,7 @@ def build_drift_raw_sync(partitions_def: PartitionsDefinition):
         backfill_policy=single_run,
         description="Incremental sync of Drift conversations into raw.* for the selected days.",
     )
-    def drift_raw_sync(context: AssetExecutionContext, drift: DriftApiResource, duckdb: DuckDBResource):
+    def drift_raw_sync(context: AssetExecutionContext, drift: DriftApiResource, duckdb: WarehouseResource):
         # One window over the whole range, however many days: the newest-first list is paged
         # once, not once per partition.
         window = context.partition_time_window
@@ -193,37 +192,41 @@ def _summary_markdown(stats: SyncStats) -> str:
 
 
 # -- asset checks --------------------------------------------------------------------------
-def _scalar(duckdb: DuckDBResource, sql: str):
+def _scalar(duckdb: WarehouseResource, sql: str):
     with warehouse_connection(duckdb) as conn:
         return conn.execute(sql).fetchall()[0][0]
 
 
 @asset_check(asset=raw_key("conversations"), description="No conversation key appears twice.")
-def conversations_unique(duckdb: DuckDBResource) -> AssetCheckResult:
+def conversations_unique(duckdb: WarehouseResource) -> AssetCheckResult:
     dupes = _scalar(duckdb, "SELECT count(*) FROM (SELECT org_id, conversation_id FROM raw.conversations "
-                            "GROUP BY ALL HAVING count(*) > 1)")
+                            "GROUP BY org_id, conversation_id HAVING count(*) > 1) AS dupes")
     return AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
 
 
 @asset_check(asset=raw_key("messages"), description="No message key appears twice.")
-def messages_unique(duckdb: DuckDBResource) -> AssetCheckResult:
+def messages_unique(duckdb: WarehouseResource) -> AssetCheckResult:
     dupes = _scalar(duckdb, "SELECT count(*) FROM (SELECT org_id, conversation_id, message_id "
-                            "FROM raw.messages GROUP BY ALL HAVING count(*) > 1)")
+                            "FROM raw.messages GROUP BY org_id, conversation_id, message_id "
+                            "HAVING count(*) > 1) AS dupes")
     return AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
 
 
 @asset_check(asset=raw_key("messages"), description="Every message belongs to a stored conversation.")
-def messages_have_conversation(duckdb: DuckDBResource) -> AssetCheckResult:
-    orphans = _scalar(duckdb, "SELECT count(*) FROM raw.messages m ANTI JOIN raw.conversations c "
-                              "USING (org_id, conversation_id)")
+def messages_have_conversation(duckdb: WarehouseResource) -> AssetCheckResult:
+    orphans = _scalar(duckdb, "SELECT count(*) FROM raw.messages m WHERE NOT EXISTS (SELECT 1 FROM "
+                              "raw.conversations c WHERE c.org_id = m.org_id "
+                              "AND c.conversation_id = m.conversation_id)")
     return AssetCheckResult(passed=orphans == 0, metadata={"orphan_messages": orphans})
 
 
 @asset_check(asset=raw_key("conversations"),
              description="The newest conversation update is recent (warns after 36 hours).")
-def conversations_fresh(duckdb: DuckDBResource) -> AssetCheckResult:
-    lag_hours = _scalar(duckdb, "SELECT (epoch(now()) - epoch(max(updated_at))) / 3600.0 "
-                                "FROM raw.conversations")
+def conversations_fresh(duckdb: WarehouseResource) -> AssetCheckResult:
+    # The clock is read here, not in SQL: naive UTC timestamps subtract alike on both engines.
+    newest = _scalar(duckdb, "SELECT max(updated_at) FROM raw.conversations")
+    lag_hours = None if newest is None else (
+        datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
     passed = lag_hours is not None and lag_hours <= 36
     return AssetCheckResult(
         passed=passed,

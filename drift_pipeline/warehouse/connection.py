@@ -3,17 +3,19 @@
 DuckDB allows one writer process per file (the pipeline); every connection it opens goes
 through here so the limits from the settings (`DRIFT_DUCKDB_MEMORY_LIMIT`,
 `DRIFT_DUCKDB_THREADS`) always apply and heavy queries spill under `$DRIFT_PIPELINE_HOME/tmp/`.
+With `DRIFT_WAREHOUSE_URL` set, `open_warehouse` is a PostgreSQL session instead.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.postgres import build_lock, connect_postgres
 from drift_pipeline.warehouse.schema import create_raw_schema
 
 
@@ -28,9 +30,17 @@ def connect(settings: Settings, database: Path | str | None = None, *, read_only
 def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse for writing, with the raw schema in place; closed on exit."""
     settings.ensure_dirs()
-    conn = connect(settings)
+    # connect_postgres creates the raw schema itself, under a lock parallel runs share.
+    conn = connect_postgres(settings.warehouse_url) if settings.warehouse_on_postgres else connect(settings)
     try:
-        create_raw_schema(conn)
+        if not settings.warehouse_on_postgres:
+            create_raw_schema(conn)
         yield conn
     finally:
         conn.close()
+
+
+def exclusive_build(settings: Settings):
+    """Held around a dbt build and its publish. On Postgres, runs go in parallel, so builds wait
+    for each other here; DuckDB's file lock already lets only one writer in."""
+    return build_lock(settings.warehouse_url) if settings.warehouse_on_postgres else nullcontext()

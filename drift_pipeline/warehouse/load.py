@@ -1,4 +1,5 @@
-"""Bulk upserts into the warehouse: Arrow in, one MERGE per table, never row by row."""
+"""Bulk upserts into the warehouse: Arrow in, one MERGE per table, never row by row (on
+PostgreSQL: COPY into a staging table and INSERT ... ON CONFLICT, see warehouse/postgres.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from drift_pipeline.warehouse.postgres import PostgresConnection
 from drift_pipeline.warehouse.schema import Table
 
 _ARROW_TYPES = {
@@ -58,6 +60,8 @@ def upsert(conn, table: Table, data: pa.Table | list[dict]) -> int:
         data = to_arrow(table, data)
     if data.num_rows == 0:
         return 0
+    if isinstance(conn, PostgresConnection):
+        return conn.upsert(table, data)
     data = data.append_column("_batch_order", pa.array(range(data.num_rows), pa.int64()))
     view = f"_upsert_{table.name.replace('.', '_')}"
     conn.register(view, data)

@@ -11,7 +11,9 @@ with rebuild as (
 
 chat_messages as (
 
-    select chat_messages.*, rebuild.source_synced_at as _source_synced_at
+    -- chat_messages carries its own _source_synced_at (the watermark it was rebuilt from): a
+    -- second column of that name is ambiguous in Postgres.
+    select chat_messages.*
     from {{ ref('int_drift__chat_messages') }} as chat_messages
     inner join rebuild
         on chat_messages.org_id = rebuild.org_id

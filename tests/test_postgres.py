@@ -1,0 +1,199 @@
+"""The warehouse on PostgreSQL: the same raw schema, loads and sync as on DuckDB.
+
+Each test runs against a throwaway server on 127.0.0.1 (the `postgres_server` fixture) and is
+skipped with a one-line reason where Debian's postgresql is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from drift_pipeline.dbt_project import dbt_environment
+from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.ingest.sync import ConversationSync
+from drift_pipeline.marts import refresh_marts
+from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.connection import open_warehouse
+from drift_pipeline.warehouse.load import transaction, upsert
+from drift_pipeline.warehouse.postgres import connect_postgres
+
+from conftest import SIM_END, query, sync
+
+pytestmark = pytest.mark.postgres
+
+
+def test_raw_upserts_on_postgres_keep_one_row_per_key_the_last_one_winning(postgres_server):
+    url = postgres_server.create_database("drift_upserts")
+    t0 = datetime(2026, 11, 1, 12, 0, 0, 123456)
+    conn = connect_postgres(url)
+    try:
+        row = {"org_id": 1, "conversation_id": 7, "status": "open", "created_at": t0,
+               "participant_user_ids": [3, 4], "tags": ["vip", "emea"], "synced_at": t0}
+        with transaction(conn):
+            assert upsert(conn, schema.CONVERSATIONS, [row, dict(row, status="pending")]) == 2
+        upsert(conn, schema.CONVERSATIONS, [dict(row, status="closed", tags=[]),
+                                            dict(row, conversation_id=8, tags=None)])
+        stored = conn.execute("SELECT conversation_id, status, created_at, participant_user_ids, tags "
+                              "FROM raw.conversations ORDER BY 1").fetchall()
+        assert stored == [(7, "closed", t0, [3, 4], []), (8, "open", t0, [3, 4], None)]
+        # A failed transaction leaves nothing behind, and the next load still works.
+        with pytest.raises(RuntimeError):
+            with transaction(conn):
+                upsert(conn, schema.CONVERSATIONS, [dict(row, conversation_id=9)])
+                raise RuntimeError("boom")
+        upsert(conn, schema.CONVERSATIONS, [dict(row, conversation_id=10)])
+        assert [r[0] for r in conn.execute("SELECT conversation_id FROM raw.conversations ORDER BY 1")
+                .fetchall()] == [7, 8, 10]
+    finally:
+        conn.close()
+    # Opening again migrates nothing and keeps the rows.
+    with connect_postgres(url) as again:
+        assert again.execute("SELECT count(*) FROM raw.conversations WHERE org_id = ?", [1]).fetchall() == [(3,)]
+
+
+def test_a_sync_into_postgres_stores_what_a_sync_into_duckdb_stores(sim_env, postgres_server):
+    simulator, settings = sim_env
+    end = SIM_END.replace(tzinfo=None)
+    start = end - timedelta(days=2)
+    duck = sync(settings, start, end)
+    pg_settings = replace(settings, warehouse_url=postgres_server.create_database("drift_sync"))
+
+    async def go():
+        async with DriftClient.from_settings(pg_settings) as client:
+            with open_warehouse(pg_settings) as conn:
+                return await ConversationSync(client, conn, salt=settings.secret("pii_salt")).run(start, end)
+
+    pg = asyncio.run(go())
+    assert pg.rows == duck.rows and pg.api_calls == duck.api_calls
+    with open_warehouse(pg_settings) as conn:
+        for table in schema.RAW_TABLES:
+            columns = [c for c in table.column_names if c not in ("synced_at", "recorded_at", "job_id",
+                                                                   "started_at", "finished_at")]
+            sql = f"SELECT {', '.join(columns)} FROM {table.name} ORDER BY {', '.join(table.key)}"
+            assert conn.execute(sql).fetchall() == [tuple(r) for r in query(settings, sql)], table.name
+
+
+# -- the whole path: two orgs in two parallel runs, Dagster on Postgres, marts as on DuckDB ------
+DRIFT_PIPELINE = str(Path(sys.executable).parent / "drift-pipeline")
+ORGS = ({"seed": 21, "org_id": 21000001}, {"seed": 22, "org_id": 22000002})
+
+
+def _marts(path: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every published mart's columns and rows, sorted; bookkeeping (`_*`) and load-time
+    columns left out: they say when a row was built, not what it holds."""
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        for (table,) in conn.execute("SELECT table_name FROM information_schema.tables "
+                                     "WHERE table_schema = 'marts' ORDER BY 1").fetchall():
+            columns = [c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+                "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+                if not c.startswith("_") and c != "synced_at"]
+            rows = conn.execute(f"SELECT {', '.join(columns)} FROM marts.{table}").fetchall()
+            out[table] = (columns, sorted(rows, key=repr))
+        return out
+    finally:
+        conn.close()
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+    return a == b
+
+
+def _wait_for(condition, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_builds(
+        home, make_simulator, postgres_server, monkeypatch):
+    end = SIM_END.replace(tzinfo=None)
+    start = end - timedelta(days=2)
+    simulators = [make_simulator(days=2, conversations_per_day=15, rate_limit_per_minute=60_000, **org)
+                  for org in ORGS]
+    base = Settings.from_env()
+    pg_settings = replace(base, home=home / "pg",
+                          warehouse_url=postgres_server.create_database("drift_warehouse"),
+                          dagster_pg_url=postgres_server.create_database("drift_dagster"))
+    duck_settings = replace(base, home=home / "duckdb")
+    # Building the marts below sets what dbt's profile reads in this process: restored after.
+    for name in dbt_environment(pg_settings):
+        monkeypatch.delenv(name, raising=False)
+
+    # Postgres: each org is its own `drift-pipeline sync` process and Dagster run, started
+    # together. The test holds raw.exports locked until both runs are inside their sync: so
+    # both were in flight at once (on DuckDB the second would fail on the file lock).
+    with connect_postgres(pg_settings.warehouse_url) as warehouse:
+        warehouse.execute("BEGIN")
+        warehouse.execute("LOCK TABLE raw.exports IN EXCLUSIVE MODE")
+        processes = []
+        for simulator, server in simulators:
+            env = {**os.environ, "DRIFT_PIPELINE_HOME": str(pg_settings.home),
+                   "DRIFT_WAREHOUSE_URL": pg_settings.warehouse_url,
+                   "DRIFT_DAGSTER_PG_URL": pg_settings.dagster_pg_url,
+                   "DRIFT_API_BASE_URL": server.base_url,
+                   "DRIFT_ACCESS_TOKEN": simulator.config.static_access_token}
+            processes.append(subprocess.Popen(
+                [DRIFT_PIPELINE, "sync", "--start", str(start.date()), "--end", str(end.date()), "--no-dbt"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        # Watched from a session of its own: inside the locking transaction, pg_stat_activity
+        # would answer from the snapshot its first read took.
+        try:
+            with connect_postgres(pg_settings.warehouse_url) as watcher:
+                _wait_for(lambda: watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'INSERT INTO raw.exports%'").fetchall()[0][0] == 2
+                    or any(p.poll() is not None for p in processes), "both runs to reach the warehouse")
+        finally:
+            warehouse.execute("ROLLBACK")
+        outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    with psycopg.connect(pg_settings.dagster_pg_url) as dagster_db:
+        runs = dagster_db.execute("SELECT status FROM runs").fetchall()
+    assert runs == [("SUCCESS",), ("SUCCESS",)], "both runs are in Dagster's Postgres storage"
+    assert (pg_settings.home / "dagster" / "dagster.yaml").read_text().count("postgres_url") == 1
+    refresh_marts(pg_settings)  # dbt on dbt-postgres, then the DuckDB serving copy from Postgres
+
+    # DuckDB: the same two orgs, one after the other into one file, the same models.
+    for (simulator, server), org in zip(simulators, ORGS):
+        org_settings = replace(duck_settings, api_base_url=server.base_url,
+                               access_token=simulator.config.static_access_token)
+        sync(org_settings, start, end, org_id=org["org_id"])
+    refresh_marts(duck_settings)
+
+    pg_marts = _marts(pg_settings.serving_dir / "analytics.duckdb")
+    duck_marts = _marts(duck_settings.serving_dir / "analytics.duckdb")
+    assert set(pg_marts) == set(duck_marts) >= {"fct_conversations", "agg_daily_metrics", "agg_agent_daily"}
+    for table, (columns, rows) in duck_marts.items():
+        pg_columns, pg_rows = pg_marts[table]
+        assert pg_columns == columns, table
+        assert len(pg_rows) == len(rows), table
+        mismatches = [(table, column, a, b) for pg_row, row in zip(pg_rows, rows)
+                      for column, a, b in zip(columns, pg_row, row) if not _same_value(a, b)]
+        assert not mismatches, f"{len(mismatches)} differences, first: {mismatches[:5]}"
+    # Both orgs are there, each with its own conversations.
+    fct_columns, fct_rows = pg_marts["fct_conversations"]
+    org_index = fct_columns.index("org_id")
+    assert {row[org_index] for row in fct_rows} == {org["org_id"] for org in ORGS}
