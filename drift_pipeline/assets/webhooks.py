@@ -8,6 +8,7 @@ dbt itself, exactly as on a scheduled run.
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, MetadataValue, multi_asset
 
 from drift_pipeline.assets.drift_raw import OWNERS
+from drift_pipeline.partitions import single_run
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.webhooks.apply import apply_inbox
 
@@ -36,6 +37,9 @@ class ApplyInboxConfig(Config):
                   skippable=False),
     ],
     description="Apply every waiting webhook inbox file (the receiver's output) to the raw tables.",
+    # Unpartitioned; Dagster's CLI takes a --partition-range over a selection (`--select *`)
+    # only when every selected asset has this policy.
+    backfill_policy=single_run,
 )
 def webhook_inbox(context: AssetExecutionContext, config: ApplyInboxConfig, drift: DriftApiResource):
     # Everything waiting, not only the files this run was requested for: runs queue behind each
