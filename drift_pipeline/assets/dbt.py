@@ -1,6 +1,7 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
 
+import json
 from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
@@ -15,6 +16,7 @@ from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
 
+DBT_ASSET_OP = "drift_dbt_models"  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
 MARTS_GROUP = "drift_marts"
 MODELS_GROUP = "drift_models"
 
@@ -41,10 +43,27 @@ class DriftDbtTranslator(DagsterDbtTranslator):
 
 class DbtModelsConfig(Config):
     """How a run builds the models. A scheduled or CLI run builds and tests them and publishes
-    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive."""
+    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive.
+
+    By default the data tests read only the conversations the run rebuilt (`drift_tests_scope:
+    changed`, dbt_project/macros/tests_scope.sql), so a nightly run costs what changed, not what
+    the warehouse holds; `full_tests` and `full_refresh` are the full path (the UI's launchpad,
+    `sync --full-tests / --full-refresh`).
+    """
 
     data_tests: bool = True  # `dbt build` (models + data tests); false: `dbt run`
     docs: bool = True  # regenerate dbt docs into serving/dbt-docs after publishing
+    full_refresh: bool = False  # rebuild every model from raw (changed model SQL, hard deletes)
+    full_tests: bool = False  # every data test reads every row (a full refresh implies it)
+
+
+def dbt_command(config: DbtModelsConfig) -> list[str]:
+    """The dbt arguments for a run with `config` (unit tests run in CI, not every run)."""
+    command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
+    if config.full_refresh:
+        command.append("--full-refresh")
+    scope = "all" if config.full_tests or config.full_refresh else "changed"
+    return command + ["--vars", json.dumps({"drift_tests_scope": scope})]
 
 
 # What the webhook job runs: the models' changed rows and the serving copy, nothing else.
@@ -72,12 +91,11 @@ def build_dbt_models():
     )
     def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource,
                          drift: DriftApiResource):
-        """Build the dbt models and run their data tests (unit tests run in CI, not every run),
-        then republish the serving copy so analysts see the new numbers."""
+        """Build the dbt models and run their data tests (on what changed unless configured
+        otherwise), then republish the serving copy so analysts see the new numbers."""
         settings = drift.settings()
         point_dbt_at(settings)
-        command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
-        yield from dbt.cli(command, context=context,
+        yield from dbt.cli(dbt_command(config), context=context,
                            target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
             result = publish(settings)
