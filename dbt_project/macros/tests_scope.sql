@@ -5,9 +5,9 @@
   per-conversation model (one whose documented columns include `conversation_id`: the staging
   views of conversations, messages, status and widget events, every intermediate model and
   fct_conversations) reads only the rows of the conversations this run rebuilds: those whose
-  watermark (`int_drift__conversation_watermarks`) is newer than the oldest "newest watermark"
-  any per-conversation incremental model held when the run started, or that have unstamped
-  rows. That is a superset of what each incremental model rebuilds (each rebuilds the
+  watermark (`int_drift__conversation_watermarks`; for the staging views, tested before the
+  watermarks move, their own load stamps) is newer than the oldest "newest watermark" any
+  per-conversation incremental model held when the run started, or that have unstamped rows. That is a superset of what each incremental model rebuilds (each rebuilds the
   conversations newer than its own newest watermark), so a model that lagged behind after a
   failed run still has its rebuilt rows tested. Keys of these models include conversation_id,
   so a duplicate always falls inside one conversation and the scoped unique tests see it.
@@ -82,7 +82,12 @@
 {%- endmacro %}
 
 
-{#- SQL condition on `tested` (the tested model's rows) for a scoped test, or '' when unscoped. -#}
+{#-
+  SQL condition on `tested` (the tested model's rows) for a scoped test, or '' when unscoped.
+  Staging views are tested before this run rebuilds the watermarks, so their scope is their
+  own load stamps: conversations with a row loaded after the bound (or unstamped). Models
+  downstream of the watermarks are tested after them: conversations whose watermark moved.
+-#}
 {% macro drift_tests_scope_condition(relation) -%}
     {%- if not execute or not drift_tests_scoped() or relation is string -%}
         {{ return('') }}
@@ -100,7 +105,20 @@
     {%- if not tested or not watermarks -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set condition -%}
+    {%- if 'staging' in tested[0].fqn -%}
+        {%- set loaded_at = 'recorded_at' if 'recorded_at' in tested[0].columns else 'synced_at' -%}
+        {%- set condition -%}
+    exists (
+        select 1
+        from {{ relation }} as drift_loaded
+        cross join {{ drift_tests_scope_relation() }} as drift_scope
+        where drift_loaded.org_id = tested.org_id
+            and drift_loaded.conversation_id = tested.conversation_id
+            and (drift_loaded.{{ loaded_at }} > drift_scope.changed_after or drift_loaded.{{ loaded_at }} is null)
+    )
+        {%- endset -%}
+    {%- else -%}
+        {%- set condition -%}
     exists (
         select 1
         from {{ watermarks[0] }} as drift_changed
@@ -109,7 +127,8 @@
             and drift_changed.conversation_id = tested.conversation_id
             and (drift_changed.source_synced_at > drift_scope.changed_after or drift_changed.has_unstamped_rows)
     )
-    {%- endset -%}
+        {%- endset -%}
+    {%- endif -%}
     {{ return(condition) }}
 {%- endmacro %}
 
