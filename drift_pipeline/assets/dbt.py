@@ -1,14 +1,13 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
 
-import json
 from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.partitions import single_run
 from drift_pipeline.marts import point_dbt_at
 from drift_pipeline.report import headline_charts_markdown
@@ -62,8 +61,8 @@ def dbt_command(config: DbtModelsConfig) -> list[str]:
     command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
     if config.full_refresh:
         command.append("--full-refresh")
-    scope = "all" if config.full_tests or config.full_refresh else "changed"
-    return command + ["--vars", json.dumps({"drift_tests_scope": scope})]
+    # The same vars on every invocation (the webhook job's too) keep the partial parse valid.
+    return command + dbt_vars(full_tests=config.full_tests or config.full_refresh)
 
 
 # What the webhook job runs: the models' changed rows and the serving copy, nothing else.
