@@ -46,7 +46,8 @@
 
 {#-
   on-run-start: record where "changed" starts for this run, before any model moves its
-  watermark. A model that does not exist yet (first build) or is empty puts everything in scope.
+  watermark. A model that does not exist yet (first build) puts everything in scope; an empty
+  one (no widget events at all) has no old rows and does not move the bound.
   `dbt test` alone keeps the bound the last `dbt run` recorded, so a run then a test (the
   split form of `dbt build`) tests what that run rebuilt.
 -#}
@@ -64,7 +65,7 @@
     {%- for model in drift_watermarked_models() -%}
         {%- set relation = adapter.get_relation(model.node.database, model.node.schema, model.node.alias) -%}
         {%- if relation is none -%}
-            {%- do newest.append("cast(null as timestamp)") -%}
+            {%- do newest.append("cast('1900-01-01' as timestamp)") -%}
         {%- else -%}
             {%- do newest.append("(select max(" ~ model.column ~ ") from " ~ relation ~ ")") -%}
         {%- endif -%}
@@ -72,7 +73,7 @@
     {%- do adapter.create_schema(scope) -%}
     create or replace table {{ scope }} as
     select {{ dbt.dateadd('minute', -1 * lookback_minutes,
-                          'coalesce(min(coalesce(newest, cast(\'1900-01-01\' as timestamp))), cast(\'1900-01-01\' as timestamp))') }}
+                          'coalesce(min(newest), cast(\'1900-01-01\' as timestamp))') }}
                as changed_after
     from (
         {%- for expression in newest %}
@@ -105,16 +106,20 @@
     {%- if not tested or not watermarks -%}
         {{ return('') }}
     {%- endif -%}
+    {#- Nothing built before this run (a first build): every row is in scope, skip the filter. -#}
+    {%- set bound = run_query("select strftime(changed_after, '%Y-%m-%d %H:%M:%S.%f') from " ~ drift_tests_scope_relation()).columns[0].values()[0] -%}
+    {%- if bound is none or bound.startswith('1900-01-01') -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- if 'staging' in tested[0].fqn -%}
         {%- set loaded_at = 'recorded_at' if 'recorded_at' in tested[0].columns else 'synced_at' -%}
         {%- set condition -%}
     exists (
         select 1
         from {{ relation }} as drift_loaded
-        cross join {{ drift_tests_scope_relation() }} as drift_scope
         where drift_loaded.org_id = tested.org_id
             and drift_loaded.conversation_id = tested.conversation_id
-            and (drift_loaded.{{ loaded_at }} > drift_scope.changed_after or drift_loaded.{{ loaded_at }} is null)
+            and (drift_loaded.{{ loaded_at }} > cast('{{ bound }}' as timestamp) or drift_loaded.{{ loaded_at }} is null)
     )
         {%- endset -%}
     {%- else -%}
@@ -122,10 +127,9 @@
     exists (
         select 1
         from {{ watermarks[0] }} as drift_changed
-        cross join {{ drift_tests_scope_relation() }} as drift_scope
         where drift_changed.org_id = tested.org_id
             and drift_changed.conversation_id = tested.conversation_id
-            and (drift_changed.source_synced_at > drift_scope.changed_after or drift_changed.has_unstamped_rows)
+            and (drift_changed.source_synced_at > cast('{{ bound }}' as timestamp) or drift_changed.has_unstamped_rows)
     )
         {%- endset -%}
     {%- endif -%}
