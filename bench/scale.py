@@ -237,7 +237,7 @@ def chart_svg(sizes: dict) -> str:
                 parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"/>')
 
     values = [sizes[str(x)][key] for x in xs for key, _, _ in SERIES]
-    panel(60, "Seconds per step", SERIES, max(0.1, min(values) / 1.5), max(values) * 1.5, "seconds")
+    panel(60, "Wall seconds per step (loaded 2-core machine)", SERIES, max(0.1, min(values) / 1.5), max(values) * 1.5, "seconds")
     rss = [sizes[str(x)]["peak_rss_mib"] for x in xs]
     panel(520, "Peak RSS of the heaviest step", (("peak_rss_mib", "peak RSS", "#9467bd"),),
           max(50, min(rss) / 2), 8192, "MiB", limit=(4096, "4 GiB"))
