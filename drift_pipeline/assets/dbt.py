@@ -126,7 +126,8 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
     generated = dbt_run_dir(settings, "docs")
-    invocation = dbt.cli(["docs", "generate"], manifest=ensure_manifest(), target_path=generated,
+    # The pipeline's vars, so this parse stays valid for the next run to start from.
+    invocation = dbt.cli(["docs", "generate", *dbt_vars()], manifest=ensure_manifest(), target_path=generated,
                          raise_on_error=False).wait()
     if not invocation.is_successful():
         context.log.warning(f"dbt docs generate failed; serving/dbt-docs is unchanged "
