@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "successful sync left the warehouse exact, minus the overlap)")
     p.add_argument("--org", type=int, metavar="ORG_ID",
                    help="sync only this Drift org (default: every org in the token store)")
+    p.add_argument("--full-refresh", action="store_true",
+                   help="rebuild every dbt model from the raw tables (after changing model SQL or hard deletes)")
+    p.add_argument("--full-tests", action="store_true",
+                   help="run every data test on every row (default: only the conversations this run rebuilt)")
 
     p = sub.add_parser("webhooks", help="the webhook receiver")
     wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
@@ -133,7 +137,8 @@ def cmd_sync(args, settings: Settings) -> int:
     start = args.start or max(today - timedelta(days=1), settings.history_start)
     end = args.end or today + timedelta(days=1)
     result = materialize_days(settings, start, end, with_dbt=not args.no_dbt, full_window=args.full_window,
-                              org_id=args.org, log_level="INFO" if args.verbose else "CRITICAL")
+                              org_id=args.org, full_refresh=args.full_refresh, full_tests=args.full_tests,
+                              log_level="INFO" if args.verbose else "CRITICAL")
     if args.no_dbt:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import sys
@@ -32,17 +34,39 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 KEEP_DBT_RUNS = 20
 
 
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
 def dbt_run_dir(settings: Settings, label: str) -> Path:
     """A fresh folder under `$DRIFT_PIPELINE_HOME/dbt/` for one dbt invocation's artifacts and
     logs (compiled SQL, run_results.json, dbt.log): never in the checkout, one per run so runs
-    that overlap (a sensor's run and a CLI sync) never share one. Keeps the newest few."""
+    that overlap (a sensor's run and a CLI sync) never share one. Keeps the newest few.
+
+    It starts with the newest earlier run's partial-parse state: a fresh target folder makes dbt
+    parse the whole project again (seconds on every webhook refresh); dbt checks that state
+    against the files, vars and profile and parses in full when anything differs."""
     root = settings.home / "dbt"
     root.mkdir(parents=True, exist_ok=True)
     runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in runs[:max(0, len(runs) - KEEP_DBT_RUNS + 1)]:
         shutil.rmtree(old, ignore_errors=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return root / f"{stamp}-{label}-{uuid.uuid4().hex[:7]}"
+    run_dir = root / f"{stamp}-{label}-{uuid.uuid4().hex[:7]}"
+    parsed = [p / PARTIAL_PARSE for p in runs if (p / PARTIAL_PARSE).exists()]
+    if parsed:
+        run_dir.mkdir()
+        staged = run_dir / f".{PARTIAL_PARSE}.tmp"
+        with contextlib.suppress(OSError):  # a run being removed meanwhile: dbt just parses in full
+            shutil.copyfile(max(parsed, key=lambda p: p.stat().st_mtime), staged)
+            os.replace(staged, run_dir / PARTIAL_PARSE)
+    return run_dir
+
+
+def dbt_vars(*, full_tests: bool = False) -> list[str]:
+    """`--vars` for every dbt invocation the pipeline makes: data tests on what changed unless
+    `full_tests` (dbt_project/macros/tests_scope.sql). One set of vars for every invocation also
+    lets each reuse the previous one's partial parse (dbt parses in full when vars differ)."""
+    return ["--vars", json.dumps({"drift_tests_scope": "all" if full_tests else "changed"})]
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:

@@ -15,10 +15,14 @@ from typing import Iterator
 
 from dagster_dbt import DbtCliResource
 
-from drift_pipeline.dbt_project import dbt_environment, dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import dbt_environment, dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
+
+# Models only, with the vars every pipeline invocation passes (so it reuses the last run's
+# partial parse).
+REFRESH_ARGS = ["run", "--select", "+marts", *dbt_vars()]
 
 
 @contextlib.contextmanager
@@ -54,6 +58,6 @@ def refresh_marts(settings: Settings) -> None:
     point_dbt_at(settings)
     dbt = DbtCliResource(project_dir=dbt_project)
     with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
-        dbt.cli(["run", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
+        dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()
         publish(settings)

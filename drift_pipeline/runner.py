@@ -8,12 +8,13 @@ from datetime import date, timedelta
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from drift_pipeline import definitions
+from drift_pipeline.assets.dbt import DBT_ASSET_OP
 from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.instance import ensure_dagster_home
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, check_day_range
 from drift_pipeline.schedules import SYNC_SELECTION
-from drift_pipeline.settings import Settings
+from drift_pipeline.settings import Settings, UsageError
 
 
 class RunFailed(RuntimeError):
@@ -29,11 +30,15 @@ def _root_cause(error) -> str:
 
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,
-                     full_window: bool = False, org_id: int | None = None, log_level: str = "CRITICAL"):
+                     full_window: bool = False, org_id: int | None = None, full_refresh: bool = False,
+                     full_tests: bool = False, log_level: str = "CRITICAL"):
     """Materialize the raw assets (and the dbt models) for the daily partitions in [start, end),
     however many, in one run: every connected Drift org, or only `org_id`. A range outside the
-    partitions raises `PartitionRangeError`."""
+    partitions raises `PartitionRangeError`. `full_refresh` / `full_tests` are the dbt asset's
+    run config (DbtModelsConfig)."""
     check_day_range(settings.history_start, start, end)
+    if (full_refresh or full_tests) and not with_dbt:
+        raise UsageError("--full-refresh and --full-tests apply to dbt: drop --no-dbt")
     ensure_dagster_home(settings)
     # The module's definitions were built from the environment; build again only for others.
     defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
@@ -63,7 +68,11 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
             tags=tags,
             selection=selection,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                **({"ops": {DBT_ASSET_OP: {"config": {"full_refresh": full_refresh, "full_tests": full_tests}}}}
+                   if with_dbt else {}),
+            },
         )
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)

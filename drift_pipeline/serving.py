@@ -8,6 +8,7 @@ next open sees the new one, and neither side waits for the other.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from drift_pipeline.fsutil import fsync_dir
+from drift_pipeline.fsutil import atomic_write_text, fsync_dir
 from drift_pipeline.report import REPORT_FILENAME, write_report
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import connect
@@ -28,7 +29,8 @@ from drift_pipeline.warehouse.transcripts import copy_for_qa_sql
 SERVING_DB = "analytics.duckdb"
 TRANSCRIPTS_DB = "transcripts.duckdb"  # opt-in (DRIFT_PUBLISH_TRANSCRIPTS): holds message text
 TRANSCRIPTS_TABLE = "qa.conversation_transcripts"  # not schema "transcripts": the file's catalog is named so
-PUBLISHED_SCHEMAS = ("marts",)  # no raw message bodies, transcripts or raw emails in the analysts' copy
+PUBLISHED_SCHEMAS = ("marts",)
+FINGERPRINTS = ".fingerprints.json"  # beside the Parquet files: what each was written from  # no raw message bodies, transcripts or raw emails in the analysts' copy
 
 
 class PublishError(RuntimeError):
@@ -48,11 +50,28 @@ def published_tables(conn, catalog: str) -> list[tuple[str, str]]:
     ]
 
 
+def table_fingerprint(conn, table: str) -> list:
+    """[rows, sum of row hashes]: equal fingerprints mean (short of a hash collision) equal
+    contents, whatever built the table; a scan of hashes, far cheaper than writing Parquet."""
+    rows, hashed = conn.execute(f"SELECT count(*), sum(hash(t))::VARCHAR FROM {table} AS t").fetchall()[0]
+    return [rows, hashed]
+
+
+def _published_fingerprints(parquet_dir: Path) -> dict:
+    try:
+        return json.loads((parquet_dir / FINGERPRINTS).read_text())
+    except (OSError, ValueError):
+        return {}  # none yet, or unreadable: every Parquet file is written
+
+
 def publish(settings: Settings) -> dict:
     """Write `serving/analytics.duckdb` and `serving/parquet/<schema>.<table>.parquet` atomically.
 
-    Returns {"tables": {name: rows}, "path": ...}. Must run in the pipeline's own process
-    (the warehouse's single writer), after dbt.
+    The DuckDB copy is always a new file (it holds no freed pages, so rows erasure removed
+    cannot linger in it); a Parquet file, the larger cost at a million conversations, is
+    rewritten only when its mart's fingerprint changed since the last publish.
+    Returns {"tables": {name: rows}, "path": ..., "parquet_written": [...], "parquet_unchanged": [...]}.
+    Must run in the pipeline's own process (the warehouse's single writer), after dbt.
     """
     if not settings.warehouse_on_postgres and not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
@@ -63,6 +82,9 @@ def publish(settings: Settings) -> dict:
     staging_db = serving / f".{SERVING_DB}.{token}.tmp"
     staged_parquet: list[tuple[Path, Path]] = []
     counts: dict[str, int] = {}
+    previous = _published_fingerprints(parquet_dir)
+    fingerprints: dict[str, list] = {}
+    unchanged: list[str] = []
     conn = connect(settings, staging_db)
     try:
         if settings.warehouse_on_postgres:
@@ -73,13 +95,18 @@ def publish(settings: Settings) -> dict:
         if not tables:
             raise PublishError("the warehouse has no marts yet: run dbt (drift-pipeline sync) first")
         for schema, table in tables:
+            name = f"{schema}.{table}"
             if not settings.warehouse_on_postgres:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                conn.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM warehouse.{schema}.{table}")
-            counts[f"{schema}.{table}"] = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchall()[0][0]
-            final = parquet_dir / f"{schema}.{table}.parquet"
-            staged = parquet_dir / f".{schema}.{table}.{token}.tmp"
-            conn.execute(f"COPY {schema}.{table} TO '{staged}' (FORMAT parquet)")
+                conn.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM warehouse.{name}")
+            fingerprints[name] = table_fingerprint(conn, name)
+            counts[name] = fingerprints[name][0]
+            final = parquet_dir / f"{name}.parquet"
+            if previous.get(name) == fingerprints[name] and final.exists():
+                unchanged.append(name)
+                continue
+            staged = parquet_dir / f".{name}.{token}.tmp"
+            conn.execute(f"COPY {name} TO '{staged}' (FORMAT parquet)")
             staged_parquet.append((staged, final))
         if not settings.warehouse_on_postgres:
             conn.execute("DETACH warehouse")
@@ -96,10 +123,13 @@ def publish(settings: Settings) -> dict:
     os.replace(staging_db, serving / SERVING_DB)
     Path(str(staging_db) + ".wal").unlink(missing_ok=True)
     fsync_dir(serving)
+    # Written after the files it describes: a crash in between only rewrites them next time.
+    atomic_write_text(parquet_dir / FINGERPRINTS, json.dumps(fingerprints, indent=1, sort_keys=True))
     fsync_dir(parquet_dir)
     # The report is drawn from what was just published, so pictures and tables always agree.
     report = write_report(settings, serving / SERVING_DB, serving / REPORT_FILENAME)
     return {"path": str(serving / SERVING_DB), "tables": counts, "report": report["path"],
+            "parquet_written": [final.name for _, final in staged_parquet], "parquet_unchanged": unchanged,
             "transcripts": publish_transcripts_copy(settings)}
 
 

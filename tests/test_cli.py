@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from drift_pipeline.assets.dbt import DbtModelsConfig, dbt_command
 from drift_pipeline.cli import build_parser, main
 
 CLI = str(Path(sys.executable).parent / "drift-pipeline")
@@ -41,6 +42,23 @@ def test_bad_usage_exits_2_with_one_line(argv, capsys):
 def test_sync_with_end_before_start_is_a_usage_error(home, capsys):
     assert main(["sync", "--start", "2026-11-10", "--end", "2026-11-09"]) == 2
     assert "must be after" in capsys.readouterr().err
+
+
+def test_sync_full_refresh_or_full_tests_without_dbt_is_a_usage_error(home, capsys):
+    assert main(["sync", "--no-dbt", "--full-tests"]) == 2
+    err = capsys.readouterr().err
+    assert "--full-tests apply to dbt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sync_flags_become_the_dbt_assets_run_config():
+    """Scheduled runs test what changed; --full-tests tests every row; --full-refresh implies it."""
+    assert dbt_command(DbtModelsConfig())[-2:] == ["--vars", '{"drift_tests_scope": "changed"}']
+    assert dbt_command(DbtModelsConfig(full_tests=True))[-1] == '{"drift_tests_scope": "all"}'
+    assert dbt_command(DbtModelsConfig(data_tests=False))[0] == "run", "the webhook job's refresh"
+    full = dbt_command(DbtModelsConfig(full_refresh=True))
+    assert "--full-refresh" in full and full[-1] == '{"drift_tests_scope": "all"}'
+    args = build_parser().parse_args(["sync", "--full-refresh", "--full-tests"])
+    assert args.full_refresh and args.full_tests
 
 
 def test_sync_before_history_start_is_a_one_line_usage_error_naming_the_variable(home, monkeypatch):

@@ -618,3 +618,60 @@ def _snapshot(home: Path) -> dict:
                 for r in rows
             }
     return snapshot
+
+
+# ---------------------------------------------------------------- tests on what changed
+
+CHANGED_ONLY = json.dumps({"drift_tests_scope": "changed"})
+
+
+def _plant_duplicate(home: Path, conversation_id: int) -> None:
+    """A second row for one conversation in an incremental intermediate table (a model bug)."""
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute("insert into intermediate.int_drift__message_counts select * from "
+                     "intermediate.int_drift__message_counts where org_id = ? and conversation_id = ?",
+                     [ORG, conversation_id])
+
+
+def _failures(run: DbtRun, test_prefix: str) -> dict:
+    return {r["unique_id"]: (r["status"], r["failures"]) for r in run.results
+            if r["unique_id"].startswith(test_prefix)}
+
+
+def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp_path):
+    """The nightly path's data tests read only the conversations the run rebuilt: a bad row in a
+    changed conversation fails them; the same bad row in an unchanged conversation is outside
+    their scope, and the full tests (`--full-tests`, CI) still see both."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    dataset, reloaded, _ = changed_dataset(built["dataset"])
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        load_raw(conn, dataset, SECOND_SYNC, only=reloaded)
+    target = tmp_path / "target"
+
+    # The nightly build: scoped tests over the reloaded conversations pass.
+    nightly = dbt(home, target, "build", "--exclude-resource-type", "unit_test", "--vars", CHANGED_ONLY)
+    assert_all_passed(nightly)
+    compiled = {r["unique_id"]: r["compiled_code"] for r in nightly.results if r["unique_id"].startswith("test.")}
+    unique_test = "test.drift_pipeline.unique_combination_int_drift__message_counts"
+    assert all("drift_changed" in sql for test, sql in compiled.items() if test.startswith(unique_test))
+    assert not any("drift_changed" in sql for test, sql in compiled.items() if "agg_daily_metrics" in test), \
+        "the per-day aggregates are small and tested whole"
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        in_scope = {r[0] for r in conn.execute(
+            "select conversation_id from intermediate.int_drift__conversation_watermarks, main.drift_tests_scope "
+            "where source_synced_at > changed_after").fetchall()}
+    assert in_scope == {cid for org, cid in reloaded if org == ORG}
+
+    # A bad row in a conversation this run rebuilt (109) and one in an untouched one (101).
+    _plant_duplicate(home, 109)
+    _plant_duplicate(home, 101)
+    scoped = dbt(home, target, "test", "--select", "int_drift__message_counts", "--vars", CHANGED_ONLY)
+    assert scoped.returncode != 0
+    assert list(_failures(scoped, unique_test).values()) == [("fail", 1)], scoped.output[-3000:]
+
+    full = dbt(home, target, "test", "--select", "int_drift__message_counts")
+    assert full.returncode != 0
+    assert list(_failures(full, unique_test).values()) == [("fail", 2)], full.output[-3000:]

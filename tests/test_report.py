@@ -202,6 +202,33 @@ def test_every_publish_writes_the_report_beside_the_serving_copy(tmp_path):
     assert not list(settings.serving_dir.glob(".*tmp"))  # written atomically, nothing left over
 
 
+def test_publish_rewrites_only_the_parquet_files_of_marts_that_changed(tmp_path):
+    from drift_pipeline.serving import publish
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    build_serving_copy(settings.warehouse_path)
+    first = publish(settings)
+    assert len(first["parquet_written"]) == 4 and first["parquet_unchanged"] == []
+
+    assert publish(settings)["parquet_unchanged"] == sorted(first["tables"]), "nothing changed, nothing rewritten"
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        conn.execute("UPDATE marts.agg_agent_daily SET agent_name = 'Ada L.' WHERE user_id = 7")
+    (settings.serving_dir / "parquet" / "marts.agg_daily_metrics.parquet").unlink()  # lost: written again
+    third = publish(settings)
+    assert third["parquet_written"] == ["marts.agg_agent_daily.parquet", "marts.agg_daily_metrics.parquet"]
+    parquet = settings.serving_dir / "parquet" / "marts.agg_agent_daily.parquet"
+    assert duckdb.sql(f"SELECT count(*) FROM '{parquet}' WHERE agent_name = 'Ada L.'").fetchall()[0][0] == DAYS
+    serving = duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True)
+    try:  # the DuckDB copy is whole and current either way
+        assert serving.execute("SELECT count(*) FROM marts.agg_agent_daily WHERE agent_name = 'Ada L.'").fetchall() \
+            == [(DAYS,)]
+        assert serving.execute("SELECT count(*) FROM marts.fct_conversations").fetchall()[0][0] == first["tables"][
+            "marts.fct_conversations"]
+    finally:
+        serving.close()
+
+
 def test_dbt_docs_are_published_whole_or_not_at_all(tmp_path):
     from drift_pipeline.serving import PublishError, publish_dbt_docs
 

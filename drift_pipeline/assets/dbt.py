@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.partitions import single_run
 from drift_pipeline.marts import point_dbt_at
 from drift_pipeline.report import headline_charts_markdown
@@ -16,6 +16,7 @@ from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publis
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
 
+DBT_ASSET_OP = "drift_dbt_models"  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
 MARTS_GROUP = "drift_marts"
 MODELS_GROUP = "drift_models"
 
@@ -42,10 +43,27 @@ class DriftDbtTranslator(DagsterDbtTranslator):
 
 class DbtModelsConfig(Config):
     """How a run builds the models. A scheduled or CLI run builds and tests them and publishes
-    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive."""
+    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive.
+
+    By default the data tests read only the conversations the run rebuilt (`drift_tests_scope:
+    changed`, dbt_project/macros/tests_scope.sql), so a nightly run costs what changed, not what
+    the warehouse holds; `full_tests` and `full_refresh` are the full path (the UI's launchpad,
+    `sync --full-tests / --full-refresh`).
+    """
 
     data_tests: bool = True  # `dbt build` (models + data tests); false: `dbt run`
     docs: bool = True  # regenerate dbt docs into serving/dbt-docs after publishing
+    full_refresh: bool = False  # rebuild every model from raw (changed model SQL, hard deletes)
+    full_tests: bool = False  # every data test reads every row (a full refresh implies it)
+
+
+def dbt_command(config: DbtModelsConfig) -> list[str]:
+    """The dbt arguments for a run with `config` (unit tests run in CI, not every run)."""
+    command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
+    if config.full_refresh:
+        command.append("--full-refresh")
+    # The same vars on every invocation (the webhook job's too) keep the partial parse valid.
+    return command + dbt_vars(full_tests=config.full_tests or config.full_refresh)
 
 
 # What the webhook job runs: the models' changed rows and the serving copy, nothing else.
@@ -73,13 +91,12 @@ def build_dbt_models():
     )
     def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource,
                          drift: DriftApiResource):
-        """Build the dbt models and run their data tests (unit tests run in CI, not every run),
-        then republish the serving copy so analysts see the new numbers."""
+        """Build the dbt models and run their data tests (on what changed unless configured
+        otherwise), then republish the serving copy so analysts see the new numbers."""
         settings = drift.settings()
         point_dbt_at(settings)
-        command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
-            yield from dbt.cli(command, context=context,
+            yield from dbt.cli(dbt_command(config), context=context,
                                target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
         if context.selected_output_names:
             result = publish(settings)
@@ -111,7 +128,8 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
     generated = dbt_run_dir(settings, "docs")
-    invocation = dbt.cli(["docs", "generate"], manifest=ensure_manifest(), target_path=generated,
+    # The pipeline's vars, so this parse stays valid for the next run to start from.
+    invocation = dbt.cli(["docs", "generate", *dbt_vars()], manifest=ensure_manifest(), target_path=generated,
                          raise_on_error=False).wait()
     if not invocation.is_successful():
         context.log.warning(f"dbt docs generate failed; serving/dbt-docs is unchanged "
