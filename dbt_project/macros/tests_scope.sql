@@ -71,7 +71,9 @@
         {%- endif -%}
     {%- endfor -%}
     {%- do adapter.create_schema(scope) -%}
-    create or replace table {{ scope }} as
+    {#- drop + create: Postgres has no `create or replace table`. -#}
+    drop table if exists {{ scope }};
+    create table {{ scope }} as
     select {{ dbt.dateadd('minute', -1 * lookback_minutes,
                           'coalesce(min(newest), cast(\'1900-01-01\' as timestamp))') }}
                as changed_after
@@ -107,7 +109,7 @@
         {{ return('') }}
     {%- endif -%}
     {#- Nothing built before this run (a first build): every row is in scope, skip the filter. -#}
-    {%- set bound = run_query("select strftime(changed_after, '%Y-%m-%d %H:%M:%S.%f') from " ~ drift_tests_scope_relation()).columns[0].values()[0] -%}
+    {%- set bound = run_query("select cast(changed_after as varchar) from " ~ drift_tests_scope_relation()).columns[0].values()[0] -%}
     {%- if bound is none or bound.startswith('1900-01-01') -%}
         {{ return('') }}
     {%- endif -%}
