@@ -39,6 +39,7 @@ from pathlib import Path
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
+from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.ingest.sync import ConversationSync, TouchedConversation, complete_message
 from drift_pipeline.settings import Settings
@@ -67,6 +68,9 @@ CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
 
 # Stages of one apply pass, in order, as timed in `ApplyResult.stage_seconds`.
 STAGES = ("read", "erase", "fetch", "write", "move")
+# Each pass that applied something appends its timings here (under the home; bench/freshness.py
+# reads it to split the time from POST to the serving copy into stages).
+TIMINGS_LOG = Path("logs") / "timings.jsonl"
 
 
 @dataclass
@@ -496,6 +500,7 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
     quarantine/); with `moving=False` (replay) a file is re-applied where it lies."""
     result = ApplyResult()
     settings.ensure_dirs()
+    started = time.time()
     async with DriftClient.from_settings(settings) as client:
         conn = connect(settings)
         try:
@@ -512,6 +517,11 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
              "(%d from payloads), API calls %s, seconds %s", result.files_applied,
              result.events_applied, result.conversations_refetched,
              result.conversations_from_payloads, result.api_calls, result.stage_seconds)
+    if moving and (result.files_applied or result.files_quarantined):
+        append_json_line(settings.home / TIMINGS_LOG, {
+            "kind": "apply", "started_at": round(started, 3), "finished_at": round(time.time(), 3),
+            "files": result.files_applied, "events_applied": result.events_applied,
+            "stage_seconds": result.stage_seconds, "api_calls": result.api_calls})
     return result
 
 
