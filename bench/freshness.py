@@ -10,9 +10,9 @@ polls `serving/analytics.duckdb` until `marts.fct_conversations` shows it closed
 
 Stages of each event, from the Dagster run that applied it (the instance's run records) and the
 timings the apply pass and the marts refresh append to `logs/timings.jsonl`:
-sensor tick wait (POST -> run created), run queued (-> the run starts: behind the run before
-it, launch), run start-up (-> the apply pass starts: the run's process, code loading,
-resources), fetch (read, erase, fetch), raw write (write, move), dbt, publish, and seen (the
+sensor tick wait (POST -> run created), run launch (-> the run starts: behind the run before
+it, then a new process loading the definitions), run start-up (-> the apply pass starts:
+resources, the op), fetch (read, erase, fetch), raw write (write, move), dbt, publish, and seen (the
 serving copy published -> this poller saw it; it polls every 0.5 s). A warm-up event, applied
 before the measured rounds, keeps the daemon's own start out of the figures.
 """
@@ -162,7 +162,7 @@ def _collect(serving: Path, pending: dict[int, float], latencies: list[float],
             del pending[conversation_id]
 
 
-STAGES = ("sensor tick wait", "run queued", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
+STAGES = ("sensor tick wait", "run launch", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
 
 
 def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, float]) -> dict:
@@ -193,8 +193,10 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
         seconds = apply["stage_seconds"]
         per_event.append({
             "sensor tick wait": created - posted,
-            "run queued": launched - created,  # behind the run before it, then launched
-            "run start-up": apply["started_at"] - launched,  # process, code loading, resources
+            # Behind the run before it (one run at a time), then a new process that loads the
+            # definitions (dagster-dbt and dbt's adapters: most of it) until the run starts.
+            "run launch": launched - created,
+            "run start-up": apply["started_at"] - launched,  # resources, the op starting
             "fetch": seconds.get("read", 0) + seconds.get("erase", 0) + seconds.get("fetch", 0),
             "raw write": seconds.get("write", 0) + seconds.get("move", 0),
             "dbt": refresh["dbt_seconds"],
