@@ -96,7 +96,10 @@ def _fct(home: Path) -> list[tuple]:
 
 def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    config = SimulatorConfig(seed=seed, days=1, conversations_per_day=2000, end=end, rate_limit_per_minute=600)
+    # Busy enough that 20 events/s is about half a simulated minute per second; the initial sync
+    # and the clean re-sync run unthrottled, the soak itself at Drift's 600/min.
+    config = SimulatorConfig(seed=seed, days=1, conversations_per_day=2000, end=end,
+                             rate_limit_per_minute=60_000)
     simulator = Simulator(config)
     world = simulator.world
     scratch = Path(tempfile.mkdtemp(prefix="drift-soak-"))
@@ -114,6 +117,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
                                  env=env, capture_output=True, text=True)
         if initial.returncode:
             raise RuntimeError(f"initial sync failed: {initial.stderr[-500:]}")
+        simulator.set_rate_limit(600)
         port = free_loopback_port()
         receiver = start_receiver(home, config.webhook_token, port, scratch / "receiver.log")
         wait_until_healthy(f"http://127.0.0.1:{port}", receiver)
@@ -159,6 +163,13 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
                 recent = (recent + [payload])[-200:]
                 sent += 1
                 time.sleep(max(0.0, started + sent / rate - time.time()))
+            # Everything the workspace did is delivered (Drift retries until it is), so a clean
+            # re-sync sees the same workspace.
+            for payload in buffer:
+                answer = http.post("/webhooks", json=payload, headers=config.webhook_headers())
+                answer.raise_for_status()
+                posted.setdefault(answer.json()["event_id"], time.time())
+                sent += 1
         stop_file.touch()
         applier.wait(timeout=1200)
         stop_receiver(receiver)
@@ -180,9 +191,10 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
                 visible_lag.append(visible - at)
         lost = sum(1 for identity in posted if identity not in applied)
         # A clean re-sync of the same workspace (now), compared with what the webhooks built.
+        simulator.set_rate_limit(60_000)
         clean_env = dict(env, DRIFT_PIPELINE_HOME=str(clean_home))
         clean = subprocess.run([str(Path(sys.executable).parent / "drift-pipeline"), "sync", "--start",
-                                str(start_day), "--end", str(window[1].date())], env=clean_env,
+                                str(start_day), "--end", str(end.date() + timedelta(days=1))], env=clean_env,
                                capture_output=True, text=True)
         if clean.returncode:
             raise RuntimeError(f"clean re-sync failed: {clean.stderr[-500:]}")
