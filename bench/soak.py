@@ -151,9 +151,12 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
                         block += world.advance(1)
                     rng.shuffle(block)  # out of order
                     buffer += block
-                payload = buffer.pop(0)
+                # A redelivery of a recent event now and then, in the original's place in line
+                # (which then waits for the next slot).
                 if recent and rng.random() < 0.1:
-                    payload, duplicates = rng.choice(recent), duplicates + 1  # a redelivery
+                    payload, duplicates = rng.choice(recent), duplicates + 1
+                else:
+                    payload = buffer.pop(0)
                 answer = http.post("/webhooks", json=payload, headers=config.webhook_headers())
                 answer.raise_for_status()
                 posted.setdefault(answer.json()["event_id"], time.time())
