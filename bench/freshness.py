@@ -1,12 +1,20 @@
 """Freshness: from a webhook POST to the change visible in the serving copy, under `dagster dev`
-with the inbox sensor running (target: p95 under 60 s).
+with the inbox sensor running (target: p95 under 30 s on a quiet machine), split into stages.
 
-    .venv/bin/python bench/freshness.py [--events 6] [--spacing 20]
+    .venv/bin/python bench/freshness.py [--events 12] [--spacing 10] [--json]
 
 A simulator (in this process), the webhook receiver and `dagster dev` (own process group) run
 on loopback against a fresh home. After an initial sync, each round closes an open conversation
 in the simulator, POSTs the matching `conversation_status_updated` webhook to the receiver and
 polls `serving/analytics.duckdb` until `marts.fct_conversations` shows it closed.
+
+Stages of each event, from the Dagster run that applied it (the instance's run records) and the
+timings the apply pass and the marts refresh append to `logs/timings.jsonl`:
+sensor tick wait (POST -> run created), run launch (-> the run starts: behind the run before
+it, then a new process loading the definitions), run start-up (-> the apply pass starts:
+resources, the op), fetch (read, erase, fetch), raw write (write, move), dbt, publish, and seen (the
+serving copy published -> this poller saw it; it polls every 0.5 s). A warm-up event, applied
+before the measured rounds, keeps the daemon's own start out of the figures.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, Simulator
 from webhooks import free_loopback_port, start_receiver, stop_receiver, wait_until_healthy  # noqa: E402
 
 BIN = Path(sys.executable).parent
+TARGET_P95_S = 30.0  # a quiet machine (issue 12); under the receiver's load: 45
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -67,7 +76,7 @@ def _post(url: str, payload: dict, headers: dict[str, str]) -> int:
         return answer.status
 
 
-def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float = 240.0) -> dict:
+def measure_freshness(events: int = 12, spacing_s: float = 10.0, timeout_s: float = 240.0) -> dict:
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     simulator = Simulator(SimulatorConfig(seed=3, days=2, conversations_per_day=60, end=now,
                                           rate_limit_per_minute=60_000))
@@ -93,6 +102,8 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
         dagster = subprocess.Popen(_dagster_command(str(ui_port)), cwd=ROOT, env=env, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=open(Path(scratch) / "dagster.log", "w"))
         latencies: list[float] = []
+        posted_at: dict[int, float] = {}
+        seen_at: dict[int, float] = {}
         try:
             wait_until_healthy(f"http://127.0.0.1:{port}", receiver)
             _wait_http(f"http://127.0.0.1:{ui_port}/server_info", 180)
@@ -100,6 +111,13 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
             candidates = [cid for cid, c in simulator.world.conversations.items()
                           if c["status"] == "open" and _served_status(serving, cid) == "open"]
             pending: dict[int, float] = {}
+            # Warm-up: the daemon's first sensor tick and run start are not steady state.
+            warm_up = candidates[events]
+            for payload in simulator.world.set_status(warm_up, "closed"):
+                _post(f"http://127.0.0.1:{port}/webhooks", payload, simulator.config.webhook_headers())
+            warm_deadline = time.monotonic() + timeout_s
+            while _served_status(serving, warm_up) != "closed" and time.monotonic() < warm_deadline:
+                time.sleep(0.5)
             deadline = None
             for round_number in range(events):
                 conversation_id = candidates[round_number]
@@ -108,13 +126,14 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
                     _post(f"http://127.0.0.1:{port}/webhooks", payload,
                           simulator.config.webhook_headers())
                 pending[conversation_id] = time.monotonic()
+                posted_at[conversation_id] = time.time()
                 end_of_round = time.monotonic() + spacing_s
                 while time.monotonic() < end_of_round:
-                    _collect(serving, pending, latencies)
+                    _collect(serving, pending, latencies, seen_at)
                     time.sleep(0.5)
             deadline = time.monotonic() + timeout_s
             while pending and time.monotonic() < deadline:
-                _collect(serving, pending, latencies)
+                _collect(serving, pending, latencies, seen_at)
                 time.sleep(0.5)
         finally:
             os.killpg(dagster.pid, signal.SIGTERM)
@@ -123,6 +142,7 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
             except subprocess.TimeoutExpired:
                 os.killpg(dagster.pid, signal.SIGKILL)
             stop_receiver(receiver)
+        stages = stage_breakdown(home, posted_at, seen_at)
     ordered = sorted(latencies)
 
     def pct(fraction):
@@ -130,26 +150,91 @@ def measure_freshness(events: int = 6, spacing_s: float = 20.0, timeout_s: float
 
     return {"events": events, "seen": len(latencies), "lost": events - len(latencies),
             "p50_s": pct(0.5), "p95_s": pct(0.95), "max_s": ordered[-1] if ordered else None,
-            "latencies_s": [round(v, 1) for v in latencies]}
+            "latencies_s": [round(v, 1) for v in latencies], "stages": stages}
 
 
-def _collect(serving: Path, pending: dict[int, float], latencies: list[float]) -> None:
+def _collect(serving: Path, pending: dict[int, float], latencies: list[float],
+             seen_at: dict[int, float]) -> None:
     for conversation_id, posted in list(pending.items()):
         if _served_status(serving, conversation_id) == "closed":
             latencies.append(time.monotonic() - posted)
+            seen_at[conversation_id] = time.time()
             del pending[conversation_id]
+
+
+STAGES = ("sensor tick wait", "run launch", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
+
+
+def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, float]) -> dict:
+    """Seconds per stage for each event seen: the run that applied it is the first apply pass
+    that started after its POST (a pass applies every file waiting when it starts)."""
+    from dagster import DagsterInstance, RunsFilter
+
+    timings = home / "logs" / "timings.jsonl"
+    records = [json.loads(line) for line in timings.read_text().splitlines()] if timings.exists() else []
+    applies = sorted((r for r in records if r["kind"] == "apply"), key=lambda r: r["started_at"])
+    refreshes = sorted((r for r in records if r["kind"] == "marts"), key=lambda r: r["started_at"])
+    with DagsterInstance.from_config(str(home / "dagster")) as instance:
+        runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time)
+                for r in instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))]
+    per_event = []
+    for conversation_id, seen in seen_at.items():
+        posted = posted_at[conversation_id]
+        apply = next((a for a in applies if a["started_at"] >= posted), None)
+        if apply is None:
+            continue
+        refresh = next((m for m in refreshes if m["started_at"] >= apply["finished_at"] - 0.01), None)
+        run = next((r for r in runs if r[1] is not None and r[1] <= apply["started_at"]
+                    and (r[2] is None or apply["finished_at"] <= r[2])), None)
+        if refresh is None or run is None:
+            continue
+        created = max(run[0], posted)
+        launched = max(run[1], created)
+        seconds = apply["stage_seconds"]
+        per_event.append({
+            "sensor tick wait": created - posted,
+            # Behind the run before it (one run at a time), then a new process that loads the
+            # definitions (dagster-dbt and dbt's adapters: most of it) until the run starts.
+            "run launch": launched - created,
+            "run start-up": apply["started_at"] - launched,  # resources, the op starting
+            "fetch": seconds.get("read", 0) + seconds.get("erase", 0) + seconds.get("fetch", 0),
+            "raw write": seconds.get("write", 0) + seconds.get("move", 0),
+            "dbt": refresh["dbt_seconds"],
+            "publish": refresh["publish_seconds"],
+            "seen": seen - refresh["finished_at"],
+            "total": seen - posted,
+        })
+    table = {}
+    for stage in (*STAGES, "total"):
+        values = sorted(e[stage] for e in per_event)
+        if values:
+            table[stage] = {"p50": round(values[len(values) // 2], 2),
+                            "p95": round(values[min(len(values) - 1, int(round(0.95 * (len(values) - 1))))], 2),
+                            "max": round(values[-1], 2)}
+    return {"events": len(per_event), "table": table}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=6)
-    parser.add_argument("--spacing", type=float, default=20.0, help="seconds between POSTs")
+    parser.add_argument("--events", type=int, default=12)
+    parser.add_argument("--spacing", type=float, default=10.0, help="seconds between POSTs")
+    parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
     args = parser.parse_args()
     result = measure_freshness(args.events, args.spacing)
+    met = result["lost"] == 0 and result["p95_s"] is not None and result["p95_s"] < TARGET_P95_S
+    if args.json:
+        print(json.dumps(result))
+        return 0 if met else 1
     print(f"freshness POST -> serving copy under dagster dev: {result['seen']}/{result['events']} seen, "
-          f"p50 {result['p50_s']:.1f} s, p95 {result['p95_s']:.1f} s (target < 60), max {result['max_s']:.1f} s")
+          f"p50 {result['p50_s']:.1f} s, p95 {result['p95_s']:.1f} s (target < {TARGET_P95_S:.0f}), "
+          f"max {result['max_s']:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  each: {result['latencies_s']}")
-    return 0 if result["lost"] == 0 and result["p95_s"] is not None and result["p95_s"] < 60 else 1
+    table = result["stages"]["table"]
+    print(f"  stages of {result['stages']['events']} events (seconds):")
+    print(f"  {'stage':<18}{'p50':>8}{'p95':>8}{'max':>8}")
+    for stage, figures in table.items():
+        print(f"  {stage:<18}{figures['p50']:>8.2f}{figures['p95']:>8.2f}{figures['max']:>8.2f}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

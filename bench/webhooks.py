@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhooks.py [--events 5000] [--concurrency 32] [--json]
                                        [--client-processes 1] [--client httpx|raw]
+    .venv/bin/python bench/webhooks.py --soak [--minutes 10] [--rate 20]   (bench/soak.py)
 
 Starts `webhooks serve` (the real `serve()`: uvicorn, group-commit inbox writer, fsync) in a
 subprocess on a free loopback port with a throwaway `$DRIFT_PIPELINE_HOME`, POSTs N distinct
@@ -45,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # bottleneck. A None entry makes that import fail at once; httpcore then assumes asyncio.
 sys.modules.setdefault("sniffio", None)
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from drift_pipeline.webhooks.inbox import iter_inbox_files, read_inbox_file  # noqa: E402
 
@@ -337,7 +339,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="httpx (default) or a minimal raw HTTP/1.1 client that costs "
                              "less CPU, to see the receiver's own limit")
     parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
+    parser.add_argument("--soak", action="store_true",
+                        help="instead: the soak (bench/soak.py): mixed events with duplicates and "
+                             "out-of-order delivery while the inbox is applied and a sync runs")
+    parser.add_argument("--minutes", type=float, default=10.0, help="--soak: how long (default 10)")
+    parser.add_argument("--rate", type=float, default=20.0, help="--soak: events per second (default 20)")
     args = parser.parse_args(argv)
+    if args.soak:
+        from soak import print_soak, soak
+
+        result = soak(args.minutes, args.rate)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print_soak(result)
+        return 0 if (result["lost"] == 0 and result["responses_429"] == 0
+                     and result["marts_equal_clean_resync"]) else 1
     if args.events < 1 or args.concurrency < 1 or args.client_processes < 1:
         parser.error("--events, --concurrency and --client-processes must be at least 1")
 

@@ -64,11 +64,17 @@ def _run_waiting_to_start(context: SensorEvaluationContext) -> bool:
     return bool(queued)
 
 
+# Seconds between the sensor's looks at the inbox: its part of the time from a webhook to the
+# serving copy (a look is a directory listing; a run is launched only when files wait).
+SENSOR_INTERVAL_SECONDS = 5
+
+
 @sensor(
     job=apply_webhooks_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Every 15 s: launches a run for webhook files waiting in $DRIFT_PIPELINE_HOME/inbox.",
+    description=f"Every {SENSOR_INTERVAL_SECONDS} s: launches a run for webhook files waiting in "
+                "$DRIFT_PIPELINE_HOME/inbox.",
 )
 def webhook_inbox_sensor(context: SensorEvaluationContext, drift: DriftApiResource):
 

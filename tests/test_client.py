@@ -539,3 +539,55 @@ def test_both_error_body_forms_keep_their_reason(body, reason):
 
     error = asyncio.run(run())
     assert error.message == f"GET /conversations/1 answered 400: {reason}"
+
+
+# -- one budget for every process of an org ----------------------------------------------------
+_BUDGET_WORKER = """
+import asyncio, sys, time
+from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.settings import Settings
+
+async def main(start_at, stop_at):
+    async with DriftClient.from_settings(Settings.from_env()) as client:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        calls = 0
+        while time.time() < stop_at:
+            await client.list_users()
+            calls += 1
+        print(calls, client.stats.responses_429)
+
+asyncio.run(main(float(sys.argv[1]), float(sys.argv[2])))
+"""
+
+
+def test_two_processes_of_one_org_share_one_budget_without_429s_and_neither_starves(
+        home, make_simulator, monkeypatch):
+    """A webhook re-fetch and a scheduled sync run in different processes: together they stay
+    under the org's limit (here 300/min, Drift's 600 halved), and each gets about half."""
+    import subprocess
+    import sys
+    import time
+
+    from drift_pipeline.settings import Settings
+
+    simulator, server = make_simulator(seed=3, days=1, conversations_per_day=5, rate_limit_per_minute=300)
+    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    seconds = 8.0
+    start_at = time.time() + 4.0  # after the other interpreter has imported the pipeline
+    stop_at = start_at + seconds
+    other = subprocess.Popen([sys.executable, "-c", _BUDGET_WORKER, str(start_at), str(stop_at)],
+                             stdout=subprocess.PIPE, text=True)
+    output = subprocess.run([sys.executable, "-c", _BUDGET_WORKER, str(start_at), str(stop_at)],
+                            stdout=subprocess.PIPE, text=True, check=True).stdout
+    other_output, _ = other.communicate(timeout=60)
+    assert other.returncode == 0
+    (calls_a, rate_limited_a), (calls_b, rate_limited_b) = (
+        tuple(int(x) for x in out.split()) for out in (output, other_output))
+    assert rate_limited_a == rate_limited_b == 0 and simulator.stats.responses_429 == 0
+    # One budget: together no more than the limit allows (5/s, a second's burst); two
+    # separate budgets would have made about twice that.
+    per_second = 300 / 60
+    assert calls_a + calls_b <= per_second * seconds + per_second + 2
+    assert min(calls_a, calls_b) >= 0.3 * (calls_a + calls_b), (calls_a, calls_b)
+    assert list(Settings.from_env().state_dir.glob("ratelimit-*-default"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -388,3 +389,121 @@ def test_a_gdpr_request_by_end_user_id_erases_the_contact_from_warehouse_files_a
                                [conversation_id]).fetchall() == [(1,)]
     finally:
         serving.close()
+
+
+# --- one pass over the backlog ---------------------------------------------------------------
+
+def _calls(simulator) -> Counter:
+    """(route, path) -> requests, from the simulator's request log (queries dropped: every
+    page of a conversation's messages counts under its path)."""
+    return Counter((route, target.split("?")[0]) for route, _, target, _ in simulator.stats.request_log())
+
+
+@both_shapes
+def test_fifty_events_over_five_conversations_in_ten_files_fetch_each_conversation_once(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    chosen = [cid for cid, c in world.conversations.items() if c["status"] == "open"
+              and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid])][:5]
+    assert len(chosen) == 5
+    # Forty messages on four conversations; nine and a close on the fifth (a change the
+    # payloads do not date in the current shapes: its message pages tell what happened).
+    at = world.now_ms
+    by_conversation = {}
+    for n, cid in enumerate(chosen):
+        payloads = []
+        for i in range(10 if n < 4 else 9):
+            at += 1000
+            payloads += world.add_message(cid, author_type="contact" if i % 2 == 0 else "user",
+                                          author_id=None, at_ms=at)
+        if n == 4:
+            at += 1000
+            payloads += world.set_status(cid, "closed", at_ms=at)
+        by_conversation[cid] = payloads
+    # Agents join by replying (participant_added): keep exactly fifty events, ten per conversation.
+    events = [p for payloads in by_conversation.values()
+              for p in [p for p in payloads if p["type"] != "conversation_participant_added"]]
+    assert len(events) == 50
+    files = [events[i::10] for i in range(10)]  # every file touches all five conversations
+    for chunk in files:
+        write_events_file(settings.inbox_dir, chunk)
+    simulator.stats.reset()
+
+    result = apply_inbox(settings)
+    assert result.files_applied == 10 and result.events_applied == 50
+    calls = _calls(simulator)
+    details = {path: n for (route, path), n in calls.items() if route == "detail"}
+    assert details == {f"/conversations/{cid}": 1 for cid in chosen}
+    pages = Counter()
+    for (route, path), n in calls.items():
+        if route == "messages":
+            pages[int(path.split("/")[2])] += n
+    message_only, closed = chosen[:4], chosen[4]
+    assert all(pages[cid] == 0 for cid in message_only), "complete new_message payloads need no page"
+    assert pages[closed] <= -(-len(world.messages[closed]) // 50)
+    assert set(route for route, _ in calls) <= {"detail", "messages", "reports"}
+    assert calls[("reports", "/reports/conversations")] <= 1
+    assert result.api_calls.get("detail") == 5
+    assert result.conversations_refetched == 5 and result.conversations_from_payloads >= 4
+
+    # What the pass stored is exactly what Drift holds.
+    for cid in chosen:
+        stored = query(settings, "SELECT message_id, created_at, author_type, body FROM raw.messages "
+                                 "WHERE conversation_id = ? ORDER BY message_id", [cid])
+        assert stored == [(m["id"], tf.ms_to_ts(m["createdAt"]), m["author"]["type"], m["body"])
+                          for m in sorted(world.messages[cid], key=lambda m: m["id"])]
+        assert query(settings, "SELECT status, updated_at FROM raw.conversations WHERE conversation_id = ?",
+                     [cid]) == [(world.conversations[cid]["status"],
+                                 tf.ms_to_ts(world.conversations[cid]["updatedAt"]))]
+
+
+def test_an_edit_of_a_message_not_stored_fetches_the_pages(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    # A message whose webhook never arrived, then an edit of it that did.
+    lost = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
+    [lost_message] = [p["data"] for p in lost if p["type"] == "new_message"]
+    edit = world.add_message(cid, author_type="contact", type="edit", body="<p>fixed</p>",
+                             edited_message_id=lost_message["id"], edit_type="replace_body",
+                             at_ms=world.now_ms + 2000)
+    write_events_file(settings.inbox_dir, [p for p in edit if p["type"] == "new_message"])
+    simulator.stats.reset()
+    result = apply_inbox(settings)
+    assert result.events_applied == 1 and result.conversations_from_payloads == 0
+    assert _calls(simulator)[("messages", f"/conversations/{cid}/messages")] >= 1
+    assert query(settings, "SELECT count(*) FROM raw.messages WHERE conversation_id = ? AND message_id = ?",
+                 [cid, lost_message["id"]]) == [(1,)]
+
+
+def test_a_partial_new_message_payload_fetches_the_pages(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    [payload] = [p for p in world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
+                 if p["type"] == "new_message"]
+    partial = {**payload, "data": {k: v for k, v in payload["data"].items() if k != "body"}}
+    write_events_file(settings.inbox_dir, [partial])
+    simulator.stats.reset()
+    result = apply_inbox(settings)
+    assert result.events_applied == 1 and result.conversations_from_payloads == 0
+    assert _calls(simulator)[("messages", f"/conversations/{cid}/messages")] >= 1
+    assert query(settings, "SELECT body FROM raw.messages WHERE message_id = ?",
+                 [payload["data"]["id"]]) == [(payload["data"]["body"],)]
+
+
+def test_a_newer_change_no_event_explains_fetches_the_pages(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    delivered = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
+    late = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 2000)  # not yet delivered
+    write_events_file(settings.inbox_dir, [p for p in delivered if p["type"] == "new_message"])
+    result = apply_inbox(settings)
+    assert result.conversations_from_payloads == 0
+    [late_message] = [p["data"] for p in late if p["type"] == "new_message"]
+    assert query(settings, "SELECT count(*) FROM raw.messages WHERE message_id = ?", [late_message["id"]]) == [(1,)]

@@ -26,6 +26,7 @@ from drift_pipeline.webhooks.events import (
 from drift_pipeline.webhooks.inbox import (
     SEEN_IDS_FILENAME,
     InboxWriter,
+    SeenIds,
     InvalidInboxFile,
     iter_inbox_files,
     read_inbox_file,
@@ -78,8 +79,10 @@ def inbox_entries(settings: Settings) -> list[str]:
 
 
 def seen_ids_on_disk(settings: Settings) -> list[str]:
+    """The ids in the seen list (each line: `<id> <received ms>`)."""
     path = settings.state_dir / SEEN_IDS_FILENAME
-    return path.read_text().split() if path.exists() else []
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()] \
+        if path.exists() else []
 
 
 def assert_nothing_written(settings: Settings) -> None:
@@ -657,3 +660,59 @@ def test_receiver_over_real_http_on_loopback(settings):
         sorted([event_id(new_message(i)) for i in range(20)]
                + [event_id(without_token(new_message(99)))])
     assert not [name for name in inbox_entries(settings) if name.startswith(".tmp-")]
+
+
+# --- seen ids: a rolling window --------------------------------------------------------------
+
+def test_seen_ids_stay_bounded_over_100k_events_and_survive_a_restart(tmp_path):
+    """100,000 events over a simulated day against a one-hour window, written as the writer
+    thread writes them (append per batch, compact when due), without HTTP."""
+    state, inbox = tmp_path / "state", tmp_path / "inbox"
+    state.mkdir()
+    inbox.mkdir()
+    hour_ms = 3_600_000
+    clock = [1_800_000_000_000]
+    # One event waits in the inbox (its org is disconnected, say) far longer than the window.
+    waiting_id = event_id({"type": "new_message", "n": -1})
+    write_events_file(inbox, [{"event_id": waiting_id, "received_at": clock[0],
+                               "payload": {"type": "new_message", "n": -1}}])
+    seen = SeenIds(state, inbox, window_ms=hour_ms, clock=lambda: clock[0])
+    seen.load()
+    path = state / SEEN_IDS_FILENAME
+    events, per_batch = 100_000, 50
+    step_ms = 24 * hour_ms // (events // per_batch)  # a day of traffic, ~1.2 events/s
+    largest = 0
+    for batch in range(events // per_batch):
+        clock[0] += step_ms
+        entries = [(f"{batch * per_batch + n:064x}", clock[0]) for n in range(per_batch)]
+        seen.persist(entries)
+        seen.remember(entries)
+        seen.maybe_compact()
+        largest = max(largest, path.stat().st_size)
+    seen.close(sync=True)
+
+    line = 64 + 1 + 13 + 1
+    live = events * hour_ms // (24 * hour_ms)  # ids received within the window, ~4,200
+    assert len(seen) <= live + per_batch + 1
+    # Never more than twice the window's ids (or the window plus 10,000 lines): 1.1 MB here,
+    # against 7.9 MB for all 100,000 ids, and the same however many days it runs.
+    assert largest <= (live + per_batch + max(10_000, live + per_batch) + 1) * line
+    assert largest < events * line / 5
+
+    restarted = SeenIds(state, inbox, window_ms=hour_ms, clock=lambda: clock[0])
+    restarted.load()
+    assert f"{events - 1:064x}" in restarted, "a recent id is still a duplicate after a restart"
+    assert f"{0:064x}" not in restarted, "an id older than the window is forgotten"
+    assert waiting_id in restarted, "an id still waiting in the inbox is never forgotten"
+    assert path.stat().st_size <= (len(restarted) + 1) * line
+
+
+def test_a_seen_list_of_bare_ids_from_an_older_version_is_read_and_rewritten(settings):
+    state = settings.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    old = [event_id({"n": n}) for n in range(3)]
+    (state / SEEN_IDS_FILENAME).write_text("".join(f"{i}\n" for i in old) + "abc")  # partial last line
+    seen = SeenIds(state, settings.inbox_dir)
+    seen.load()
+    assert all(i in seen for i in old) and len(seen) == 3
+    assert [line.split()[0] for line in (state / SEEN_IDS_FILENAME).read_text().splitlines()] == old

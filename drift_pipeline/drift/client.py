@@ -7,7 +7,8 @@ it is fetched lives here and nowhere else:
   refreshes and retries (tokens can die early, more than once in a long run), at most
   `MAX_REFRESHES_PER_REQUEST` times for one request, so a dead refresh token fails fast.
 - rate limits: a pacer per bucket (`ratelimit.py`) fed by the `X-RateLimit-*` headers, plus
-  `Retry-After` on 429.
+  `Retry-After` on 429; with `shared_budget_dir` (every client `from_settings` has it: the
+  home's `state/`), the pacers of all processes of one org draw from one file-locked budget.
 - retries: exponential backoff with full jitter on 429, 5xx, timeouts, connection errors and
   malformed JSON, at most `max_retries` times, then a typed error (`errors.py`). Every call
   we make is a read (the reports POST too), so retrying is always safe.
@@ -22,11 +23,13 @@ Nothing here logs or raises token text: error messages name the method and path 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
 
 import httpx
@@ -43,7 +46,7 @@ from .errors import (
     DriftServerError,
     DriftTransportError,
 )
-from .ratelimit import RateLimiter, RateLimitInfo, backoff_delay, parse_rate_limit_headers
+from .ratelimit import RateLimiter, RateLimitInfo, SharedBudget, backoff_delay, parse_rate_limit_headers
 
 if TYPE_CHECKING:
     from drift_pipeline.settings import Settings
@@ -148,6 +151,7 @@ class DriftClient:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared_budget_dir: "Path | str | None" = None,
     ) -> None:
         if auth is None:
             if not access_token:
@@ -172,6 +176,7 @@ class DriftClient:
             "default": RateLimiter(rate_limit_per_minute, utilization=utilization, sleep=sleep),
             "reports": RateLimiter(reports_rate_limit_per_minute, utilization=utilization, sleep=sleep),
         }
+        self._shared_budget_dir = Path(shared_budget_dir) if shared_budget_dir is not None else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -187,7 +192,8 @@ class DriftClient:
     def from_settings(cls, settings: "Settings", **overrides: Any) -> "DriftClient":
         """A client for the credentials and limits in `settings` (see the contract's
         Environment table); keyword overrides win (e.g. `transport=` in tests)."""
-        options: dict[str, Any] = {"max_concurrency": settings.max_concurrency}
+        options: dict[str, Any] = {"max_concurrency": settings.max_concurrency,
+                                   "shared_budget_dir": settings.state_dir}
         options.update(overrides)
         if "auth" not in options and "access_token" not in options:
             options["auth"] = auth_from_settings(settings, org_id=options.get("org_id"))
@@ -202,6 +208,23 @@ class DriftClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        for limiter in self._limiters.values():
+            if limiter.shared is not None:
+                limiter.shared.close()
+
+    def budget_key(self) -> str:
+        """Whose rate-limit budget this client spends: the org when known, else the API host
+        (a static token whose org is not known yet: one home holds one workspace's token)."""
+        org_id = self.org_id
+        if org_id is not None:
+            return f"org-{org_id}"
+        return "api-" + hashlib.sha256(self.base_url.encode()).hexdigest()[:12]
+
+    def _shared_limiter(self, bucket: str) -> RateLimiter:
+        limiter = self._limiters[bucket]
+        if self._shared_budget_dir is not None and limiter.shared is None:
+            limiter.shared = SharedBudget(self._shared_budget_dir / f"ratelimit-{self.budget_key()}-{bucket}")
+        return limiter
 
     def __repr__(self) -> str:
         return (f"DriftClient(base_url={self.base_url!r}, auth={self.auth.kind}, org_id={self.org_id!r}, "
@@ -389,9 +412,9 @@ class DriftClient:
             target = self.rebase_url(target, endpoint)  # refuses foreign hosts before any token is sent
         attempt = 0
         refreshes = 0
-        limiter = self._limiters[bucket]
         if authenticated:
             self.auth.ensure_connected()  # never use a disconnected org's tokens
+        limiter = self._shared_limiter(bucket) if authenticated else self._limiters[bucket]
         while True:
             token = await self.auth.access_token() if authenticated else None
             try:

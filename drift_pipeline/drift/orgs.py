@@ -10,6 +10,7 @@ by its tokens: `None` stands for it, and every event is taken to be its own.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,13 @@ class OrgClients:
         if key not in self._clients:
             self._clients[key] = DriftClient.from_settings(self.settings, org_id=key, **self._options)
         return self._clients[key]
+
+    def calls_by_endpoint(self) -> dict[str, int]:
+        """API calls so far by endpoint, over every org's client."""
+        total: Counter = Counter()
+        for client in self._clients.values():
+            total.update(client.stats.calls_by_endpoint)
+        return dict(total)
 
     async def mark_disconnected(self, org_id: int, at: float) -> bool:
         """Record Drift's app_disconnected for `org_id` (see `OAuthTokens.mark_disconnected`);

@@ -15,17 +15,29 @@ a 429 wastes the time spent waiting, so the client paces itself instead:
   requests would hit it) and cuts the rate multiplicatively; healthy answers restore it a
   little at a time (AIMD).
 
-Everything here is plain data and arithmetic except `RateLimiter.acquire`, which sleeps.
+- Several processes of one org (the sensor's webhook re-fetches, a scheduled sync, a replay)
+  draw from one `SharedBudget`: a token bucket in a small file under
+  `$DRIFT_PIPELINE_HOME/state/`, keyed by org and updated under an exclusive `flock`, so their
+  sum stays under the limit (no 429s) and each gets its turn (neither starves: every waiter
+  asks again within a quarter second, whoever asks first after a refill gets the token). A
+  429's `Retry-After` is written there too, so every process pauses, not only the one that
+  was told.
+
+Everything here is plain data and arithmetic except `RateLimiter.acquire`, which sleeps, and
+`SharedBudget`, which reads and writes its file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import fcntl
+import os
 import random
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Awaitable, Callable, Mapping
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -107,8 +119,78 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random |
     return (rng or random).uniform(0.0, ceiling)
 
 
+class SharedBudget:
+    """A token bucket several processes share through one file: `tokens updated blocked_until`
+    (wall-clock seconds, the clock every process agrees on), read and rewritten under an
+    exclusive `flock` held for a few microseconds. Refilled at the rate the caller passes (all
+    processes of an org learn the same limit from the same headers); at most `burst_seconds`
+    of it is saved up."""
+
+    def __init__(self, path: Path | str, *, burst_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.burst_seconds = burst_seconds
+        self._clock = clock
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    def _update(self, change: Callable[[float, float, float, float], tuple[float, float, float, float]]) -> float:
+        """Apply `change(now, tokens, updated, blocked_until)` -> (result, tokens, updated,
+        blocked_until) to the file under the lock; returns the result."""
+        fd = self._open()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            now = self._clock()
+            raw = os.pread(fd, 128, 0).split()
+            try:
+                tokens, updated, blocked = (float(x) for x in raw[:3])
+            except ValueError:  # a new (or damaged) file: one request's worth to start
+                tokens, updated, blocked = 1.0, now, 0.0
+            result, tokens, updated, blocked = change(now, tokens, updated, blocked)
+            text = f"{tokens:.6f} {updated:.6f} {blocked:.6f}\n".encode("ascii")
+            os.pwrite(fd, text.ljust(64), 0)
+            return result
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def take(self, rate_per_second: float) -> float:
+        """Take one request's token: 0.0 when taken, else the seconds until one may be."""
+        capacity = max(1.0, rate_per_second * self.burst_seconds)
+
+        def change(now, tokens, updated, blocked):
+            if blocked > now:
+                return blocked - now, tokens, updated, blocked
+            # A clock that stepped back refills nothing rather than going negative.
+            tokens = min(capacity, tokens + max(0.0, now - updated) * rate_per_second)
+            if tokens >= 1.0 - 1e-6:
+                return 0.0, tokens - 1.0, now, blocked
+            return (1.0 - tokens) / max(rate_per_second, 1e-6), tokens, now, blocked
+
+        return self._update(change)
+
+    def block_for(self, seconds: float) -> None:
+        """Hold every process's requests for `seconds` (a `Retry-After`)."""
+        def change(now, tokens, updated, blocked):
+            return 0.0, min(tokens, 0.0), updated, max(blocked, now + max(0.0, seconds))
+
+        self._update(change)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class RateLimiter:
-    """Paces requests to stay under a per-minute limit that it learns from response headers."""
+    """Paces requests to stay under a per-minute limit that it learns from response headers.
+
+    With `shared` set, every request also takes a token from that `SharedBudget`, so the
+    processes sharing it stay under the limit together."""
 
     def __init__(
         self,
@@ -140,6 +222,7 @@ class RateLimiter:
         self._updated = clock()
         self._lock = asyncio.Lock()
         self.waited_seconds = 0.0
+        self.shared: SharedBudget | None = None
 
     # -- the rate ----------------------------------------------------------------------------
     @property
@@ -194,6 +277,11 @@ class RateLimiter:
                 # Re-evaluate at least every 250 ms (a fresh header may change the rate); never
                 # spin on sleeps shorter than the clock can tell apart.
                 await self._sleep(min(max(wait, 0.001), 0.25))
+            while self.shared is not None:
+                wait = self.shared.take(self.drain_per_second * self.utilization)
+                if wait <= 0:
+                    break
+                await self._sleep(min(max(wait, 0.001), 0.25))
         waited = self._clock() - started
         self.waited_seconds += waited
         return waited
@@ -229,6 +317,8 @@ class RateLimiter:
         self._tokens = min(self._tokens, 0.0)
         if retry_after is not None:
             self.block_for(retry_after)
+            if self.shared is not None:
+                self.shared.block_for(retry_after)
 
     def __repr__(self) -> str:
         return (

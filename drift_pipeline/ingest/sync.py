@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
 from drift_pipeline.erasure import erased_contact_hashes
 from drift_pipeline.warehouse.audit import retention_horizon
+from drift_pipeline.warehouse.raw import stored_message_ids
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
@@ -84,6 +85,53 @@ class SyncStats:
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             **{f"rows_upserted_{name}": count for name, count in sorted(self.rows.items())},
         }
+
+
+# What a webhook's message must carry to stand in for the messages page: every field
+# `transform.message_row` reads that Drift always sends (buttons, context and attributes are
+# not stored).
+_MESSAGE_FIELDS = ("id", "createdAt", "type", "author", "body")
+
+
+def complete_message(message) -> bool:
+    """True when a `new_message` payload's message is the whole message, as the messages page
+    would answer it (see DECISIONLOG: what is trusted from webhook payloads)."""
+    if not isinstance(message, dict) or any(key not in message for key in _MESSAGE_FIELDS):
+        return False
+    author = message["author"]
+    created = message["createdAt"]
+    return (isinstance(author, dict) and isinstance(author.get("type"), str)
+            and tf._int_or_none(message["id"]) is not None
+            and isinstance(created, int) and not isinstance(created, bool)
+            and isinstance(message["type"], str))
+
+
+@dataclass
+class TouchedConversation:
+    """What one webhook apply pass holds about a conversation before anything is fetched."""
+
+    payload_messages: dict[int, dict] = field(default_factory=dict)  # complete messages by id
+    partial_payload: bool = False  # a new_message without the whole message
+    newest_change_ms: int | None = None  # newest exact change time the events give
+
+    def saw_change(self, at_ms: int | None) -> None:
+        if at_ms is not None and (self.newest_change_ms is None or at_ms > self.newest_change_ms):
+            self.newest_change_ms = at_ms
+
+
+@dataclass
+class TouchedFetch:
+    """One org's fetches for a webhook pass, ready to be written (`write_touched`)."""
+
+    fetched: list = field(default_factory=list)  # (detail, messages) per conversation
+    stored: dict = field(default_factory=dict)
+    contacts: list = field(default_factory=list)
+    report_closes: dict = field(default_factory=dict)
+    users: list | None = None
+    details_fetched: int = 0
+    conversations_paged: int = 0  # message pages fetched
+    conversations_from_payloads: int = 0  # messages taken from the webhooks alone
+    contacts_requested: int = 0  # named by contact events (re-fetched even when stored)
 
 
 def _error_code(exc: BaseException) -> str:
@@ -356,6 +404,103 @@ class ConversationSync:
                     tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
         return stats
 
+    async def fetch_touched(self, touched: dict[int, TouchedConversation],
+                            contact_ids: set[int] = frozenset()) -> TouchedFetch:
+        """Fetch what a webhook pass needs, each thing once: the detail of every touched
+        conversation; its message pages only when the webhooks cannot stand in for them (the
+        conversation is not stored yet, a payload is partial, an edit names a message not stored,
+        or the detail's `updatedAt` is newer than every change the stored row and the events
+        account for); the contacts named by contact events and those of new conversations; one
+        report call for first closes; the users when none are stored. Writes nothing."""
+        await self._resolve_org()
+        out = TouchedFetch()
+        ids = sorted(touched)
+        out.stored = self._stored_state(ids)
+        edit_targets = {
+            int(m["editedMessageId"]): cid for cid, t in touched.items()
+            for m in t.payload_messages.values() if tf._int_or_none(m.get("editedMessageId")) is not None}
+        in_pass = {mid for t in touched.values() for mid in t.payload_messages}
+        unknown_targets = set(edit_targets) - in_pass
+        unknown_targets -= stored_message_ids(self.conn, self.org_id, unknown_targets)
+        paged = {cid for cid in ids if cid not in out.stored or touched[cid].partial_payload}
+        paged |= {edit_targets[mid] for mid in unknown_targets}
+
+        async def detail(cid: int):
+            try:
+                return await self.client.get_conversation(cid)
+            except DriftNotFound:
+                log.warning("conversation %s is gone from Drift (404): not stored", cid)
+                return None
+
+        async def pages(cid: int):
+            try:
+                return await self.client.get_messages(cid)
+            except DriftNotFound:
+                return None
+
+        first = sorted(paged)
+        answers = await asyncio.gather(*(detail(c) for c in ids), *(pages(c) for c in first))
+        details = dict(zip(ids, answers[:len(ids)]))
+        messages = dict(zip(first, answers[len(ids):]))
+        out.details_fetched = len(ids)
+        # A change nothing in the pass explains (a message whose webhook has not arrived, a
+        # status change without changedAt): the pages tell what it was.
+        late = sorted(cid for cid in ids if cid not in paged and details[cid] is not None
+                      and self._unexplained_change(details[cid], out.stored[cid], touched[cid]))
+        messages.update(zip(late, await asyncio.gather(*(pages(c) for c in late))))
+        out.conversations_paged = len(first) + len(late)
+        fetched = []
+        for cid in ids:
+            if details[cid] is None:
+                continue
+            if cid in messages:
+                if messages[cid] is None:
+                    continue
+                # A webhook may be ahead of the messages page: keep what either holds.
+                by_id = {**touched[cid].payload_messages,
+                         **{int(m["id"]): m for m in messages[cid]}}
+            else:
+                by_id = touched[cid].payload_messages
+                out.conversations_from_payloads += 1
+            fetched.append((details[cid], [by_id[k] for k in sorted(by_id)]))
+        out.fetched = self._suppress_expired(self._suppress_erased(fetched))
+        erased = erased_contact_hashes(self.conn, self.org_id)
+        named = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        new = {int(d["contactId"]) for d, _ in out.fetched if d.get("contactId") is not None}
+        new -= self._contacts_seen | named
+        new -= self._stored_contacts(new)
+        self._contacts_seen |= new | named
+        out.contacts = await self._fetch_contacts(new | named)
+        out.contacts_requested = sum(1 for c in out.contacts if int(c["id"]) in named)
+        stats = SyncStats(job_id="", org_id=self.org_id, window_start=tf.utcnow(),
+                          window_end=tf.utcnow(), list_from=tf.utcnow())
+        out.report_closes = await self._report_first_closes(stats, [d for d, _ in out.fetched])
+        if self._users is None and out.fetched and not self._has_users():
+            self._users = out.users = await self.client.list_users()
+        return out
+
+    @staticmethod
+    def _unexplained_change(detail: dict, stored: tuple, touched: TouchedConversation) -> bool:
+        updated = tf._int_or_none(detail.get("updatedAt"))
+        if updated is None:
+            return True
+        known = [tf.ts_to_ms(stored[0])] if stored and stored[0] is not None else []
+        known += [m["createdAt"] for m in touched.payload_messages.values()]
+        if touched.newest_change_ms is not None:
+            known.append(touched.newest_change_ms)
+        return not known or updated > max(known)
+
+    def write_touched(self, fetch: TouchedFetch) -> SyncStats:
+        """Upsert what `fetch_touched` fetched; inside the caller's transaction."""
+        now = tf.utcnow()
+        stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
+        stats.conversations_fetched = len(fetch.fetched)
+        self._write_rows(stats, fetch.fetched, fetch.stored, fetch.contacts, fetch.report_closes)
+        if fetch.users is not None:
+            stats.rows["users"] += upsert(self.conn, schema.USERS, [
+                tf.user_row(self.org_id, u, self.salt, now) for u in fetch.users])
+        return stats
+
     def _suppress_erased(self, fetched):
         """Conversations of erased contacts come back without the contact and message bodies."""
         erased = erased_contact_hashes(self.conn, self.org_id)
@@ -383,6 +528,18 @@ class ConversationSync:
 
     def _commit_page(self, stats: SyncStats, fetched, stored, contacts, next_cursor,
                      report_closes: dict[int, datetime] | None = None) -> None:
+        with transaction(self.conn):
+            self._write_rows(stats, fetched, stored, contacts, report_closes)
+            if stats.job_id:
+                self.conn.execute(
+                    "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
+                    [next_cursor, stats.job_id],
+                )
+
+    def _write_rows(self, stats: SyncStats, fetched, stored, contacts,
+                    report_closes: dict[int, datetime] | None = None) -> None:
+        """Upsert fetched conversations, their messages, participants, status changes and
+        contacts; inside the caller's transaction."""
         now = tf.utcnow()
         conversations, messages, participants, status_events = [], [], [], []
         for detail, message_list in fetched:
@@ -396,24 +553,18 @@ class ConversationSync:
                     self.org_id, row["conversation_id"], row["status"], row["updated_at"], "poll", now))
         status_events.extend(tf.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
                              for cid, closed_at in (report_closes or {}).items())
-        with transaction(self.conn):
-            stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
-            stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
-            if conversations:
-                # Whoever is not in the fresh detail has left the conversation (kept, not current).
-                self.conn.execute(
-                    "UPDATE raw.participants SET is_current = false, synced_at = ? WHERE org_id = ? "
-                    "AND conversation_id IN (SELECT unnest(?::BIGINT[])) AND is_current",
-                    [now, self.org_id, [c["conversation_id"] for c in conversations]])
-            stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
-            stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
-            stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
-                tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
-            if stats.job_id:
-                self.conn.execute(
-                    "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
-                    [next_cursor, stats.job_id],
-                )
+        stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
+        stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
+        if conversations:
+            # Whoever is not in the fresh detail has left the conversation (kept, not current).
+            self.conn.execute(
+                "UPDATE raw.participants SET is_current = false, synced_at = ? WHERE org_id = ? "
+                "AND conversation_id IN (SELECT unnest(?::BIGINT[])) AND is_current",
+                [now, self.org_id, [c["conversation_id"] for c in conversations]])
+        stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
+        stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
+        stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
+            tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
 
     def _finish(self, stats: SyncStats, started: float, *, success: bool, error_code: str | None = None) -> None:
         client_stats = getattr(self.client, "stats", None)

@@ -1,18 +1,30 @@
 """Applying dropped webhook files to the warehouse: the code the sensor, `apply-inbox` and
 `replay` share.
 
-For each inbox file (oldest first): every event is validated and checked against
-`raw.webhook_events` (so a redelivered or replayed event is applied once); conversations touched
-by message, conversation and participant events are re-fetched through the client and upserted
-(order of delivery does not matter: the fetch returns the current state); status events land in
-`raw.status_events` with their exact `changedAt`, or the time received when Drift sent none
-(source `webhook`), which is how reopens are seen; contact events re-fetch the contact (named
-by id, or looked up by email); `gdpr_delete_requested` erases the contact from the warehouse and
-the files (the caller republishes the serving copy); `app_disconnected` marks the org's tokens
-unusable until `auth exchange`; unknown types are stored and skipped; widget events
-(webhooks/widget.py) land in `raw.widget_events`, once per id. The file then moves to
-`processed/`. A file that cannot be read moves to `quarantine/` with a `.reason` file, and the
-rest keep flowing; so does an event of an org with no tokens here (webhooks/orgs.py).
+One pass over the whole backlog, so a busy conversation costs one re-fetch however many events
+and files name it:
+
+1. read every waiting file (oldest first); a file that cannot be read moves to `quarantine/`
+   with a `.reason` file, and the rest keep flowing;
+2. validate each event (one that cannot be used is quarantined on its own) and drop those
+   already applied (`raw.webhook_events`) or seen earlier in the pass;
+3. what needs no API call: `gdpr_delete_requested` erases the contact from the warehouse (the
+   files follow once the applied files have moved), `app_disconnected` marks the org's tokens
+   unusable until `auth exchange`;
+4. collect the conversations (message, conversation and participant events) and contacts
+   (named by id, or looked up by email) touched across all files, and fetch each once per org
+   (`ConversationSync.fetch_touched`): the detail always, the message pages only where the
+   webhooks cannot stand in for them (DECISIONLOG: what is trusted from webhook payloads);
+5. write in one transaction: the fetched rows, status events with their exact `changedAt` (or
+   the time received when Drift sent none: source `webhook`, which is how reopens are seen),
+   widget events (webhooks/widget.py) into `raw.widget_events` once per id, and every event
+   into `raw.webhook_events` (unknown types are stored and skipped);
+6. move the files to `processed/`. A file naming a conversation or contact of an org Drift has
+   disconnected stays in the inbox, unapplied, until `auth exchange`; the others go on. An
+   event of an org with no tokens here is quarantined with that reason (webhooks/orgs.py).
+
+Order of delivery does not matter: the fetch returns the current state, and payloads only add
+messages by id.
 """
 
 from __future__ import annotations
@@ -21,18 +33,19 @@ import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 
 from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.drift.errors import DriftDisconnected
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
+from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.ingest import transform as tf
-from drift_pipeline.ingest.sync import ConversationSync
-from drift_pipeline.transcripts.export import rewrite_exported_lines
+from drift_pipeline.ingest.sync import ConversationSync, TouchedConversation, complete_message
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse import schema
+from drift_pipeline.transcripts.export import rewrite_exported_lines
+from drift_pipeline.warehouse import raw, schema
 from drift_pipeline.warehouse.connection import connect
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
@@ -55,6 +68,12 @@ REFETCH_TYPES = frozenset({
 
 CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
 
+# Stages of one apply pass, in order, as timed in `ApplyResult.stage_seconds`.
+STAGES = ("read", "erase", "fetch", "write", "move")
+# Each pass that applied something appends its timings here (under the home; bench/freshness.py
+# reads it to split the time from POST to the serving copy into stages).
+TIMINGS_LOG = Path("logs") / "timings.jsonl"
+
 
 @dataclass
 class ApplyResult:
@@ -65,7 +84,8 @@ class ApplyResult:
     events_duplicate: int = 0
     events_skipped: int = 0
     events_invalid: int = 0
-    conversations_refetched: int = 0
+    conversations_refetched: int = 0  # conversations whose detail was fetched and stored
+    conversations_from_payloads: int = 0  # ... of which the messages came from webhooks alone
     contacts_refetched: int = 0
     status_events: int = 0
     contacts_erased: int = 0
@@ -75,6 +95,9 @@ class ApplyResult:
     widget_fields_dropped: int = 0
     quarantined: list[str] = field(default_factory=list)
     touched_days: set = field(default_factory=set)
+    # Drift API calls of the pass by endpoint (detail, messages = pages, contact, reports, ...).
+    api_calls: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)  # see STAGES
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -115,18 +138,32 @@ class _Erasure:
     email: str | None = field(default=None, repr=False)
 
 
-def _seen(conn, org_event_ids: list[tuple[int, str]]) -> set[str]:
-    if not org_event_ids:
-        return set()
-    rows = conn.execute(
-        "SELECT event_id FROM raw.webhook_events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-        [[e for _, e in org_event_ids]],
-    ).fetchall()
-    return {r[0] for r in rows}
+@dataclass
+class _File:
+    """One file of the pass: its fresh events and widget records, and whether it must wait."""
+
+    path: Path
+    events: list[tuple[dict, WebhookEvent]] = field(default_factory=list)
+    widget_records: list[tuple[int, dict]] = field(default_factory=list)  # (line, record)
+    waiting: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class _OrgWork:
+    """What the pass must fetch for one org."""
+
+    conversations: dict[int, TouchedConversation] = field(default_factory=dict)
+    contact_ids: set[int] = field(default_factory=set)
+    contact_emails: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)  # files with an event that needs the API
 
 
 class InboxApplier:
-    """Applies events with each org's own client (`OrgClients`) and one warehouse connection."""
+    """Applies events with one client and one warehouse connection."""
 
     def __init__(self, settings: Settings, clients: OrgClients, conn):
         self.settings = settings
@@ -134,166 +171,138 @@ class InboxApplier:
         self.conn = conn
         self.salt = settings.secret("pii_salt")
         self._erasures: list[_Erasure] = []
+        self._syncs: dict[int, ConversationSync] = {}
 
-    async def apply_records(self, records: list[dict], source_file: str, result: ApplyResult,
-                            *, force: bool = False) -> None:
-        """Apply one file's records; `force` (replay) re-applies events already applied, and
-        an event that is still invalid raises `InvalidEvent` (the operator asked for it)
+    def _sync(self, org_id: int) -> ConversationSync:
+        # One per org for the applier's life: contacts and users fetched once.
+        if org_id not in self._syncs:
+            self._syncs[org_id] = ConversationSync(self.clients.for_org(org_id), self.conn, salt=self.salt, org_id=org_id)
+        return self._syncs[org_id]
+
+    async def apply_pass(self, paths: list[Path], result: ApplyResult, *, moving: bool = True) -> None:
+        """Apply these files as one pass. `moving=False` is replay: files are re-applied where
+        they lie, events already applied are applied again, and an event (or file) that is
+        still unusable raises `InvalidEvent` / `InvalidInboxFile` (the operator asked for it)
         instead of being quarantined again."""
-        widget_records = [(number, record) for number, record in enumerate(records, start=1)
-                          if is_widget_payload(record["payload"])]
-        if widget_records:
-            self._apply_widget_events(widget_records, source_file, result, force=force)
-        events = []
-        for number, record in enumerate(records, start=1):
-            if is_widget_payload(record["payload"]):
-                continue  # applied above
-            try:
-                events.append((record, require_org_tokens(self.clients, validate_event(record["payload"]))))
-            except InvalidEvent as exc:
-                if force:
-                    raise InvalidEvent(f"{source_file} line {number}: {exc.reason}") from None
-                result.events_invalid += 1
-                self._quarantine_record(source_file, number, record, exc.reason)
-        fresh, pending_ids = [], set()
-        seen = set() if force else _seen(self.conn, [(e.org_id, e.event_id) for _, e in events])
-        for record, event in events:
-            if event.event_id in seen or event.event_id in pending_ids:
-                result.events_duplicate += 1
-                continue
-            pending_ids.add(event.event_id)
-            fresh.append((record, event))
-        if not fresh:
+        force = not moving
+        clock = _StageClock(result)
+        files = self._validate_and_dedupe(self._read(paths, result, force=force), result, force=force)
+        fresh = [(f, record, event) for f in files for record, event in f.events]
+        clock.lap("read")
+        if not fresh and not any(f.widget_records for f in files):
+            self._finish_files(files, result, moving=moving)
+            clock.lap("move")
             return
         # Erasure first: it needs no API call, so a GDPR request is honoured even when the
-        # refetch below cannot run (app disconnected); whatever is refetched afterwards comes
-        # back without the erased contact (the sync suppresses it).
-        erased = await self._erase(fresh, result)
-        await self._refetch(fresh, result)
-        now = tf.utcnow()
-        status_rows, event_rows = [], []
-        for record, event in fresh:
-            outcome = "applied"
-            if not event.known:
-                outcome = "skipped_unknown_type"
-                result.events_skipped += 1
-            elif event.type == "conversation_status_updated":
-                changed_at = tf.ms_to_ts(event_time_ms(event, record))
-                status_rows.append(tf.status_event_row(event.org_id, event.conversation_id,
-                                                       event.status, changed_at, "webhook", now))
-                result.touched_days.add(changed_at.date())
-            elif event.type == "app_disconnected":
+        # fetch below cannot run (app disconnected); whatever is fetched afterwards comes back
+        # without the erased contact (the sync suppresses it).
+        erased = self._erase([(record, event) for _, record, event in fresh], result)
+        # Drift revoked the tokens when it sent app_disconnected: no fetch of the org after it.
+        for _, record, event in fresh:
+            if event.type == "app_disconnected":
                 await self._disconnect(event, record, result)
-            if event.known:
-                result.events_applied += 1
-            event_rows.append({
-                "org_id": event.org_id, "event_id": event.event_id, "event_type": event.type,
-                "conversation_id": event.conversation_id,
-                "occurred_at": tf.ms_to_ts(event_time_ms(event, record)),
-                "received_at": tf.ms_to_ts(record.get("received_at")), "applied_at": now,
-                "outcome": outcome, "source_file": source_file,
-                # Erased contacts' events keep their id (dedupe) but not their content.
-                "payload": None if event.event_id in erased else event.canonical,
-            })
-        with transaction(self.conn):
-            result.status_events += upsert(self.conn, schema.STATUS_EVENTS, status_rows)
-            upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
-
-    def _apply_widget_events(self, records: list[tuple[int, dict]], source_file: str,
-                             result: ApplyResult, *, force: bool = False) -> None:
-        """Upsert widget events into `raw.widget_events`, each id once.
-
-        A browser does not know its Drift org: an event takes the org of its conversation, or
-        the warehouse's only org. An event neither tells (a multi-workspace warehouse that has
-        not synced the conversation yet) is quarantined, to be replayed after the next sync.
-        Under `force` (replay) an event that still cannot be applied raises `InvalidEvent`,
-        like a webhook's.
-        """
-        def reject(number: int, record: dict, reason: str) -> None:
-            if force:
-                raise InvalidEvent(f"{source_file} line {number}: {reason}")
-            result.events_invalid += 1
-            self._quarantine_record(source_file, number, record, reason)
-
-        events = []
-        for number, record in records:  # numbered by their line in the file
+        clock.lap("erase")
+        work = self._plan(fresh)
+        fetches = {}
+        for org_id, org_work in work.items():
             try:
-                events.append((number, record, filter_event(record["payload"])))
-            except InvalidWidgetEvent as exc:
-                reject(number, record, exc.reason)
-        if not events:
-            return
-        # Conversation ids are per workspace: an id two workspaces share names neither.
-        orgs_of = dict(self.conn.execute(
-            "SELECT conversation_id, min(org_id) FROM raw.conversations "
-            "WHERE conversation_id IN (SELECT unnest(?::BIGINT[])) GROUP BY conversation_id "
-            "HAVING count(DISTINCT org_id) = 1",
-            [sorted({e.conversation_id for _, _, e in events})]).fetchall())
-        known_orgs = [r[0] for r in self.conn.execute(
-            "SELECT org_id FROM raw.conversations UNION SELECT org_id FROM raw.users").fetchall()]
-        only_org = known_orgs[0] if len(known_orgs) == 1 else None
-        seen = set() if force else {r[0] for r in self.conn.execute(
-            "SELECT event_id FROM raw.widget_events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))",
-            [[e.event_id for _, _, e in events]]).fetchall()}
-        now = tf.utcnow()
-        rows = []
-        for number, record, event in events:
+                fetches[org_id] = await self._fetch(org_id, org_work, result)
+            except DriftDisconnected as exc:
+                if force:
+                    raise
+                for f in files:
+                    if f.name in org_work.files:
+                        f.waiting = True
+                        result.files_waiting.append(f.name)
+                        log.warning("%s waits in the inbox: %s", f.name, exc.message)
+        clock.lap("fetch")
+        with transaction(self.conn):
+            for org_id, fetch in fetches.items():
+                stats = self._sync(org_id).write_touched(fetch)
+                result.conversations_refetched += stats.conversations_fetched
+            self._write_events(files, result, erased)
+            self._write_widget_events(files, result, force=force)
+        clock.lap("write")
+        self._finish_files(files, result, moving=moving)
+        clock.lap("move")
+
+    # -- 1. read ---------------------------------------------------------------------------
+    def _read(self, paths: list[Path], result: ApplyResult, *, force: bool) -> list[tuple[_File, list]]:
+        read = []
+        for path in paths:
+            if force:
+                read.append((_File(path), _read_any(path)))
+                continue
+            if not path.exists():
+                continue  # applied by someone else meanwhile
+            try:
+                records = read_inbox_file(path)
+            except InvalidInboxFile as exc:
+                quarantine(self.settings, path, str(exc))
+                result.files_quarantined += 1
+                result.quarantined.append(path.name)
+                continue
+            read.append((_File(path), records))
+        return read
+
+    # -- 2. validate and dedupe ------------------------------------------------------------
+    def _validate_and_dedupe(self, read: list[tuple[_File, list]], result: ApplyResult, *,
+                             force: bool) -> list[_File]:
+        candidates = []
+        for f, records in read:
+            for number, record in enumerate(records, start=1):
+                if is_widget_payload(record["payload"]):
+                    f.widget_records.append((number, record))
+                    continue
+                try:
+                    candidates.append((f, record, require_org_tokens(self.clients, validate_event(record["payload"]))))
+                except InvalidEvent as exc:
+                    if force:
+                        raise InvalidEvent(f"{f.name} line {number}: {exc.reason}") from None
+                    result.events_invalid += 1
+                    self._quarantine_record(f.name, number, record, exc.reason)
+        seen = set() if force else raw.applied_event_ids(self.conn, (e.event_id for _, _, e in candidates))
+        for f, record, event in candidates:
             if event.event_id in seen:
                 result.events_duplicate += 1
                 continue
-            org_id = orgs_of.get(event.conversation_id, only_org)
-            if org_id is None:
-                reject(
-                    number, record,
-                    f"widget event for conversation {event.conversation_id}: its Drift org is "
-                    "unknown (not synced yet, or the id exists in several workspaces); replay "
-                    "this file after a sync")
-                continue
             seen.add(event.event_id)
-            rows.append({
-                "org_id": org_id, "event_id": event.event_id, "event_type": event.type,
-                "conversation_id": event.conversation_id,
-                "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
-                **{f"utm_{name}": value for name, value in event.utm.items()},
-                "page_path": event.page_path, "dropped_fields": event.dropped_fields,
-                "received_at": tf.ms_to_ts(record.get("received_at")),
-                "source_file": source_file, "synced_at": now,
-            })
-            result.widget_fields_dropped += event.dropped_fields
-            result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
-        with transaction(self.conn):
-            applied = upsert(self.conn, schema.WIDGET_EVENTS, rows)
-        result.widget_events_applied += applied
-        result.events_applied += applied
+            f.events.append((record, event))
+        return [f for f, _ in read]
 
-    async def _refetch(self, fresh, result: ApplyResult) -> None:
-
-        by_org: dict[int, set[int]] = {}
-        for _, event in fresh:
+    # -- 4. plan and fetch -----------------------------------------------------------------
+    @staticmethod
+    def _plan(fresh: list[tuple[_File, dict, WebhookEvent]]) -> dict[int, _OrgWork]:
+        work: dict[int, _OrgWork] = {}
+        for f, _, event in fresh:
             if event.type in REFETCH_TYPES and event.conversation_id is not None:
-                by_org.setdefault(event.org_id, set()).add(event.conversation_id)
-        for org_id, ids in by_org.items():
-            sync = ConversationSync(self.clients.for_org(org_id), self.conn, salt=self.salt, org_id=org_id)
-            stats = await sync.refetch(sorted(ids))
-            result.conversations_refetched += stats.conversations_fetched
-        contacts_by_org: dict[int, set[int]] = {}
-        for _, event in fresh:
-            if event.type not in CONTACT_TYPES:
-                continue
-            ids = contacts_by_org.setdefault(event.org_id, set())
-            if event.contact_id is not None:
-                ids.add(event.contact_id)
-            elif event.contact_email is not None:
-                ids.update(await self._contact_ids_by_email(event.org_id, event.contact_email))
-        for org_id, ids in contacts_by_org.items():
-            if not ids:
-                continue
-            sync = ConversationSync(self.clients.for_org(org_id), self.conn, salt=self.salt, org_id=org_id)
-            result.contacts_refetched += await sync.refetch_contacts(sorted(ids))
-        for record, event in fresh:
-            at = event_time_ms(event, record)
-            if at:
-                result.touched_days.add(tf.ms_to_ts(at).date())
+                org = work.setdefault(event.org_id, _OrgWork())
+                org.files.add(f.name)
+                touched = org.conversations.setdefault(event.conversation_id, TouchedConversation())
+                if event.type == "new_message":
+                    if complete_message(event.data):
+                        touched.payload_messages[int(event.data["id"])] = event.data
+                    else:
+                        touched.partial_payload = True
+                # Only a time Drift sent explains a change; the time received does not.
+                touched.saw_change(event.occurred_at_ms)
+            elif event.type in CONTACT_TYPES:
+                org = work.setdefault(event.org_id, _OrgWork())
+                org.files.add(f.name)
+                if event.contact_id is not None:
+                    org.contact_ids.add(event.contact_id)
+                elif event.contact_email is not None:
+                    org.contact_emails.add(event.contact_email)
+        return work
+
+    async def _fetch(self, org_id: int, work: _OrgWork, result: ApplyResult):
+        contact_ids = set(work.contact_ids)
+        for email in sorted(work.contact_emails):
+            contact_ids |= await self._contact_ids_by_email(org_id, email)
+        fetch = await self._sync(org_id).fetch_touched(work.conversations, contact_ids)
+        result.conversations_from_payloads += fetch.conversations_from_payloads
+        result.contacts_refetched += fetch.contacts_requested
+        return fetch
 
     async def _contact_ids_by_email(self, org_id: int, email: str) -> set[int]:
         # A contact event naming only an email: Drift's lookup gives the id to re-fetch.
@@ -308,7 +317,116 @@ class InboxApplier:
             log.info("a contact event named an email Drift does not know: nothing to re-fetch")
         return found
 
-    async def _erase(self, fresh, result: ApplyResult) -> set[str]:
+    # -- 5. write --------------------------------------------------------------------------
+    def _write_events(self, files: list[_File], result: ApplyResult, erased: set[str]) -> None:
+        now = tf.utcnow()
+        status_rows, event_rows = [], []
+        for f in files:
+            if f.waiting:
+                continue
+            for record, event in f.events:
+                at = event_time_ms(event, record)
+                if at:
+                    result.touched_days.add(tf.ms_to_ts(at).date())
+                outcome = "applied"
+                if not event.known:
+                    outcome = "skipped_unknown_type"
+                    result.events_skipped += 1
+                elif event.type == "conversation_status_updated":
+                    changed_at = tf.ms_to_ts(at)
+                    status_rows.append(tf.status_event_row(event.org_id, event.conversation_id,
+                                                           event.status, changed_at, "webhook", now))
+                if event.known:
+                    result.events_applied += 1
+                event_rows.append({
+                    "org_id": event.org_id, "event_id": event.event_id, "event_type": event.type,
+                    "conversation_id": event.conversation_id,
+                    "occurred_at": tf.ms_to_ts(at),
+                    "received_at": tf.ms_to_ts(record.get("received_at")), "applied_at": now,
+                    "outcome": outcome, "source_file": f.name,
+                    # Erased contacts' events keep their id (dedupe) but not their content.
+                    "payload": None if event.event_id in erased else event.canonical,
+                })
+        result.status_events += upsert(self.conn, schema.STATUS_EVENTS, status_rows)
+        upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
+
+    def _write_widget_events(self, files: list[_File], result: ApplyResult, *, force: bool) -> None:
+        """Upsert widget events into `raw.widget_events`, each id once; after the conversations
+        of the pass are written, so an event finds the org of a conversation new in this pass.
+
+        A browser does not know its Drift org: an event takes the org of its conversation, or
+        the warehouse's only org. An event neither tells (a multi-workspace warehouse that has
+        not synced the conversation yet) is quarantined, to be replayed after the next sync.
+        Under `force` (replay) an event that still cannot be applied raises `InvalidEvent`,
+        like a webhook's.
+        """
+        def reject(name: str, number: int, record: dict, reason: str) -> None:
+            if force:
+                raise InvalidEvent(f"{name} line {number}: {reason}")
+            result.events_invalid += 1
+            self._quarantine_record(name, number, record, reason)
+
+        events = []
+        for f in files:
+            if f.waiting:
+                continue
+            for number, record in f.widget_records:  # numbered by their line in the file
+                try:
+                    events.append((f.name, number, record, filter_event(record["payload"])))
+                except InvalidWidgetEvent as exc:
+                    reject(f.name, number, record, exc.reason)
+        if not events:
+            return
+        orgs_of = raw.single_org_conversations(self.conn, (e.conversation_id for *_, e in events))
+        known = raw.known_orgs(self.conn)
+        only_org = known[0] if len(known) == 1 else None
+        seen = set() if force else raw.applied_widget_event_ids(self.conn, (e.event_id for *_, e in events))
+        now = tf.utcnow()
+        rows = []
+        for name, number, record, event in events:
+            if event.event_id in seen:
+                result.events_duplicate += 1
+                continue
+            org_id = orgs_of.get(event.conversation_id, only_org)
+            if org_id is None:
+                reject(
+                    name, number, record,
+                    f"widget event for conversation {event.conversation_id}: its Drift org is "
+                    "unknown (not synced yet, or the id exists in several workspaces); replay "
+                    "this file after a sync")
+                continue
+            seen.add(event.event_id)
+            rows.append({
+                "org_id": org_id, "event_id": event.event_id, "event_type": event.type,
+                "conversation_id": event.conversation_id,
+                "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
+                **{f"utm_{key}": value for key, value in event.utm.items()},
+                "page_path": event.page_path, "dropped_fields": event.dropped_fields,
+                "received_at": tf.ms_to_ts(record.get("received_at")),
+                "source_file": name, "synced_at": now,
+            })
+            result.widget_fields_dropped += event.dropped_fields
+            result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
+        applied = upsert(self.conn, schema.WIDGET_EVENTS, rows)
+        result.widget_events_applied += applied
+        result.events_applied += applied
+
+    # -- 6. move ---------------------------------------------------------------------------
+    def _finish_files(self, files: list[_File], result: ApplyResult, *, moving: bool) -> None:
+        if moving:
+            self.settings.processed_dir.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            if f.waiting:
+                continue
+            if moving:
+                try:
+                    os.replace(f.path, self.settings.processed_dir / f.name)
+                except FileNotFoundError:
+                    continue  # moved by a concurrent pass; its events were deduplicated
+                result.files_applied += 1
+
+    # -- no API call needed ----------------------------------------------------------------
+    def _erase(self, fresh, result: ApplyResult) -> set[str]:
         erased = set()
         for _, event in fresh:
             if event.type != "gdpr_delete_requested":
@@ -324,7 +442,7 @@ class InboxApplier:
                 conversation_ids=frozenset(c for e in done for c in e["conversation_ids"]),
                 email=event.contact_email))
             erased.add(event.event_id)
-        # Events of this batch about an erased contact keep their id (dedupe), not their content:
+        # Events of this pass about an erased contact keep their id (dedupe), not their content:
         # their payloads are stored after the erasure ran.
         contacts = {(e.org_id, c) for e in self._erasures for c in e.contact_ids}
         conversations = {(e.org_id, c) for e in self._erasures for c in e.conversation_ids}
@@ -366,53 +484,49 @@ class InboxApplier:
         quarantine_record(self.settings.quarantine_dir, name, record, f"line {number}: {reason}")
         log.warning("quarantined %s line %s: %s", source_file, number, reason)
 
-    async def apply_file(self, path: Path, result: ApplyResult) -> None:
-        try:
-            records = read_inbox_file(path)
-        except InvalidInboxFile as exc:
-            quarantine(self.settings, path, str(exc))
-            result.files_quarantined += 1
-            result.quarantined.append(path.name)
-            return
-        await self.apply_records(records, path.name, result)
-        self.settings.processed_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(path, self.settings.processed_dir / path.name)
-        result.files_applied += 1
+
+class _StageClock:
+    """Adds the seconds since the previous lap to `result.stage_seconds[stage]`."""
+
+    def __init__(self, result: ApplyResult) -> None:
+        self.result = result
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        seconds = self.result.stage_seconds
+        seconds[stage] = round(seconds.get(stage, 0.0) + now - self.last, 4)
+        self.last = now
 
 
 async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = True) -> ApplyResult:
-    """Apply these webhook files: inbox files are moved to processed/ (or quarantine/) as they
-    are applied; with `moving=False` (replay) a file is re-applied where it lies."""
+    """Apply these webhook files as one pass: inbox files are moved to processed/ (or
+    quarantine/); with `moving=False` (replay) a file is re-applied where it lies."""
     result = ApplyResult()
     settings.ensure_dirs()
+    started = time.time()
     async with OrgClients(settings) as clients:
         conn = connect(settings)
         try:
             schema.create_raw_schema(conn)
             applier = InboxApplier(settings, clients, conn)
             try:
-                for path in paths:
-                    if moving:
-                        if path.exists():
-                            await _apply_or_wait(applier, path, result)
-                    else:
-                        await applier.apply_records(_read_any(path), path.name, result, force=True)
+                await applier.apply_pass(paths, result, moving=moving)
             finally:
                 applier.erase_in_files(result)  # what the warehouse erased leaves the files too
+                result.api_calls = clients.calls_by_endpoint()
         finally:
             conn.close()
+    log.info("webhook pass: %d file(s), %d event(s) applied, %d conversation(s) fetched "
+             "(%d from payloads), API calls %s, seconds %s", result.files_applied,
+             result.events_applied, result.conversations_refetched,
+             result.conversations_from_payloads, result.api_calls, result.stage_seconds)
+    if moving and (result.files_applied or result.files_quarantined):
+        append_json_line(settings.home / TIMINGS_LOG, {
+            "kind": "apply", "started_at": round(started, 3), "finished_at": round(time.time(), 3),
+            "files": result.files_applied, "events_applied": result.events_applied,
+            "stage_seconds": result.stage_seconds, "api_calls": result.api_calls})
     return result
-
-
-async def _apply_or_wait(applier: InboxApplier, path: Path, result: ApplyResult) -> None:
-    """Apply one inbox file; while its org is disconnected it stays in the inbox (applied
-    after `auth exchange`) and the files after it still get their chance (e.g. a GDPR request
-    needs no API call)."""
-    try:
-        await applier.apply_file(path, result)
-    except DriftDisconnected as exc:
-        result.files_waiting.append(path.name)
-        log.warning("%s waits in the inbox: %s", path.name, exc.message)
 
 
 def _read_any(path: Path) -> list[dict]:

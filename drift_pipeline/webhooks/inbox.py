@@ -11,9 +11,10 @@ batch was being fsynced (plus a short linger), writes them as one file with one 
 releases the waiting requests. That is what makes >= 1,000 durable events/s possible.
 
 Deduplication: ids already written are kept in memory and appended to
-`state/webhook_seen_ids` (one id per line) after their file is durable (flushed per batch,
-fsynced at shutdown), and reloaded at start together with the ids in files still waiting in
-the inbox. The order (inbox first, then the
+`state/webhook_seen_ids` (`<id> <received ms>` per line) after their file is durable (flushed
+per batch, fsynced at shutdown), and reloaded at start together with the ids in files still
+waiting in the inbox. Both are a rolling window (`SeenIds`, `SEEN_IDS_WINDOW_MS`: Drift's retry
+period with room), compacted in place, so they stay bounded. The order (inbox first, then the
 seen list) means a crash can at worst let one redelivery be written twice, which the apply step
 absorbs (it upserts `raw.webhook_events` on `event_id`); it can never lose an event.
 """
@@ -271,40 +272,152 @@ def remove_stale_temp_files(inbox_dir: Path, older_than_s: float = _STALE_TEMP_S
 
 # --- seen ids ---------------------------------------------------------------------------------
 
-def load_seen_ids(state_dir: Path, inbox_dir: Path | None = None) -> set[str]:
-    """Ids already accepted: the persisted list plus ids in files still waiting in the inbox."""
-    seen: set[str] = set()
-    path = state_dir / SEEN_IDS_FILENAME
-    if path.exists():
-        with path.open("rb") as handle:
-            for line in handle:
-                line = line.strip()
-                if len(line) == 64:
+# How long an accepted id is remembered: Drift redelivers an event it got no 2xx for, for a
+# period it does not document; webhook senders commonly retry for up to 24-28 hours. Three days
+# covers that with room (a receiver that answered 5xx over a weekend is still deduplicated).
+# Past it a redelivery is written again and absorbed by the apply step (`raw.webhook_events`).
+SEEN_IDS_WINDOW_MS = 72 * 3600 * 1000
+# The file is rewritten with the live ids once it has grown by as many lines as they number
+# (so it stays under twice the window's ids), and never for fewer than this many new lines.
+_COMPACT_MIN_LINES = 10_000
+
+
+class SeenIds:
+    """The receiver's memory of accepted event ids: a rolling window of `SEEN_IDS_WINDOW_MS`,
+    persisted in `state/webhook_seen_ids` (one `<id> <received ms>` per line, appended per
+    batch) and compacted in place, so file and memory stay bounded however long it runs.
+
+    Ids of files still waiting in the inbox are kept by every compaction and reloaded at start:
+    what is not applied yet stays deduplicated. Only the writer thread calls `persist`,
+    `remember` and `maybe_compact`; `__contains__` may come from any thread.
+    """
+
+    def __init__(self, state_dir: Path, inbox_dir: Path | None = None, *,
+                 window_ms: int = SEEN_IDS_WINDOW_MS, compact_min_lines: int = _COMPACT_MIN_LINES,
+                 clock=None) -> None:
+        self.path = Path(state_dir) / SEEN_IDS_FILENAME
+        self.inbox_dir = inbox_dir
+        self.window_ms = window_ms
+        self.compact_min_lines = compact_min_lines
+        self._clock = clock or now_ms
+        self._received: dict[str, int] = {}  # id -> received ms, in arrival order
+        self._lock = threading.Lock()  # memory only: file I/O happens outside it
+        self._lines_on_disk = 0
+        self._handle = None
+
+    def __contains__(self, identity: str) -> bool:
+        with self._lock:
+            return identity in self._received
+
+    def __len__(self) -> int:
+        return len(self._received)
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return set(self._received)
+
+    @property
+    def lines_on_disk(self) -> int:
+        return self._lines_on_disk
+
+    def load(self) -> None:
+        """Read the file (older files hold bare ids: they count as received now), add the ids
+        of files waiting in the inbox, and rewrite the file with what is live."""
+        now = self._clock()
+        if self.path.exists():
+            with self.path.open("rb") as handle:
+                for line in handle:
+                    parts = line.split()
+                    if not parts or len(parts[0]) != 64:
+                        continue  # a partial last line of a crashed append
                     try:
-                        seen.add(line.decode("ascii"))
-                    except UnicodeDecodeError:
-                        pass
-    if inbox_dir is not None:
-        for file in iter_inbox_files(inbox_dir):
+                        identity = parts[0].decode("ascii")
+                        at = int(parts[1]) if len(parts) > 1 else now
+                    except (UnicodeDecodeError, ValueError):
+                        continue
+                    self._received[identity] = max(at, self._received.get(identity, at))
+        # Oldest first, so expiry can stop at the first id still in the window.
+        self._received = dict(sorted(self._received.items(), key=lambda item: item[1]))
+        self.compact()
+
+    def _waiting_ids(self) -> set[str]:
+        if self.inbox_dir is None:
+            return set()
+        waiting: set[str] = set()
+        for file in iter_inbox_files(self.inbox_dir):
             try:
-                seen.update(record["event_id"] for record in read_inbox_file(file))
+                waiting.update(record["event_id"] for record in read_inbox_file(file))
             except InvalidInboxFile:
                 pass  # the apply step quarantines it; its ids are not trusted
-    return seen
+        return waiting
+
+    def persist(self, entries: list[tuple[str, int]]) -> None:
+        """Append (id, received ms) lines, flushed to the OS (not fsynced: see `_commit`)."""
+        if self._handle is None:
+            self._handle = open(self.path, "ab")
+        self._handle.write("".join(f"{i} {at}\n" for i, at in entries).encode("ascii"))
+        self._handle.flush()
+        self._lines_on_disk += len(entries)
+
+    def remember(self, entries: list[tuple[str, int]]) -> None:
+        """Add to memory and forget what left the window (the oldest come first)."""
+        now = self._clock()
+        with self._lock:
+            for identity, at in entries:
+                self._received.pop(identity, None)
+                self._received[identity] = at
+            self._expire(now)
+
+    def _expire(self, now: int) -> None:
+        horizon = now - self.window_ms
+        expired = []
+        for identity, at in self._received.items():
+            if at >= horizon:
+                break  # arrival order: the rest are younger (a late straggler waits its turn)
+            expired.append(identity)
+        for identity in expired:
+            del self._received[identity]
+
+    def maybe_compact(self) -> bool:
+        """Rewrite the file when it has grown past twice the live ids; True when it did."""
+        if self._lines_on_disk - len(self._received) < max(self.compact_min_lines, len(self._received)):
+            return False
+        self.compact()
+        return True
+
+    def compact(self) -> None:
+        """Rewrite the file atomically with the ids in the window and those still waiting in the
+        inbox (not applied yet)."""
+        waiting = self._waiting_ids()
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            for identity in waiting:
+                self._received.setdefault(identity, now)
+            entries = list(self._received.items())
+        self.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, "".join(f"{i} {at}\n" for i, at in entries))
+        self._lines_on_disk = len(entries)
+
+    def close(self, *, sync: bool = False) -> None:
+        if self._handle is None:
+            return
+        try:
+            self._handle.flush()
+            if sync:
+                os.fsync(self._handle.fileno())
+        finally:
+            self._handle.close()
+            self._handle = None
 
 
-def _open_seen_ids(state_dir: Path):
-    path = state_dir / SEEN_IDS_FILENAME
-    handle = open(path, "ab")
-    # A crash mid-append leaves a partial last line; start on a fresh line so the next id is
-    # not glued to it.
-    if handle.tell() > 0:
-        with open(path, "rb") as reader:
-            reader.seek(-1, os.SEEK_END)
-            if reader.read(1) != b"\n":
-                handle.write(b"\n")
-                handle.flush()
-    return handle
+def load_seen_ids(state_dir: Path, inbox_dir: Path | None = None) -> set[str]:
+    """Ids the receiver still deduplicates: the rolling window plus ids in files still waiting
+    in the inbox."""
+    seen = SeenIds(state_dir, inbox_dir)
+    seen.load()
+    return seen.ids()
 
 
 # --- the group-commit writer ------------------------------------------------------------------
@@ -331,10 +444,9 @@ class InboxWriter:
         self.linger_s = linger_s
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._seen: set[str] = set()
+        self._seen = SeenIds(self.state_dir, self.inbox_dir)
         self._pending: dict[str, list] = {}  # event id -> [(waiter, status)]
         self._thread: threading.Thread | None = None
-        self._seen_handle = None
         self._stopping = False
         self.batches_written = 0
         self.events_written = 0
@@ -348,8 +460,8 @@ class InboxWriter:
         self.inbox_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.inbox_dir)
-        self._seen = load_seen_ids(self.state_dir, self.inbox_dir)
-        self._seen_handle = _open_seen_ids(self.state_dir)
+        self._seen = SeenIds(self.state_dir, self.inbox_dir)
+        self._seen.load()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="webhook-inbox-writer",
                                         daemon=True)
@@ -367,14 +479,10 @@ class InboxWriter:
         self._queue.put(None)
         thread.join(timeout)
         self._thread = None
-        if self._seen_handle is not None:
-            try:
-                self._seen_handle.flush()
-                os.fsync(self._seen_handle.fileno())
-            except OSError as exc:
-                log.error("could not sync webhook seen ids: %s", exc)
-            self._seen_handle.close()
-            self._seen_handle = None
+        try:
+            self._seen.close(sync=True)
+        except OSError as exc:
+            log.error("could not sync webhook seen ids: %s", exc)
 
     @property
     def running(self) -> bool:
@@ -464,6 +572,7 @@ class InboxWriter:
 
     def _commit(self, batch: list) -> None:
         ids = [identity for identity, _, _ in batch]
+        entries = [(identity, received_at) for identity, received_at, _ in batch]
         error: Exception | None = None
         try:
             _write_file(self.inbox_dir, [line for _, _, line in batch], batch[0][1])
@@ -478,8 +587,7 @@ class InboxWriter:
                 # batch: the list only serves dedupe, ids of files still in the inbox are
                 # reloaded at start, and a redelivery stored twice is absorbed by the apply
                 # step. Two fsyncs per batch (file, directory) instead of three keep p99 low.
-                self._seen_handle.write("".join(f"{i}\n" for i in ids).encode("ascii"))
-                self._seen_handle.flush()
+                self._seen.persist(entries)
             except Exception as exc:
                 # The events are durable in the inbox; only dedupe across a restart suffers.
                 log.error("could not persist webhook seen ids: %s: %s", type(exc).__name__, exc)
@@ -487,10 +595,15 @@ class InboxWriter:
             self.events_written += len(batch)
         with self._lock:
             if error is None:
-                self._seen.update(ids)
+                self._seen.remember(entries)
             waiters = [self._pending.pop(identity) for identity in ids]
         _settle_all([(waiter, SubmitResult(status, identity) if error is None else error)
                      for identity, group in zip(ids, waiters) for waiter, status in group])
+        if error is None:
+            try:
+                self._seen.maybe_compact()  # after the requests are answered: off their latency
+            except Exception as exc:
+                log.error("could not compact webhook seen ids: %s: %s", type(exc).__name__, exc)
 
 
 class _Waiter:

@@ -29,6 +29,8 @@ from starlette.routing import Route
 
 from .world import STATUS_IDS, DriftWorld, SimulatorConfig
 
+# How many API requests `SimulatorStats.request_log` keeps (tests and benchmarks count calls per URL).
+REQUEST_LOG_SIZE = 100_000
 FAULT_KINDS = ("429", "500", "503", "reset", "malformed", "slow", "expire_token")
 ROUTE_NAMES = ("list", "list_older", "detail", "messages", "transcript", "users", "users_by_id", "contact",
                "contact_lookup", "reports", "token", "unrouted")
@@ -75,6 +77,8 @@ class SimulatorStats:
             self.in_flight = getattr(self, "in_flight", 0)  # requests running right now stay counted
             self.responses_429 = 0
             self.resets = 0
+            # The newest requests in order: (route, method, path?query, status; None: a reset).
+            self.requests: deque = deque(maxlen=REQUEST_LOG_SIZE)
 
     def enter(self, route: str) -> None:
         with self._lock:
@@ -92,6 +96,15 @@ class SimulatorStats:
                 self.by_status[status] += 1
                 if status == 429:
                     self.responses_429 += 1
+
+    def record(self, route: str, method: str, path: str, status: int | None) -> None:
+        with self._lock:
+            self.requests.append((route, method, path, status))
+
+    def request_log(self) -> list[tuple[str, str, str, int | None]]:
+        """The newest `REQUEST_LOG_SIZE` API requests, oldest first (tests count calls per URL)."""
+        with self._lock:
+            return list(self.requests)
 
     def count_fault(self, kind: str) -> None:
         with self._lock:
@@ -411,6 +424,8 @@ class Simulator:
                 return response
             finally:
                 self.stats.leave(status)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                self.stats.record(name, request.method, target, status)
         return endpoint
 
     async def _handle(self, request: Request, handler: Handler, *, auth: bool, bucket: str | None) -> Response:
