@@ -12,13 +12,15 @@ from datetime import timedelta
 
 import duckdb
 import pytest
+from dagster_dbt import DbtCliResource
 
+from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.operations import erase
 from drift_pipeline.ingest.transform import hash_pii, ts_to_ms, utcnow
 from drift_pipeline.retention import run_retention
 from drift_pipeline.serving import publish
 from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.marts import dbt_output_to_file, refresh_marts
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import write_events_file
 
@@ -61,15 +63,13 @@ def _marts(settings) -> dict[str, list[tuple]]:
 
 
 def _rebuild_marts_from_scratch(settings) -> None:
-    """dbt --full-refresh: every mart row recomputed from the (now body-less) raw tables."""
-    from dagster_dbt import DbtCliResource
-
-    from drift_pipeline.dbt_project import dbt_project, ensure_manifest
-    from drift_pipeline.marts import dbt_output_to_file
-
+    """dbt --full-refresh: every mart row recomputed from the (now body-less) raw tables. Its
+    artifacts go under the home like every pipeline invocation's (another test, run beside this
+    one, checks that nothing lands in the checkout's dbt_project/target)."""
     with dbt_output_to_file(settings, "test_full_refresh"):
         DbtCliResource(project_dir=dbt_project).cli(
-            ["run", "--full-refresh", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True).wait()
+            ["run", "--full-refresh", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
+            target_path=dbt_run_dir(settings, "full-refresh")).wait()
 
 
 def _tables_mentioning(path, text: str) -> list[str]:
