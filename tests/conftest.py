@@ -101,24 +101,17 @@ def query(settings, sql, params=None):
 def deliver(simulator, settings: Settings, payloads: list[dict], *, spacing_s: float = 0.0) -> list[dict]:
     """POST payloads to the real receiver as the simulated Drift sends them (its headers); the
     answers. `spacing_s` apart, so each event gets its own receive time."""
-    import httpx
-
-    from drift_pipeline.webhooks.receiver import create_app
-
     receiver_settings = replace(settings, webhook_token=simulator.config.webhook_token)
 
     async def go() -> list[dict]:
-        app = create_app(receiver_settings)
         answers = []
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
-                for payload in payloads:
-                    response = await http.post("/webhooks", json=payload,
-                                               headers=simulator.config.webhook_headers())
-                    assert response.status_code == 200, response.text
-                    answers.append(response.json())
-                    await asyncio.sleep(spacing_s)
+        async with running_receiver(receiver_settings) as http:
+            for payload in payloads:
+                response = await http.post("/webhooks", json=payload,
+                                           headers=simulator.config.webhook_headers())
+                assert response.status_code == 200, response.text
+                answers.append(response.json())
+                await asyncio.sleep(spacing_s)
         return answers
 
     return asyncio.run(go())
