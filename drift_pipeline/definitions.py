@@ -17,8 +17,11 @@ from drift_pipeline.settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
-    """The definitions for `settings` (default: the environment, which every Dagster process
-    of one deployment inherits, so they agree on the partitions' first day)."""
+    """The definitions for `settings` as plain values (tests, a CLI run), or by default for
+    the environment: the resources then read each DRIFT_* variable when a step runs (`EnvVar`),
+    and the partitions start on the inherited DRIFT_HISTORY_START, which every Dagster process
+    of one deployment shares. Builds objects only: nothing is created or written."""
+    drift = DriftApiResource.for_settings(settings) if settings else DriftApiResource.from_env()
     settings = settings or Settings.from_env()
     partitions = daily_partitions(settings.history_start)
     return Definitions(
@@ -31,7 +34,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         # parallel asset-check step would hold the file while dbt needs it.
         executor=in_process_executor,
         resources={
-            "drift": DriftApiResource(home=str(settings.home)),
+            "drift": drift,
             "duckdb": warehouse_resource(settings),
             "dbt": DbtCliResource(project_dir=dbt_project),
         },

@@ -3,47 +3,70 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Mapping, Optional, Union
 
-from dagster import ConfigurableResource, ResourceParam
+from dagster import ConfigurableResource, EnvVar, ResourceParam
 from dagster_duckdb import DuckDBResource
 
-from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.orgs import DeploymentOrgs, deployment_orgs
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.settings import Settings
+from drift_pipeline.settings import ENV_NAMES, Settings
 from drift_pipeline.warehouse.postgres import connect_postgres
 from drift_pipeline.warehouse.schema import create_raw_schema
 
 
 class DriftApiResource(ConfigurableResource):
-    """Where the pipeline keeps its state and how it reaches Drift. `home` is the deployment's
-    $DRIFT_PIPELINE_HOME (the definitions set it); the secrets and the rest of the DRIFT_*
-    settings come from the environment, never from Dagster's stored run config."""
+    """How the pipeline reaches Drift and where it keeps its state: every DRIFT_* setting (the
+    contract's Environment table) is a field named after the `Settings` field it fills.
 
-    home: Optional[str] = None
-    base_url: Optional[str] = None
-    max_concurrency: Optional[int] = None
-    overlap_minutes: Optional[int] = None
+    The deployment's definitions fill each field from its environment variable (`EnvVar`,
+    resolved in the process that runs the step, so no secret enters Dagster's stored run
+    config or the UI); tests build the resource from a `Settings` they made. Unset fields take
+    the contract's defaults, and `settings()` validates them as the environment would be."""
+
+    home: str
+    api_base_url: Optional[str] = None
+    access_token: Optional[str] = None
+    client_id: Optional[str] = None
+    client_secret: Optional[str] = None
+    refresh_token: Optional[str] = None
+    webhook_token: Optional[str] = None
+    token_key: Optional[str] = None
+    pii_salt: Optional[str] = None
+    max_concurrency: Optional[str] = None
+    overlap_minutes: Optional[str] = None
+    duckdb_memory_limit: Optional[str] = None
+    duckdb_threads: Optional[str] = None
+    publish_transcripts: Optional[str] = None
+    retention_days: Optional[str] = None
+    history_start: Optional[str] = None
+    widget_secret: Optional[str] = None
+    widget_origins: Optional[str] = None
+    warehouse_url: Optional[str] = None
+    dagster_pg_url: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "DriftApiResource":
+        """Each variable set in `env` (default: this process's environment) as an `EnvVar`; the
+        home, which every process must agree on, resolved to an absolute path when unset."""
+        env = os.environ if env is None else env
+        fields: dict = {field: EnvVar(name) for field, name in ENV_NAMES.items() if env.get(name)}
+        fields.setdefault("home", str(Settings.from_env(env).home))
+        return cls(**fields)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "DriftApiResource":
+        """These settings as plain values (a test's or a CLI run's own settings)."""
+        env = settings.as_env()
+        return cls(**{field: env[name] for field, name in ENV_NAMES.items() if name in env})
 
     def settings(self) -> Settings:
-        settings = Settings.from_env()
-        overrides = {}
-        if self.home:
-            overrides["home"] = Path(self.home).resolve()
-        if self.base_url:
-            overrides["api_base_url"] = self.base_url.rstrip("/")
-        if self.max_concurrency:
-            overrides["max_concurrency"] = self.max_concurrency
-        if self.overlap_minutes is not None:
-            overrides["overlap_minutes"] = self.overlap_minutes
-        return replace(settings, **overrides) if overrides else settings
-
-    def client(self):
-        return DriftClient.from_settings(self.settings())
+        values = {name: getattr(self, field) for field, name in ENV_NAMES.items()
+                  if getattr(self, field) is not None}
+        return Settings.from_env(values)
 
     def orgs(self) -> DeploymentOrgs:
         """The Drift orgs this deployment syncs (one token-store entry each)."""

@@ -110,6 +110,31 @@ def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+# Each setting's environment variable (the contract's Environment table), by field name.
+ENV_NAMES: dict[str, str] = {
+    "home": "DRIFT_PIPELINE_HOME",
+    "api_base_url": "DRIFT_API_BASE_URL",
+    "access_token": "DRIFT_ACCESS_TOKEN",
+    "client_id": "DRIFT_CLIENT_ID",
+    "client_secret": "DRIFT_CLIENT_SECRET",
+    "refresh_token": "DRIFT_REFRESH_TOKEN",
+    "webhook_token": "DRIFT_WEBHOOK_TOKEN",
+    "token_key": "DRIFT_TOKEN_KEY",
+    "pii_salt": "DRIFT_PII_SALT",
+    "max_concurrency": "DRIFT_MAX_CONCURRENCY",
+    "overlap_minutes": "DRIFT_OVERLAP_MINUTES",
+    "duckdb_memory_limit": "DRIFT_DUCKDB_MEMORY_LIMIT",
+    "duckdb_threads": "DRIFT_DUCKDB_THREADS",
+    "publish_transcripts": "DRIFT_PUBLISH_TRANSCRIPTS",
+    "retention_days": "DRIFT_RETENTION_DAYS",
+    "history_start": "DRIFT_HISTORY_START",
+    "widget_secret": "DRIFT_WIDGET_SECRET",
+    "widget_origins": "DRIFT_WIDGET_ORIGINS",
+    "warehouse_url": "DRIFT_WAREHOUSE_URL",
+    "dagster_pg_url": "DRIFT_DAGSTER_PG_URL",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -167,6 +192,24 @@ class Settings:
             warehouse_url=_postgres_url(env, "DRIFT_WAREHOUSE_URL"),
             dagster_pg_url=_postgres_url(env, "DRIFT_DAGSTER_PG_URL"),
         )
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment that reads back as them
+        (`Settings.from_env(s.as_env()) == s`): how a resource carries them as plain values."""
+        values = {
+            "home": str(self.home), "api_base_url": self.api_base_url,
+            "access_token": self.access_token, "client_id": self.client_id,
+            "client_secret": self.client_secret, "refresh_token": self.refresh_token,
+            "webhook_token": self.webhook_token, "token_key": self.token_key, "pii_salt": self.pii_salt,
+            "max_concurrency": str(self.max_concurrency), "overlap_minutes": str(self.overlap_minutes),
+            "duckdb_memory_limit": self.duckdb_memory_limit, "duckdb_threads": str(self.duckdb_threads),
+            "publish_transcripts": "1" if self.publish_transcripts else "0",
+            "retention_days": str(self.retention_days) if self.retention_days else None,
+            "history_start": self.history_start.isoformat(),
+            "widget_secret": self.widget_secret, "widget_origins": ",".join(self.widget_origins) or None,
+            "warehouse_url": self.warehouse_url, "dagster_pg_url": self.dagster_pg_url,
+        }
+        return {ENV_NAMES[name]: value for name, value in values.items() if value is not None}
 
     @property
     def warehouse_on_postgres(self) -> bool:

@@ -47,7 +47,7 @@ def oauth_env(sim_env, monkeypatch):
 
 
 def _schedule_outcome(schedule):
-    context = build_schedule_context(scheduled_execution_time=TICK, resources={"drift": DriftApiResource()})
+    context = build_schedule_context(scheduled_execution_time=TICK, resources={"drift": DriftApiResource.from_env()})
     return schedule(context)
 
 

@@ -65,7 +65,7 @@ def _sync_and_build(settings: Settings, monkeypatch, org_ids=None, *, build: boo
             monkeypatch.delenv(name, raising=False)
     settings.ensure_dirs()
     duck = DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
-    stats = run_sync(DriftApiResource(), duck, START, END, org_ids=org_ids)
+    stats = run_sync(DriftApiResource.from_env(), duck, START, END, org_ids=org_ids)
     if build:
         refresh_marts(settings)
     return stats
@@ -120,7 +120,7 @@ def test_two_orgs_in_one_deployment_equal_each_alone_and_stay_apart(two_orgs, tm
     assert shared, "the two workspaces use the same ids: the test must see them kept apart"
 
     # The nightly schedule asks for one run per org.
-    with build_schedule_context(scheduled_execution_time=SIM_END, resources={"drift": DriftApiResource()}) as tick:
+    with build_schedule_context(scheduled_execution_time=SIM_END, resources={"drift": DriftApiResource.from_env()}) as tick:
         requests = nightly_drift_sync(tick)
     assert [r.tags[ORG_TAG] for r in requests] == [str(ORG_A), str(ORG_B)]
     assert len({r.run_key for r in requests}) == 2
@@ -179,5 +179,5 @@ def test_a_single_org_store_written_before_several_orgs_still_syncs_that_org(two
     auth_exchange(settings, sim_a.issue_authorization_code())
     stats = _sync_and_build(settings, monkeypatch, build=False)
     assert [s.org_id for s in stats] == [ORG_A]
-    with build_schedule_context(scheduled_execution_time=SIM_END, resources={"drift": DriftApiResource()}) as tick:
+    with build_schedule_context(scheduled_execution_time=SIM_END, resources={"drift": DriftApiResource.from_env()}) as tick:
         assert [r.tags[ORG_TAG] for r in nightly_drift_sync(tick)] == [str(ORG_A)]

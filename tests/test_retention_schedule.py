@@ -22,13 +22,13 @@ def test_the_retention_schedule_is_stopped_until_an_operator_turns_it_on():
 
 
 def test_without_retention_days_the_tick_skips(home):
-    result = weekly_retention.evaluate_tick(build_schedule_context(scheduled_execution_time=SUNDAY, resources={"drift": DriftApiResource()}))
+    result = weekly_retention.evaluate_tick(build_schedule_context(scheduled_execution_time=SUNDAY, resources={"drift": DriftApiResource.from_env()}))
     assert not result.run_requests and "DRIFT_RETENTION_DAYS" in result.skip_message
 
 
 def test_the_scheduled_job_blanks_old_bodies_and_records_the_pass(home, monkeypatch):
     monkeypatch.setenv("DRIFT_RETENTION_DAYS", "30")
-    request = weekly_retention.evaluate_tick(build_schedule_context(scheduled_execution_time=SUNDAY, resources={"drift": DriftApiResource()})).run_requests[0]
+    request = weekly_retention.evaluate_tick(build_schedule_context(scheduled_execution_time=SUNDAY, resources={"drift": DriftApiResource.from_env()})).run_requests[0]
     assert request.tags["drift/retention_days"] == "30"
 
     settings = Settings.from_env()
@@ -42,7 +42,7 @@ def test_the_scheduled_job_blanks_old_bodies_and_records_the_pass(home, monkeypa
                      [message_id, now - timedelta(days=age_days), f"<p>body {message_id}</p>"])
     conn.close()
 
-    assert retention_job.execute_in_process(resources={"drift": DriftApiResource()}).success
+    assert retention_job.execute_in_process(resources={"drift": DriftApiResource.from_env()}).success
     conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         assert conn.execute("SELECT message_id, body FROM raw.messages ORDER BY 1").fetchall() == [

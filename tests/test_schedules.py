@@ -13,7 +13,7 @@ from drift_pipeline.schedules import nightly_drift_sync, weekly_drift_resync
 
 
 def _request(schedule, when):
-    context = build_schedule_context(scheduled_execution_time=when, resources={"drift": DriftApiResource()})
+    context = build_schedule_context(scheduled_execution_time=when, resources={"drift": DriftApiResource.from_env()})
     return schedule.evaluate_tick(context).run_requests[0]
 
 

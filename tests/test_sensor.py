@@ -39,16 +39,16 @@ def test_sensor_requests_new_inbox_files_once(home, tmp_path):
              "data": {"conversationId": 5, "status": "closed", "changedAt": 1_763_000_000_000}}
     first = write_events_file(settings.inbox_dir, [event])
     with DagsterInstance.ephemeral() as instance:
-        context = build_sensor_context(instance=instance, resources={"drift": DriftApiResource()})
+        context = build_sensor_context(instance=instance, resources={"drift": DriftApiResource.from_env()})
         request = webhook_inbox_sensor(context)
         assert isinstance(request, RunRequest)
         assert request.run_config["ops"]["webhook_inbox"]["config"]["files"] == [first.name]
         context = build_sensor_context(instance=instance, cursor=context.cursor,
-                                       resources={"drift": DriftApiResource()})
+                                       resources={"drift": DriftApiResource.from_env()})
         assert isinstance(webhook_inbox_sensor(context), SkipReason)  # a restart with the cursor
         second = write_events_file(settings.inbox_dir, [dict(event, data=dict(event["data"], status="open"))])
         context = build_sensor_context(instance=instance, cursor=context.cursor,
-                                       resources={"drift": DriftApiResource()})
+                                       resources={"drift": DriftApiResource.from_env()})
         request = webhook_inbox_sensor(context)
         assert request.run_config["ops"]["webhook_inbox"]["config"]["files"] == [second.name]
 

@@ -58,3 +58,33 @@ def test_history_start_in_the_future_is_refused():
     tomorrow = datetime.now(timezone.utc).date() + timedelta(days=1)
     with pytest.raises(SettingsError, match="DRIFT_HISTORY_START .* in the future"):
         Settings.from_env({"DRIFT_HISTORY_START": tomorrow.isoformat()})
+
+
+def test_the_deployment_resource_carries_each_set_variable_as_an_env_var_never_its_value(tmp_path, monkeypatch):
+    """The definitions' `drift` resource names the variables (resolved where a step runs), so a
+    secret never sits in the definitions, Dagster's run config or the UI; a test's resource
+    carries its settings as values and reads back as them."""
+    from dagster import EnvVar
+
+    from drift_pipeline.definitions import build_definitions
+    from drift_pipeline.resources import DriftApiResource
+
+    for name in ("DRIFT_CLIENT_ID", "DRIFT_CLIENT_SECRET", "DRIFT_REFRESH_TOKEN", "DRIFT_WIDGET_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", "secret-token-value")
+    monkeypatch.setenv("DRIFT_OVERLAP_MINUTES", "15")
+    drift = build_definitions().resources["drift"]
+    assert drift.access_token == EnvVar("DRIFT_ACCESS_TOKEN")
+    assert drift.overlap_minutes == EnvVar("DRIFT_OVERLAP_MINUTES")
+    assert drift.client_secret is None  # unset: the contract's default, not an empty variable
+    assert "secret-token-value" not in repr(drift)
+    assert not (tmp_path / "home").exists(), "building the definitions creates nothing"
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), "DRIFT_ACCESS_TOKEN": "t",
+                                  "DRIFT_RETENTION_DAYS": "30", "DRIFT_PUBLISH_TRANSCRIPTS": "1",
+                                  "DRIFT_WIDGET_ORIGINS": "https://www.example.com,http://localhost:8080"})
+    assert DriftApiResource.for_settings(settings).settings() == settings
+    bad = DriftApiResource.for_settings(settings).model_copy(update={"overlap_minutes": "soon"})
+    with pytest.raises(SettingsError, match="DRIFT_OVERLAP_MINUTES must be an integer"):
+        bad.settings()
