@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
-from dagster_dbt import DbtCliResource
 
 from drift_pipeline.assets.dbt import build_dbt_models
 from drift_pipeline.assets.drift_raw import build_drift_raw_sync, raw_asset_checks
 from drift_pipeline.assets.webhooks import webhook_inbox
-from drift_pipeline.dbt_project import dbt_project
+from drift_pipeline.dbt_project import DbtCli, dbt_project
 from drift_pipeline.partitions import daily_partitions
 from drift_pipeline.resources import DriftApiResource, warehouse_resource
 from drift_pipeline.schedules import build_sync_job, schedules
@@ -36,7 +35,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         resources={
             "drift": drift,
             "duckdb": warehouse_resource(settings),
-            "dbt": DbtCliResource(project_dir=dbt_project),
+            "dbt": DbtCli(project_dir=dbt_project),
         },
     )
 

@@ -13,9 +13,8 @@ import logging
 import os
 from typing import Iterator
 
-from dagster_dbt import DbtCliResource
 
-from drift_pipeline.dbt_project import dbt_environment, dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
+from drift_pipeline.dbt_project import DbtCli, dbt_environment, dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
@@ -56,7 +55,7 @@ def refresh_marts(settings: Settings) -> None:
     run, not on this seconds-sensitive path.
     """
     point_dbt_at(settings)
-    dbt = DbtCliResource(project_dir=dbt_project)
+    dbt = DbtCli(project_dir=dbt_project)
     with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()

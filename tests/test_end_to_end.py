@@ -4,6 +4,7 @@ simulator's own data."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -118,5 +119,12 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     # Published after the run, for analysts.
     assert (settings.serving_dir / "analytics.duckdb").exists()
     assert (settings.serving_dir / "parquet" / "marts.fct_conversations.parquet").exists()
+    # dbt docs for them too: every model and source in the catalog, the models' compiled SQL.
+    docs = settings.serving_dir / "dbt-docs"
+    catalog, manifest = (json.loads((docs / name).read_text()) for name in ("catalog.json", "manifest.json"))
+    models = {uid for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    assert len(models) >= 15 and models <= set(catalog["nodes"])
+    assert set(manifest["sources"]) <= set(catalog["sources"])
+    assert "SELECT" in manifest["nodes"]["model.drift_pipeline.fct_conversations"]["compiled_code"].upper()
     exports = query(settings, "SELECT success, partition_keys FROM raw.exports")
     assert exports == [(True, f"{first_day}...{last_day} (3 days)")]

@@ -12,9 +12,8 @@ from datetime import timedelta
 
 import duckdb
 import pytest
-from dagster_dbt import DbtCliResource
 
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import DbtCli, dbt_project, dbt_run_dir, ensure_manifest
 from drift_pipeline.operations import erase
 from drift_pipeline.ingest.transform import hash_pii, ts_to_ms, utcnow
 from drift_pipeline.retention import run_retention
@@ -67,7 +66,7 @@ def _rebuild_marts_from_scratch(settings) -> None:
     artifacts go under the home like every pipeline invocation's (another test, run beside this
     one, checks that nothing lands in the checkout's dbt_project/target)."""
     with dbt_output_to_file(settings, "test_full_refresh"):
-        DbtCliResource(project_dir=dbt_project).cli(
+        DbtCli(project_dir=dbt_project).cli(
             ["run", "--full-refresh", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
             target_path=dbt_run_dir(settings, "full-refresh")).wait()
 
