@@ -90,6 +90,14 @@ def sync(settings, start, end, *, overlap_minutes=60, org_id=None, full_window=F
     return asyncio.run(go())
 
 
+def run_days(settings, start, end, **options):
+    """What `drift-pipeline sync --start --end` runs, in this process: one Dagster run of the
+    definitions built for `settings` (test resources), recorded in the home's instance."""
+    from drift_pipeline.runner import materialize_days
+
+    return materialize_days(settings, start, end, **options)
+
+
 def query(settings, sql, params=None):
     conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:

@@ -1,4 +1,4 @@
-"""Years of history through the real command: a backfill starting 2024-02-24 (before the old
+"""Years of history through what `sync` runs: a backfill starting 2024-02-24 (before the old
 hard-coded first partition) builds raw and marts, and a multi-year range is one Dagster run
 whose tags, labels and events do not grow with the number of days."""
 
@@ -6,33 +6,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from drift_pipeline.ingest import transform as tf
 from drift_pipeline.settings import Settings
 
-from conftest import query
+from conftest import query, run_days
 
 pytestmark = pytest.mark.slow
-CLI = str(Path(sys.executable).parent / "drift-pipeline")
 RAW_TABLES = ("conversations", "messages", "participants", "users", "contacts", "status_events")
 
 
 def _point_at(simulator, server, monkeypatch) -> None:
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
     monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
-
-
-def _sync(start: date, end: date) -> subprocess.CompletedProcess:
-    proc = subprocess.run([CLI, "sync", "--start", start.isoformat(), "--end", end.isoformat()],
-                          env=dict(os.environ), capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 def _the_only_run(settings: Settings):
@@ -54,7 +43,7 @@ def test_backfill_starting_2024_02_24_builds_raw_and_marts(home, make_simulator,
     monkeypatch.delenv("DRIFT_HISTORY_START", raising=False)  # the default reaches back to 2015
     settings = Settings.from_env()
 
-    _sync(date(2024, 2, 24), date(2024, 3, 2))
+    run_days(settings, date(2024, 2, 24), date(2024, 3, 2))
 
     list_from = datetime(2024, 2, 24) - timedelta(minutes=settings.overlap_minutes)
     expected = {c["id"] for c in simulator.world.conversations.values()
@@ -85,7 +74,7 @@ def test_a_two_year_backfill_is_one_run_that_stays_small_in_the_event_log(home, 
     monkeypatch.setenv("DRIFT_HISTORY_START", first.isoformat())
     settings = Settings.from_env()
 
-    _sync(first, today + timedelta(days=1))
+    run_days(settings, first, today + timedelta(days=1))
 
     partitions = 731
     label = f"{first}...{today} ({partitions} days)"
