@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from drift_pipeline.settings import Settings
+from drift_pipeline.warehouse.schema import RAW_TABLES
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
@@ -109,6 +111,27 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
             "DRIFT_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
         })
     return env
+
+
+DBT_SOURCE_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
+
+
+def docs_fingerprint(settings: Settings) -> str:
+    """What `dbt docs generate` turns into the published docs, as one hash: the project's
+    files and dbt's version (the manifest), the target and the raw tables' columns (every
+    relation's columns in the catalog follow from these). Equal fingerprints, equal docs, so a
+    run whose models did not change skips regenerating them."""
+    digest = hashlib.sha256()
+    digest.update(installed_version("dbt-core").encode())
+    digest.update(dbt_environment(settings)["DRIFT_DBT_TARGET"].encode())
+    digest.update(json.dumps(dbt_vars()).encode())
+    for table in RAW_TABLES:
+        digest.update(table.ddl().encode())
+    root = Path(dbt_project.project_dir)
+    sources = [*root.glob("*.yml"), *(p for folder in DBT_SOURCE_FOLDERS for p in (root / folder).rglob("*"))]
+    for path in sorted(p for p in sources if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_manifest() -> Path:

@@ -22,3 +22,19 @@ def test_a_run_folder_starts_from_the_newest_partial_parse(tmp_path):
     assert (run / PARTIAL_PARSE).read_bytes() == b"b"
     assert not list(run.glob(".*tmp"))
 
+
+
+def test_the_docs_fingerprint_follows_what_the_docs_are_made_of(tmp_path, monkeypatch):
+    """Same project, target and raw tables: the same fingerprint (the docs are kept); another
+    target or a raw table's columns changed: another one (they are regenerated)."""
+    from drift_pipeline import dbt_project as project
+    from drift_pipeline.settings import Settings
+    from drift_pipeline.warehouse.schema import RAW_TABLES
+
+    duck = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path)})
+    pg = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), "DRIFT_WAREHOUSE_URL": "postgresql://u@127.0.0.1/d"})
+    first = project.docs_fingerprint(duck)
+    assert project.docs_fingerprint(duck) == first
+    assert project.docs_fingerprint(pg) != first
+    monkeypatch.setattr(project, "RAW_TABLES", RAW_TABLES[:-1])
+    assert project.docs_fingerprint(duck) != first

@@ -64,5 +64,9 @@ def test_a_reader_holding_the_serving_copy_open_blocks_neither_sync_nor_publish(
         assert tables == {"marts"}, "no raw data in the serving copy"
     finally:
         conn.close()
+    # The second sync changed rows, not models: the published dbt docs were kept, not rebuilt.
+    docs_runs = [p.name for p in (settings.home / "dbt").iterdir() if "-docs-" in p.name]
+    assert len(docs_runs) == 1, docs_runs
+    assert (settings.serving_dir / "dbt-docs" / "catalog.json").exists()
     parquet = settings.serving_dir / "parquet" / "marts.agg_daily_metrics.parquet"
     assert duckdb.sql(f"SELECT sum(conversations) FROM '{parquet}'").fetchall()[0][0] == after

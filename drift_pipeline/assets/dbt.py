@@ -7,16 +7,18 @@ from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
+from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, docs_fingerprint, ensure_manifest
+from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.partitions import single_run
 from drift_pipeline.marts import point_dbt_at
 from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
-from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
+from drift_pipeline.serving import DBT_DOCS_DIR, SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
 
-DBT_ASSET_OP = "drift_dbt_models"  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
+DBT_ASSET_OP = "drift_dbt_models"
+DOCS_FINGERPRINT = "dbt_docs.fingerprint"  # under state/: what the published dbt docs were made from  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
 MARTS_GROUP = "drift_marts"
 MODELS_GROUP = "drift_models"
 
@@ -127,6 +129,11 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     Runs here because the catalog reads the warehouse and this step is already its writer.
     Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
+    fingerprint, recorded = docs_fingerprint(settings), settings.state_dir / DOCS_FINGERPRINT
+    published = settings.serving_dir / DBT_DOCS_DIR
+    if (published / "catalog.json").exists() and recorded.exists() and recorded.read_text() == fingerprint:
+        context.log.info("dbt docs unchanged (same models, sources and dbt): not regenerated")
+        return published
     generated = dbt_run_dir(settings, "docs")
     # The pipeline's vars, so this parse stays valid for the next run to start from.
     # Tests have no catalog entry: compiling them (most of the project's nodes) only filled the
@@ -138,7 +145,9 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
         context.log.warning(f"dbt docs generate failed; serving/dbt-docs is unchanged "
                             f"(dbt's log: {generated / 'dbt.log'})")
         return None
-    return publish_dbt_docs(settings, generated)
+    published = publish_dbt_docs(settings, generated)
+    atomic_write_text(recorded, fingerprint)
+    return published
 
 
 def _metrics_markdown(rows) -> str:
