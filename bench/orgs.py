@@ -53,9 +53,9 @@ def one_pass(base_url: str, simulators: dict, args, *, side_by_side: bool) -> di
     start = end - timedelta(days=args.days)
     started = time.monotonic()
     if side_by_side:
-        stats = run_sync(DriftApiResource.from_env(), duck, start, end)
+        stats = run_sync(DriftApiResource.for_settings(settings), duck, start, end)
     else:
-        stats = [s for org in ORGS for s in run_sync(DriftApiResource.from_env(), duck, start, end, org_ids=[org])]
+        stats = [s for org in ORGS for s in run_sync(DriftApiResource.for_settings(settings), duck, start, end, org_ids=[org])]
     seconds = time.monotonic() - started
     served = {org: simulators[org].stats.snapshot() for org in ORGS}
     return {

@@ -65,7 +65,7 @@ def _sync_and_build(settings: Settings, monkeypatch, org_ids=None, *, build: boo
             monkeypatch.delenv(name, raising=False)
     settings.ensure_dirs()
     duck = DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
-    stats = run_sync(DriftApiResource.from_env(), duck, START, END, org_ids=org_ids)
+    stats = run_sync(DriftApiResource.for_settings(settings), duck, START, END, org_ids=org_ids)
     if build:
         refresh_marts(settings)
     return stats
