@@ -543,20 +543,27 @@ def test_both_error_body_forms_keep_their_reason(body, reason):
 
 # -- one budget for every process of an org ----------------------------------------------------
 _BUDGET_WORKER = """
-import asyncio, sys, time
+import asyncio, os, sys, time
+from pathlib import Path
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.settings import Settings
 
-async def main(start_at, stop_at):
+async def main(ready_dir, seconds):
     async with DriftClient.from_settings(Settings.from_env()) as client:
+        # Both workers start together however long each took to import: a second after the
+        # later of them said it was ready (the same instant for both).
+        (ready_dir / str(os.getpid())).touch()
+        while len(list(ready_dir.iterdir())) < 2:
+            await asyncio.sleep(0.05)
+        start_at = max(p.stat().st_mtime for p in ready_dir.iterdir()) + 1.0
         await asyncio.sleep(max(0.0, start_at - time.time()))
         calls = 0
-        while time.time() < stop_at:
+        while time.time() < start_at + seconds:
             await client.list_users()
             calls += 1
         print(calls, client.stats.responses_429)
 
-asyncio.run(main(float(sys.argv[1]), float(sys.argv[2])))
+asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2])))
 """
 
 
@@ -566,7 +573,6 @@ def test_two_processes_of_one_org_share_one_budget_without_429s_and_neither_star
     under the org's limit (here 300/min, Drift's 600 halved), and each gets about half."""
     import subprocess
     import sys
-    import time
 
     from drift_pipeline.settings import Settings
 
@@ -574,12 +580,12 @@ def test_two_processes_of_one_org_share_one_budget_without_429s_and_neither_star
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
     monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
     seconds = 8.0
-    start_at = time.time() + 4.0  # after the other interpreter has imported the pipeline
-    stop_at = start_at + seconds
-    other = subprocess.Popen([sys.executable, "-c", _BUDGET_WORKER, str(start_at), str(stop_at)],
+    ready = home.parent / "ready"
+    ready.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", _BUDGET_WORKER, str(ready), str(seconds)],
                              stdout=subprocess.PIPE, text=True)
-    output = subprocess.run([sys.executable, "-c", _BUDGET_WORKER, str(start_at), str(stop_at)],
-                            stdout=subprocess.PIPE, text=True, check=True).stdout
+    output = subprocess.run([sys.executable, "-c", _BUDGET_WORKER, str(ready), str(seconds)],
+                            stdout=subprocess.PIPE, text=True, check=True, timeout=180).stdout
     other_output, _ = other.communicate(timeout=60)
     assert other.returncode == 0
     (calls_a, rate_limited_a), (calls_b, rate_limited_b) = (
