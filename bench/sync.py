@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
-from drift_pipeline.ingest import transform as tf  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
+from drift_pipeline.timeutil import ms_to_ts  # noqa: E402
 from drift_pipeline.warehouse import schema  # noqa: E402
 from drift_pipeline.warehouse.load import transaction, upsert  # noqa: E402
 from drift_pipeline.warehouse.schema import Table  # noqa: E402
@@ -79,10 +79,10 @@ def _messages(n: int) -> list[dict]:
     base = 1_763_000_000_000
     return [
         {"org_id": 1, "conversation_id": 3_100_000_000 + i // 25, "message_id": 9_000_000 + i,
-         "created_at": tf.ms_to_ts(base + i * 1000), "message_type": "chat",
+         "created_at": ms_to_ts(base + i * 1000), "message_type": "chat",
          "author_type": "contact" if i % 2 else "user", "author_id": 42 + i % 7, "is_bot": i % 5 == 0,
          "body": f"<p>message {i}</p>", "edited_message_id": None, "edit_type": None,
-         "synced_at": tf.ms_to_ts(base)}
+         "synced_at": ms_to_ts(base)}
         for i in range(n)
     ]
 

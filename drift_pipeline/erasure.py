@@ -19,8 +19,9 @@ import logging
 
 
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.ingest import transform as tf
+from drift_pipeline.pii import hash_pii
 from drift_pipeline.settings import Settings, UsageError
+from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import audit
 from drift_pipeline.webhooks.events import CONTACT_EVENT_TYPES
@@ -48,7 +49,7 @@ def previously_erased_conversations(conn, settings: Settings, contact_id: int,
     for org, conversation_ids in conn.execute(
             "SELECT org_id, conversation_ids FROM raw.erased_contacts WHERE contact_id_hash = ? "
             "AND (? IS NULL OR org_id = ?)",
-            [tf.hash_pii(contact_id, settings.secret("pii_salt")), org_id, org_id]).fetchall():
+            [hash_pii(contact_id, settings.secret("pii_salt")), org_id, org_id]).fetchall():
         keys |= {(org, c) for c in json.loads(conversation_ids or "[]")}
     return keys
 
@@ -68,7 +69,7 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
         params.append(int(contact_id))
     if email:
         conditions.append("email_hash = ?")
-        params.append(tf.hash_pii(email, salt))
+        params.append(hash_pii(email, salt))
     if not conditions:
         raise UsageError("erase needs --contact-id or --email")
     org_filter = "" if org_id is None else " AND org_id = ?"
@@ -82,7 +83,7 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
             [int(contact_id)] + org_params).fetchall())
         if org_id is not None:
             targets.add((org_id, int(contact_id)))
-    now = tf.utcnow()
+    now = utcnow()
     erased = []
     counts = dict.fromkeys(("raw.messages.body", "raw.webhook_events.payload", "raw.conversations.contact_id",
                             "raw.participants", "raw.contacts", "raw.transcripts"), 0)
@@ -119,10 +120,10 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
             # A repeated erasure keeps the conversations an earlier one recorded (the contact's
             # link is gone from them by now, and follow-up erasures look them up here).
             prior = conn.execute("SELECT conversation_ids FROM raw.erased_contacts WHERE org_id = ? "
-                                 "AND contact_id_hash = ?", [org, tf.hash_pii(contact, salt)]).fetchall()
+                                 "AND contact_id_hash = ?", [org, hash_pii(contact, salt)]).fetchall()
             recorded = sorted(set(conversations) | set(json.loads(prior[0][0] or "[]") if prior else []))
             conn.execute("INSERT OR REPLACE INTO raw.erased_contacts VALUES (?, ?, ?, ?)",
-                         [org, tf.hash_pii(contact, salt), now, json.dumps(recorded)])
+                         [org, hash_pii(contact, salt), now, json.dumps(recorded)])
             counts["raw.transcripts"] += refresh_transcripts(conn, [(org, c) for c in conversations]).rendered
             erased.append({"org_id": org, "contact_id": contact, "conversation_ids": conversations})
         if email and org_id is not None:
@@ -133,8 +134,8 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
                 "AND event_type IN (SELECT unnest(?::VARCHAR[])) AND contains(lower(payload), ?)",
                 [org_id, sorted(CONTACT_EVENT_TYPES), email.strip().lower()])
         # What was asked, hashed: the contact ids found, else the identifier given.
-        subjects = [tf.hash_pii(contact, salt) for _, contact in sorted(targets)] or \
-            [tf.hash_pii(contact_id if contact_id is not None else email, salt)]
+        subjects = [hash_pii(contact, salt) for _, contact in sorted(targets)] or \
+            [hash_pii(contact_id if contact_id is not None else email, salt)]
         audit.record_erasure(conn, kind=audit.CONTACT, trigger=trigger, org_id=org_id, started_at=now,
                              counts=counts, subject_hashes=subjects, erasure_id=erasure_id)
         conn.execute("COMMIT")

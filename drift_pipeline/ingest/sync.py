@@ -24,11 +24,13 @@ from datetime import datetime, timedelta
 
 from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
 from drift_pipeline.erasure import erased_contact_hashes
-from drift_pipeline.warehouse.audit import retention_horizon
-from drift_pipeline.warehouse.raw import stored_message_ids
-from drift_pipeline.ingest import transform as tf
+from drift_pipeline.ingest import transform
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
 from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse.audit import retention_horizon
 from drift_pipeline.warehouse.load import transaction, upsert
+from drift_pipeline.warehouse.raw import stored_message_ids
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ def complete_message(message) -> bool:
     author = message["author"]
     created = message["createdAt"]
     return (isinstance(author, dict) and isinstance(author.get("type"), str)
-            and tf._int_or_none(message["id"]) is not None
+            and transform.int_or_none(message["id"]) is not None
             and isinstance(created, int) and not isinstance(created, bool)
             and isinstance(message["type"], str))
 
@@ -259,8 +261,8 @@ class ConversationSync:
             # Not even the org could be read (bad credentials, Drift unreachable): still a job.
             upsert(self.conn, schema.EXPORTS, [{
                 "job_id": uuid.uuid4().hex, "kind": "sync", "window_start": window_start, "window_end": window_end,
-                "partition_keys": self.partition_keys, "started_at": tf.utcnow(),
-                "finished_at": tf.utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
+                "partition_keys": self.partition_keys, "started_at": utcnow(),
+                "finished_at": utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
             }])
             raise
         stats = SyncStats(job_id=uuid.uuid4().hex, org_id=self.org_id, window_start=window_start,
@@ -273,12 +275,12 @@ class ConversationSync:
                 self.conn.execute(
                     "UPDATE raw.exports SET success = false, error_code = coalesce(error_code, 'interrupted'), "
                     "finished_at = coalesce(finished_at, ?) WHERE job_id = ?",
-                    [tf.utcnow(), resumed_job],
+                    [utcnow(), resumed_job],
                 )
             upsert(self.conn, schema.EXPORTS, [{
                 "job_id": stats.job_id, "kind": "sync", "org_id": self.org_id, "window_start": window_start,
                 "window_end": window_end, "partition_keys": self.partition_keys,
-                "started_at": tf.utcnow(), "page_token_checkpoint": cursor, "pages": 0,
+                "started_at": utcnow(), "page_token_checkpoint": cursor, "pages": 0,
                 "list_from": list_from, "full_window": self.full_window,
             }])
         try:
@@ -287,10 +289,10 @@ class ConversationSync:
                 self._users = await self.client.list_users()
             with transaction(self.conn):
                 if self._users is not None:
-                    now = tf.utcnow()
+                    now = utcnow()
                     stats.users_fetched = len(self._users)
                     stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                        tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+                        transform.user_row(self.org_id, u, self.salt, now) for u in self._users])
                 self._finish(stats, started, success=True)
         except BaseException as exc:
             self._finish(stats, started, success=False, error_code=_error_code(exc))
@@ -303,23 +305,23 @@ class ConversationSync:
         async for page in self.client.iter_conversation_pages(limit=LIST_PAGE_SIZE, cursor=cursor):
             if stats.pages == 0 and not resumed and page.items:
                 # The top of the list: what this run leaves exact reaches up to here.
-                stats.newest_listed_at = max(tf.ms_to_ts(i["updatedAt"]) for i in page.items)
+                stats.newest_listed_at = max(ms_to_ts(i["updatedAt"]) for i in page.items)
             stats.pages += 1
             stats.conversations_listed += len(page.items)
             in_window = [
                 item for item in page.items
-                if list_from <= tf.ms_to_ts(item["updatedAt"]) < window_end
+                if list_from <= ms_to_ts(item["updatedAt"]) < window_end
             ]
             stats.conversations_in_window += len(in_window)
             stored = self._stored_state([int(i["id"]) for i in in_window])
             changed = [
                 int(item["id"]) for item in in_window
                 if int(item["id"]) not in stored
-                or stored[int(item["id"])][0] < tf.ms_to_ts(item["updatedAt"])
+                or stored[int(item["id"])][0] < ms_to_ts(item["updatedAt"])
             ]
             stats.conversations_skipped += len(in_window) - len(changed)
             await self._fetch_and_store(stats, changed, stored, next_cursor=page.next_cursor)
-            oldest = min((tf.ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
+            oldest = min((ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
             if oldest is None or oldest < floor or not page.next_cursor:
                 break
 
@@ -361,7 +363,7 @@ class ConversationSync:
                         "pipeline watched fall back to the last updatedAt", exc.code)
             return {}
         stats.report_calls += 1
-        closes = tf.report_first_closes(report, set(wanted))
+        closes = transform.report_first_closes(report, set(wanted))
         # A close already recorded at that very instant (by its webhook) keeps its source.
         for cid in self._recorded_closes(closes):
             closes.pop(cid)
@@ -382,18 +384,18 @@ class ConversationSync:
         """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
         await self._resolve_org()
         erased = erased_contact_hashes(self.conn, self.org_id)
-        wanted = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        wanted = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         contacts = await self._fetch_contacts(wanted)
-        now = tf.utcnow()
+        now = utcnow()
         with transaction(self.conn):
-            return upsert(self.conn, schema.CONTACTS, [tf.contact_row(self.org_id, c, self.salt, now)
+            return upsert(self.conn, schema.CONTACTS, [transform.contact_row(self.org_id, c, self.salt, now)
                                                        for c in contacts])
 
     async def refetch(self, conversation_ids: list[int]) -> SyncStats:
         """Re-fetch and upsert the given conversations whatever their `updatedAt` (webhooks,
         replay). A conversation Drift no longer knows (404) is skipped."""
         await self._resolve_org()
-        now = tf.utcnow()
+        now = utcnow()
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
         ids = sorted(set(conversation_ids))
         await self._fetch_and_store(stats, ids, self._stored_state(ids))
@@ -401,7 +403,7 @@ class ConversationSync:
             self._users = await self.client.list_users()
             with transaction(self.conn):
                 stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                    tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+                    transform.user_row(self.org_id, u, self.salt, now) for u in self._users])
         return stats
 
     async def fetch_touched(self, touched: dict[int, TouchedConversation],
@@ -418,7 +420,7 @@ class ConversationSync:
         out.stored = self._stored_state(ids)
         edit_targets = {
             int(m["editedMessageId"]): cid for cid, t in touched.items()
-            for m in t.payload_messages.values() if tf._int_or_none(m.get("editedMessageId")) is not None}
+            for m in t.payload_messages.values() if transform.int_or_none(m.get("editedMessageId")) is not None}
         in_pass = {mid for t in touched.values() for mid in t.payload_messages}
         unknown_targets = set(edit_targets) - in_pass
         unknown_targets -= stored_message_ids(self.conn, self.org_id, unknown_targets)
@@ -465,15 +467,15 @@ class ConversationSync:
             fetched.append((details[cid], [by_id[k] for k in sorted(by_id)]))
         out.fetched = self._suppress_expired(self._suppress_erased(fetched))
         erased = erased_contact_hashes(self.conn, self.org_id)
-        named = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        named = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         new = {int(d["contactId"]) for d, _ in out.fetched if d.get("contactId") is not None}
         new -= self._contacts_seen | named
         new -= self._stored_contacts(new)
         self._contacts_seen |= new | named
         out.contacts = await self._fetch_contacts(new | named)
         out.contacts_requested = sum(1 for c in out.contacts if int(c["id"]) in named)
-        stats = SyncStats(job_id="", org_id=self.org_id, window_start=tf.utcnow(),
-                          window_end=tf.utcnow(), list_from=tf.utcnow())
+        stats = SyncStats(job_id="", org_id=self.org_id, window_start=utcnow(),
+                          window_end=utcnow(), list_from=utcnow())
         out.report_closes = await self._report_first_closes(stats, [d for d, _ in out.fetched])
         if self._users is None and out.fetched and not self._has_users():
             self._users = out.users = await self.client.list_users()
@@ -481,10 +483,10 @@ class ConversationSync:
 
     @staticmethod
     def _unexplained_change(detail: dict, stored: tuple, touched: TouchedConversation) -> bool:
-        updated = tf._int_or_none(detail.get("updatedAt"))
+        updated = transform.int_or_none(detail.get("updatedAt"))
         if updated is None:
             return True
-        known = [tf.ts_to_ms(stored[0])] if stored and stored[0] is not None else []
+        known = [ts_to_ms(stored[0])] if stored and stored[0] is not None else []
         known += [m["createdAt"] for m in touched.payload_messages.values()]
         if touched.newest_change_ms is not None:
             known.append(touched.newest_change_ms)
@@ -492,13 +494,13 @@ class ConversationSync:
 
     def write_touched(self, fetch: TouchedFetch) -> SyncStats:
         """Upsert what `fetch_touched` fetched; inside the caller's transaction."""
-        now = tf.utcnow()
+        now = utcnow()
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
         stats.conversations_fetched = len(fetch.fetched)
         self._write_rows(stats, fetch.fetched, fetch.stored, fetch.contacts, fetch.report_closes)
         if fetch.users is not None:
             stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                tf.user_row(self.org_id, u, self.salt, now) for u in fetch.users])
+                transform.user_row(self.org_id, u, self.salt, now) for u in fetch.users])
         return stats
 
     def _suppress_erased(self, fetched):
@@ -508,7 +510,7 @@ class ConversationSync:
             return fetched
         kept = []
         for detail, messages in fetched:
-            if detail.get("contactId") is not None and tf.hash_pii(detail["contactId"], self.salt) in erased:
+            if detail.get("contactId") is not None and hash_pii(detail["contactId"], self.salt) in erased:
                 detail = dict(detail, contactId=None)
                 messages = [dict(m, body=None) for m in messages]
             kept.append((detail, messages))
@@ -517,10 +519,10 @@ class ConversationSync:
     def _suppress_expired(self, fetched):
         """Bodies older than the retention window (set by the last `retention` pass) are not
         stored again when a conversation is re-fetched: retention holds between passes."""
-        horizon = retention_horizon(self.conn, tf.utcnow())
+        horizon = retention_horizon(self.conn, utcnow())
         if horizon is None:
             return fetched
-        horizon_ms = tf.ts_to_ms(horizon)
+        horizon_ms = ts_to_ms(horizon)
         return [
             (detail, [dict(m, body=None) if (m.get("createdAt") or 0) < horizon_ms else m for m in messages])
             for detail, messages in fetched
@@ -540,18 +542,18 @@ class ConversationSync:
                     report_closes: dict[int, datetime] | None = None) -> None:
         """Upsert fetched conversations, their messages, participants, status changes and
         contacts; inside the caller's transaction."""
-        now = tf.utcnow()
+        now = utcnow()
         conversations, messages, participants, status_events = [], [], [], []
         for detail, message_list in fetched:
-            row = tf.conversation_row(self.org_id, detail, now)
+            row = transform.conversation_row(self.org_id, detail, now)
             conversations.append(row)
-            messages.extend(tf.message_row(self.org_id, row["conversation_id"], m, now) for m in message_list)
-            participants.extend(tf.participant_rows(self.org_id, detail, now))
+            messages.extend(transform.message_row(self.org_id, row["conversation_id"], m, now) for m in message_list)
+            participants.extend(transform.participant_rows(self.org_id, detail, now))
             previous_status = stored.get(row["conversation_id"], (None, None))[1]
             if row["status"] and row["status"] != previous_status:
-                status_events.append(tf.status_event_row(
+                status_events.append(transform.status_event_row(
                     self.org_id, row["conversation_id"], row["status"], row["updated_at"], "poll", now))
-        status_events.extend(tf.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
+        status_events.extend(transform.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
                              for cid, closed_at in (report_closes or {}).items())
         stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
         stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
@@ -564,7 +566,7 @@ class ConversationSync:
         stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
         stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
         stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
-            tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
+            transform.contact_row(self.org_id, c, self.salt, now) for c in contacts])
 
     def _finish(self, stats: SyncStats, started: float, *, success: bool, error_code: str | None = None) -> None:
         client_stats = getattr(self.client, "stats", None)
@@ -578,7 +580,7 @@ class ConversationSync:
             "UPDATE raw.exports SET finished_at = ?, success = ?, error_code = ?, api_calls = ?, "
             "conversations_listed = ?, conversations_fetched = ?, conversations_skipped = ?, "
             "rate_limited = ?, newest_listed_at = ?, report_calls = ? WHERE job_id = ?",
-            [tf.utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
+            [utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
              stats.conversations_fetched, stats.conversations_skipped, stats.responses_429,
              stats.newest_listed_at if success else None, stats.report_calls, stats.job_id],
         )

@@ -27,14 +27,14 @@ from pathlib import Path
 
 
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.ingest.transform import utcnow
 from drift_pipeline.settings import Settings, UsageError
+from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.render import export_record
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse import transcripts as wt
-from drift_pipeline.warehouse.load import transaction
 from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.load import transaction
 
 FILE_PREFIX = "transcripts-"
 FILE_SUFFIX = ".jsonl"
