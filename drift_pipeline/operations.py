@@ -12,12 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
-from drift_pipeline.erasure import (
-    erase_files,
-    erase_in_warehouse,
-    previously_erased_conversations,
-    warehouse_org_ids,
-)
+from drift_pipeline.erasure import erase_files, erase_in_warehouse, previously_erased_conversations
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.marts import refresh_marts
 from drift_pipeline.serving import publish_transcripts_copy
@@ -26,6 +21,7 @@ from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import audit
 from drift_pipeline.warehouse.connection import open_warehouse
+from drift_pipeline.warehouse.raw import warehouse_org_ids
 from drift_pipeline.warehouse.retention import compact
 from drift_pipeline.webhooks.apply import apply_files, apply_inbox
 from drift_pipeline.webhooks.events import InvalidEvent

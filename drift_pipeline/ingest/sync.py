@@ -10,6 +10,9 @@ Drift keeps no status history, so closes that happened before the pipeline watch
 `POST /reports/conversations` (`firstCloseAt`, its own 60/min budget): one call per page of
 fetched conversations, over their `updatedAt` range, stored as `raw.status_events` with source
 `report` in the page's transaction.
+
+No SQL here: what is stored already comes from `warehouse/raw.py`, the job's `raw.exports` row
+is kept by `warehouse/sync_jobs.py`, rows are written with `load.upsert`.
 """
 
 from __future__ import annotations
@@ -23,14 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
-from drift_pipeline.erasure import erased_contact_hashes
 from drift_pipeline.ingest import transform
 from drift_pipeline.pii import hash_pii
 from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
-from drift_pipeline.warehouse import schema
+from drift_pipeline.warehouse import erasure, raw, schema, sync_jobs
 from drift_pipeline.warehouse.audit import retention_horizon
 from drift_pipeline.warehouse.load import transaction, upsert
-from drift_pipeline.warehouse.raw import stored_message_ids
 
 log = logging.getLogger(__name__)
 
@@ -157,68 +158,17 @@ class ConversationSync:
         self._users: list[dict] | None = None
         self._reports_available = True
 
-    # -- warehouse reads -------------------------------------------------------------------
-    def _stored_state(self, conversation_ids: list[int]) -> dict[int, tuple[datetime, str]]:
-        if not conversation_ids:
-            return {}
-        rows = self.conn.execute(
-            "SELECT conversation_id, updated_at, status FROM raw.conversations "
-            "WHERE org_id = ? AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, conversation_ids],
-        ).fetchall()
-        return {cid: (updated_at, status) for cid, updated_at, status in rows}
-
-    def _stored_contacts(self, contact_ids: set[int]) -> set[int]:
-        if not contact_ids:
-            return set()
-        rows = self.conn.execute(
-            "SELECT contact_id FROM raw.contacts WHERE org_id = ? "
-            "AND contact_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, sorted(contact_ids)],
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def _stored_report_closes(self, conversation_ids: list[int]) -> set[int]:
-        if not conversation_ids:
-            return set()
-        rows = self.conn.execute(
-            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND source = 'report' "
-            "AND status = 'closed' AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, conversation_ids],
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def _has_users(self) -> bool:
-        return bool(self.conn.execute(
-            "SELECT count(*) FROM raw.users WHERE org_id = ?", [self.org_id]).fetchall()[0][0])
-
+    # -- what earlier runs left -------------------------------------------------------------
     def _listing_floor(self, list_from: datetime) -> datetime:
         """Where the newest-first listing may stop: below `list_from`, or, when an earlier
         successful run of this org listed everything from its own `list_from` (not later than
         ours) up to its newest `updatedAt`, below that newest `updatedAt` minus the overlap.
         Everything under it that changed since has a newer `updatedAt` (Drift moves it on every
         change), so it is listed above the floor; everything that did not is stored already."""
-        row = self.conn.execute(
-            "SELECT max(least(window_end, newest_listed_at)) FROM raw.exports "
-            "WHERE org_id = ? AND success AND newest_listed_at IS NOT NULL AND list_from <= ?",
-            [self.org_id, list_from],
-        ).fetchall()
-        covered_until = row[0][0] if row else None
-        if covered_until is None:
+        covered = sync_jobs.covered_until(self.conn, self.org_id, list_from)
+        if covered is None:
             return list_from
-        return max(list_from, covered_until - self.overlap)
-
-    def _resumable_job(self, window_start: datetime, window_end: datetime):
-        """The newest unfinished or failed job of this exact window that has a checkpoint."""
-        row = self.conn.execute(
-            "SELECT job_id, page_token_checkpoint, success FROM raw.exports "
-            "WHERE org_id = ? AND window_start = ? AND window_end = ? "
-            "ORDER BY started_at DESC LIMIT 1",
-            [self.org_id, window_start, window_end],
-        ).fetchall()
-        if row and row[0][2] is not True and row[0][1]:
-            return row[0][0], row[0][1]
-        return None, None
+        return max(list_from, covered - self.overlap)
 
     # -- the pass --------------------------------------------------------------------------
     async def _resolve_org(self) -> None:
@@ -267,16 +217,12 @@ class ConversationSync:
             raise
         stats = SyncStats(job_id=uuid.uuid4().hex, org_id=self.org_id, window_start=window_start,
                           window_end=window_end, list_from=list_from)
-        resumed_job, cursor = self._resumable_job(window_start, window_end)
+        resumed_job, cursor = sync_jobs.resumable_job(self.conn, self.org_id, window_start, window_end)
         stats.resumed_from_job = resumed_job
         stats.listing_floor = list_from if self.full_window else self._listing_floor(list_from)
         with transaction(self.conn):
             if resumed_job:
-                self.conn.execute(
-                    "UPDATE raw.exports SET success = false, error_code = coalesce(error_code, 'interrupted'), "
-                    "finished_at = coalesce(finished_at, ?) WHERE job_id = ?",
-                    [utcnow(), resumed_job],
-                )
+                sync_jobs.mark_interrupted(self.conn, resumed_job, utcnow())
             upsert(self.conn, schema.EXPORTS, [{
                 "job_id": stats.job_id, "kind": "sync", "org_id": self.org_id, "window_start": window_start,
                 "window_end": window_end, "partition_keys": self.partition_keys,
@@ -285,7 +231,7 @@ class ConversationSync:
             }])
         try:
             await self._pass(stats, cursor, list_from, window_end, resumed=cursor is not None)
-            if self._users is None and (stats.conversations_fetched or not self._has_users()):
+            if self._users is None and (stats.conversations_fetched or not raw.has_users(self.conn, self.org_id)):
                 self._users = await self.client.list_users()
             with transaction(self.conn):
                 if self._users is not None:
@@ -313,7 +259,7 @@ class ConversationSync:
                 if list_from <= ms_to_ts(item["updatedAt"]) < window_end
             ]
             stats.conversations_in_window += len(in_window)
-            stored = self._stored_state([int(i["id"]) for i in in_window])
+            stored = raw.stored_conversation_state(self.conn, self.org_id, [int(i["id"]) for i in in_window])
             changed = [
                 int(item["id"]) for item in in_window
                 if int(item["id"]) not in stored
@@ -335,7 +281,7 @@ class ConversationSync:
         contact_ids = {
             int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
         } - self._contacts_seen
-        contact_ids -= self._stored_contacts(contact_ids)
+        contact_ids -= raw.stored_contact_ids(self.conn, self.org_id, contact_ids)
         self._contacts_seen |= contact_ids
         contacts = await self._fetch_contacts(contact_ids)
         stats.contacts_fetched += len(contacts)
@@ -347,7 +293,7 @@ class ConversationSync:
         `updatedAt` range), for those without one stored yet: the close of a conversation that
         was closed, reopened and closed again before we looked is not its `updatedAt`."""
         wanted = {int(d["id"]): int(d["updatedAt"]) for d in details if d.get("updatedAt") is not None}
-        for cid in self._stored_report_closes(sorted(wanted)):
+        for cid in raw.conversations_with_report_close(self.conn, self.org_id, sorted(wanted)):
             wanted.pop(cid)
         if not wanted or not self._reports_available:
             return {}
@@ -365,25 +311,15 @@ class ConversationSync:
         stats.report_calls += 1
         closes = transform.report_first_closes(report, set(wanted))
         # A close already recorded at that very instant (by its webhook) keeps its source.
-        for cid in self._recorded_closes(closes):
+        for cid in raw.conversations_closed_at(self.conn, self.org_id, closes):
             closes.pop(cid)
         stats.closes_from_reports += len(closes)
         return closes
 
-    def _recorded_closes(self, closes: dict[int, datetime]) -> set[int]:
-        if not closes:
-            return set()
-        rows = self.conn.execute(
-            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND status = 'closed' "
-            "AND (conversation_id, changed_at) IN (SELECT unnest(?::BIGINT[]), unnest(?::TIMESTAMP[]))",
-            [self.org_id, list(closes), list(closes.values())],
-        ).fetchall()
-        return {r[0] for r in rows}
-
     async def refetch_contacts(self, contact_ids: list[int]) -> int:
         """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
         await self._resolve_org()
-        erased = erased_contact_hashes(self.conn, self.org_id)
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
         wanted = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         contacts = await self._fetch_contacts(wanted)
         now = utcnow()
@@ -398,8 +334,8 @@ class ConversationSync:
         now = utcnow()
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
         ids = sorted(set(conversation_ids))
-        await self._fetch_and_store(stats, ids, self._stored_state(ids))
-        if self._users is None and (stats.conversations_fetched and not self._has_users()):
+        await self._fetch_and_store(stats, ids, raw.stored_conversation_state(self.conn, self.org_id, ids))
+        if self._users is None and (stats.conversations_fetched and not raw.has_users(self.conn, self.org_id)):
             self._users = await self.client.list_users()
             with transaction(self.conn):
                 stats.rows["users"] += upsert(self.conn, schema.USERS, [
@@ -417,13 +353,13 @@ class ConversationSync:
         await self._resolve_org()
         out = TouchedFetch()
         ids = sorted(touched)
-        out.stored = self._stored_state(ids)
+        out.stored = raw.stored_conversation_state(self.conn, self.org_id, ids)
         edit_targets = {
             int(m["editedMessageId"]): cid for cid, t in touched.items()
             for m in t.payload_messages.values() if transform.int_or_none(m.get("editedMessageId")) is not None}
         in_pass = {mid for t in touched.values() for mid in t.payload_messages}
         unknown_targets = set(edit_targets) - in_pass
-        unknown_targets -= stored_message_ids(self.conn, self.org_id, unknown_targets)
+        unknown_targets -= raw.stored_message_ids(self.conn, self.org_id, unknown_targets)
         paged = {cid for cid in ids if cid not in out.stored or touched[cid].partial_payload}
         paged |= {edit_targets[mid] for mid in unknown_targets}
 
@@ -466,18 +402,18 @@ class ConversationSync:
                 out.conversations_from_payloads += 1
             fetched.append((details[cid], [by_id[k] for k in sorted(by_id)]))
         out.fetched = self._suppress_expired(self._suppress_erased(fetched))
-        erased = erased_contact_hashes(self.conn, self.org_id)
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
         named = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         new = {int(d["contactId"]) for d, _ in out.fetched if d.get("contactId") is not None}
         new -= self._contacts_seen | named
-        new -= self._stored_contacts(new)
+        new -= raw.stored_contact_ids(self.conn, self.org_id, new)
         self._contacts_seen |= new | named
         out.contacts = await self._fetch_contacts(new | named)
         out.contacts_requested = sum(1 for c in out.contacts if int(c["id"]) in named)
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=utcnow(),
                           window_end=utcnow(), list_from=utcnow())
         out.report_closes = await self._report_first_closes(stats, [d for d, _ in out.fetched])
-        if self._users is None and out.fetched and not self._has_users():
+        if self._users is None and out.fetched and not raw.has_users(self.conn, self.org_id):
             self._users = out.users = await self.client.list_users()
         return out
 
@@ -505,7 +441,7 @@ class ConversationSync:
 
     def _suppress_erased(self, fetched):
         """Conversations of erased contacts come back without the contact and message bodies."""
-        erased = erased_contact_hashes(self.conn, self.org_id)
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
         if not erased:
             return fetched
         kept = []
@@ -533,10 +469,7 @@ class ConversationSync:
         with transaction(self.conn):
             self._write_rows(stats, fetched, stored, contacts, report_closes)
             if stats.job_id:
-                self.conn.execute(
-                    "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
-                    [next_cursor, stats.job_id],
-                )
+                sync_jobs.checkpoint_page(self.conn, stats.job_id, next_cursor)
 
     def _write_rows(self, stats: SyncStats, fetched, stored, contacts,
                     report_closes: dict[int, datetime] | None = None) -> None:
@@ -559,10 +492,7 @@ class ConversationSync:
         stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
         if conversations:
             # Whoever is not in the fresh detail has left the conversation (kept, not current).
-            self.conn.execute(
-                "UPDATE raw.participants SET is_current = false, synced_at = ? WHERE org_id = ? "
-                "AND conversation_id IN (SELECT unnest(?::BIGINT[])) AND is_current",
-                [now, self.org_id, [c["conversation_id"] for c in conversations]])
+            raw.retire_participants(self.conn, self.org_id, [c["conversation_id"] for c in conversations], now)
         stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
         stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
         stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
@@ -576,13 +506,12 @@ class ConversationSync:
             stats.min_remaining = client_stats.min_remaining
             stats.rate_limit = client_stats.rate_limit
         stats.elapsed_seconds = time.monotonic() - started
-        self.conn.execute(
-            "UPDATE raw.exports SET finished_at = ?, success = ?, error_code = ?, api_calls = ?, "
-            "conversations_listed = ?, conversations_fetched = ?, conversations_skipped = ?, "
-            "rate_limited = ?, newest_listed_at = ?, report_calls = ? WHERE job_id = ?",
-            [utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
-             stats.conversations_fetched, stats.conversations_skipped, stats.responses_429,
-             stats.newest_listed_at if success else None, stats.report_calls, stats.job_id],
-        )
+        sync_jobs.finish_job(
+            self.conn, stats.job_id, finished_at=utcnow(), success=success, error_code=error_code,
+            api_calls=stats.api_calls, conversations_listed=stats.conversations_listed,
+            conversations_fetched=stats.conversations_fetched,
+            conversations_skipped=stats.conversations_skipped, rate_limited=stats.responses_429,
+            newest_listed_at=stats.newest_listed_at if success else None,
+            report_calls=stats.report_calls)
         log.info("sync job %s %s: %s", stats.job_id, "succeeded" if success else f"failed ({error_code})",
                  {k: v for k, v in stats.as_metadata().items() if k != "job_id"})
