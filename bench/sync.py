@@ -27,6 +27,7 @@ from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.timeutil import ms_to_ts  # noqa: E402
 from drift_pipeline.warehouse import schema  # noqa: E402
+from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 from drift_pipeline.warehouse.load import transaction, upsert  # noqa: E402
 from drift_pipeline.warehouse.schema import Table  # noqa: E402
 
@@ -51,13 +52,9 @@ def bench_sync(days: int, per_day: int, rate_limit: int, home: Path) -> dict:
 
         async def go():
             async with DriftClient.from_settings(settings) as client:
-                conn = duckdb.connect(str(settings.warehouse_path))
-                schema.create_raw_schema(conn)
-                try:
+                with open_warehouse(settings) as conn:
                     sync = ConversationSync(client, conn, salt="bench", overlap=timedelta(hours=1))
                     return await sync.run((end - timedelta(days=days)).replace(tzinfo=None), end.replace(tzinfo=None))
-                finally:
-                    conn.close()
 
         started = time.monotonic()
         stats = asyncio.run(go())

@@ -23,9 +23,9 @@ from drift_pipeline.settings import Settings
 from drift_pipeline.timeutil import ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.transcripts.store import refresh_transcripts
-from drift_pipeline.warehouse import audit, schema
+from drift_pipeline.warehouse import audit
 from drift_pipeline.warehouse import retention as wr
-from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
     counts: dict[str, int] = {}
     erasure_id = None
     if settings.warehouse_path.exists():
-        conn = connect(settings)
-        try:
-            schema.create_raw_schema(conn)
+        with open_warehouse(settings) as conn:
             with transaction(conn):
                 blanked = wr.blank_message_bodies_before(conn, cutoff)
                 counts["raw.messages.body"] = len(blanked)
@@ -133,18 +131,13 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
                                                   started_at=started, counts=counts,
                                                   retention_days=days, cutoff_at=cutoff)
             counts["files.transcript_exports"] = rewrite_exported_lines(settings, conn, set(refreshed.changed_keys))
-        finally:
-            conn.close()
     counts.update(scrub_webhook_files(settings, cutoff))
     copy = publish_transcripts_copy(settings) if settings.warehouse_path.exists() else {"published": False}
     if erasure_id is not None:
         compacted = wr.compact(settings.warehouse_path)
-        conn = connect(settings)
-        try:
+        with open_warehouse(settings) as conn:
             audit.finish_erasure(conn, erasure_id, utcnow(), {
                 k: v for k, v in counts.items() if k.startswith("files.")})
-        finally:
-            conn.close()
         counts["warehouse_bytes_freed"] = compacted
     log.info("retention pass (%d days, cutoff %s): %s", days, cutoff.isoformat(), counts)
     return {"erasure_id": erasure_id, "cutoff_at": cutoff.isoformat(), "counts": counts,

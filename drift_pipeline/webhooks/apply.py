@@ -47,7 +47,7 @@ from drift_pipeline.settings import Settings
 from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import raw, schema
-from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
 from drift_pipeline.webhooks.orgs import require_org_tokens
@@ -507,17 +507,13 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
     settings.ensure_dirs()
     started = time.time()
     async with OrgClients(settings) as clients:
-        conn = connect(settings)
-        try:
-            schema.create_raw_schema(conn)
+        with open_warehouse(settings) as conn:
             applier = InboxApplier(settings, clients, conn)
             try:
                 await applier.apply_pass(paths, result, moving=moving)
             finally:
                 applier.erase_in_files(result)  # what the warehouse erased leaves the files too
                 result.api_calls = clients.calls_by_endpoint()
-        finally:
-            conn.close()
     log.info("webhook pass: %d file(s), %d event(s) applied, %d conversation(s) fetched "
              "(%d from payloads), API calls %s, seconds %s", result.files_applied,
              result.events_applied, result.conversations_refetched,
