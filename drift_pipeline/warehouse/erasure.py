@@ -3,7 +3,8 @@ blanked or deleted, and `raw.erased_contacts`, the salted hashes later syncs sup
 
 The caller (`erasure.py`) owns the transaction, the audit row and the transcripts; these
 functions only read and change raw rows. Identifiers arrive hashed where the table stores
-hashes: nothing here knows the salt.
+hashes: nothing here knows the salt. DuckDB's SQL (`json_extract_string`, `contains`,
+`INSERT OR REPLACE`): erasure is not run on Postgres yet (docs/postgres.md).
 """
 
 from __future__ import annotations
