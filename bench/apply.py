@@ -28,14 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(ROOT))
 
-import duckdb  # noqa: E402
 import httpx  # noqa: E402
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
-from drift_pipeline.warehouse.schema import create_raw_schema  # noqa: E402
+from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 from drift_pipeline.webhooks.apply import apply_inbox  # noqa: E402
 from drift_pipeline.webhooks.receiver import create_app  # noqa: E402
 
@@ -45,12 +44,8 @@ PAGE_SIZE = 50  # messages per page (drift-api.md)
 def _sync(settings: Settings, start: datetime, end: datetime) -> None:
     async def go():
         async with DriftClient.from_settings(settings) as client:
-            conn = duckdb.connect(str(settings.warehouse_path))
-            try:
-                create_raw_schema(conn)
+            with open_warehouse(settings) as conn:
                 await ConversationSync(client, conn, salt=settings.secret("pii_salt")).run(start, end)
-            finally:
-                conn.close()
     asyncio.run(go())
 
 

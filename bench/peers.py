@@ -44,7 +44,7 @@ from drift_pipeline.drift.client import DriftClient  # noqa: E402
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
-from drift_pipeline.warehouse.schema import create_raw_schema  # noqa: E402
+from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 
 SEED, DAYS, PER_DAY, RATE_LIMIT = 7, 7, 100, 600
 ADVANCE_MINUTES = 120
@@ -236,14 +236,10 @@ class DriftPipeline(Tool):
 
         async def go() -> None:
             async with DriftClient.from_settings(settings) as client:
-                conn = duckdb.connect(str(settings.warehouse_path))
-                try:
-                    create_raw_schema(conn)
+                with open_warehouse(settings) as conn:
                     sync = ConversationSync(client, conn, salt="bench", overlap=timedelta(hours=1),
                                             full_window=full_window)
                     await sync.run(WINDOW_START.replace(tzinfo=None), window_end.replace(tzinfo=None))
-                finally:
-                    conn.close()
 
         asyncio.run(go())
         return self._loaded(settings.warehouse_path)

@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
-from drift_pipeline.ingest import transform as tf  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
+from drift_pipeline.timeutil import ms_to_ts  # noqa: E402
 from drift_pipeline.warehouse import schema  # noqa: E402
+from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402
 from drift_pipeline.warehouse.load import transaction, upsert  # noqa: E402
 from drift_pipeline.warehouse.schema import Table  # noqa: E402
 
@@ -51,13 +52,9 @@ def bench_sync(days: int, per_day: int, rate_limit: int, home: Path) -> dict:
 
         async def go():
             async with DriftClient.from_settings(settings) as client:
-                conn = duckdb.connect(str(settings.warehouse_path))
-                schema.create_raw_schema(conn)
-                try:
+                with open_warehouse(settings) as conn:
                     sync = ConversationSync(client, conn, salt="bench", overlap=timedelta(hours=1))
                     return await sync.run((end - timedelta(days=days)).replace(tzinfo=None), end.replace(tzinfo=None))
-                finally:
-                    conn.close()
 
         started = time.monotonic()
         stats = asyncio.run(go())
@@ -79,10 +76,10 @@ def _messages(n: int) -> list[dict]:
     base = 1_763_000_000_000
     return [
         {"org_id": 1, "conversation_id": 3_100_000_000 + i // 25, "message_id": 9_000_000 + i,
-         "created_at": tf.ms_to_ts(base + i * 1000), "message_type": "chat",
+         "created_at": ms_to_ts(base + i * 1000), "message_type": "chat",
          "author_type": "contact" if i % 2 else "user", "author_id": 42 + i % 7, "is_bot": i % 5 == 0,
          "body": f"<p>message {i}</p>", "edited_message_id": None, "edit_type": None,
-         "synced_at": tf.ms_to_ts(base)}
+         "synced_at": ms_to_ts(base)}
         for i in range(n)
     ]
 

@@ -12,20 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
-from drift_pipeline.erasure import (
-    erase_files,
-    erase_in_warehouse,
-    previously_erased_conversations,
-    warehouse_org_ids,
-)
-from drift_pipeline.ingest import transform as tf
+from drift_pipeline.erasure import erase_files, erase_in_warehouse, previously_erased_conversations
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.marts import refresh_marts
 from drift_pipeline.serving import publish_transcripts_copy
 from drift_pipeline.settings import Settings, UsageError
+from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import audit
 from drift_pipeline.warehouse.connection import open_warehouse
+from drift_pipeline.warehouse.raw import warehouse_org_ids
 from drift_pipeline.warehouse.retention import compact
 from drift_pipeline.webhooks.apply import apply_files, apply_inbox
 from drift_pipeline.webhooks.events import InvalidEvent
@@ -134,7 +130,7 @@ def erase(settings: Settings, *, contact_id: int | None = None, email: str | Non
     if has_warehouse:
         compact(settings.warehouse_path)
         with open_warehouse(settings) as conn:
-            audit.finish_erasure(conn, erasure_id, tf.utcnow(), {
+            audit.finish_erasure(conn, erasure_id, utcnow(), {
                 "files.webhook_lines": lines, "files.transcript_exports": exported_lines})
     return {"contacts_erased": len(erased), "file_lines_removed": lines,
             "transcript_export_lines_rewritten": exported_lines, "serving_copy_republished": published,

@@ -18,15 +18,15 @@ from datetime import datetime, timedelta
 
 
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.ingest import transform as tf
 from drift_pipeline.serving import publish_transcripts_copy
 from drift_pipeline.settings import Settings
+from drift_pipeline.timeutil import ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.transcripts.store import refresh_transcripts
-from drift_pipeline.warehouse import audit, schema
+from drift_pipeline.warehouse import audit
 from drift_pipeline.warehouse import retention as wr
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction
-from drift_pipeline.warehouse.connection import connect
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def scrub_bodies(value, cutoff_ms: int, time_ms: int | None):
 def _scrub_webhook_events(conn, cutoff_ms: int) -> int:
     changed = 0
     for org_id, event_id, payload, received_at in wr.webhook_payloads_with_bodies(conn):
-        received_ms = tf.ts_to_ms(received_at) if received_at is not None else None
+        received_ms = ts_to_ms(received_at) if received_at is not None else None
         scrubbed, count = scrub_bodies(json.loads(payload), cutoff_ms, received_ms)
         if count:
             # Same canonical form the receiver stored; the event keeps its id (dedupe).
@@ -77,7 +77,7 @@ def scrub_webhook_files(settings: Settings, cutoff: datetime) -> dict[str, int]:
     """Blank old bodies in inbox, processed and quarantine files (atomic rewrite of each file
     that changes). A line that is not JSON cannot be dated: it is dropped when its file is
     older than the cutoff. Returns bodies blanked plus lines dropped, per folder."""
-    cutoff_ms = tf.ts_to_ms(cutoff)
+    cutoff_ms = ts_to_ms(cutoff)
     counts = {}
     for folder in (settings.inbox_dir, settings.processed_dir, settings.quarantine_dir):
         changed = 0
@@ -115,36 +115,29 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
     `raw.erasures`."""
     if days < 1:
         raise ValueError(f"--days must be at least 1, got {days}")
-    started = tf.utcnow()
+    started = utcnow()
     cutoff = (now or started) - timedelta(days=days)
     counts: dict[str, int] = {}
     erasure_id = None
     if settings.warehouse_path.exists():
-        conn = connect(settings)
-        try:
-            schema.create_raw_schema(conn)
+        with open_warehouse(settings) as conn:
             with transaction(conn):
                 blanked = wr.blank_message_bodies_before(conn, cutoff)
                 counts["raw.messages.body"] = len(blanked)
-                counts["raw.webhook_events.payload"] = _scrub_webhook_events(conn, tf.ts_to_ms(cutoff))
+                counts["raw.webhook_events.payload"] = _scrub_webhook_events(conn, ts_to_ms(cutoff))
                 refreshed = refresh_transcripts(conn, sorted(set(blanked)))
                 counts["raw.transcripts"] = refreshed.rendered
                 erasure_id = audit.record_erasure(conn, kind=audit.RETENTION, trigger=trigger,
                                                   started_at=started, counts=counts,
                                                   retention_days=days, cutoff_at=cutoff)
             counts["files.transcript_exports"] = rewrite_exported_lines(settings, conn, set(refreshed.changed_keys))
-        finally:
-            conn.close()
     counts.update(scrub_webhook_files(settings, cutoff))
     copy = publish_transcripts_copy(settings) if settings.warehouse_path.exists() else {"published": False}
     if erasure_id is not None:
         compacted = wr.compact(settings.warehouse_path)
-        conn = connect(settings)
-        try:
-            audit.finish_erasure(conn, erasure_id, tf.utcnow(), {
+        with open_warehouse(settings) as conn:
+            audit.finish_erasure(conn, erasure_id, utcnow(), {
                 k: v for k, v in counts.items() if k.startswith("files.")})
-        finally:
-            conn.close()
         counts["warehouse_bytes_freed"] = compacted
     log.info("retention pass (%d days, cutoff %s): %s", days, cutoff.isoformat(), counts)
     return {"erasure_id": erasure_id, "cutoff_at": cutoff.isoformat(), "counts": counts,

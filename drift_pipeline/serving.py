@@ -19,11 +19,10 @@ import pyarrow as pa
 from drift_pipeline.fsutil import atomic_write_text, fsync_dir
 from drift_pipeline.report import REPORT_FILENAME, write_report
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.connection import connect, open_warehouse
 from drift_pipeline.warehouse.postgres import PostgresConnection, fetch_arrow
 from drift_pipeline.transcripts.store import refresh_transcripts
 from drift_pipeline.warehouse.load import transaction
-from drift_pipeline.warehouse.schema import create_raw_schema
 from drift_pipeline.warehouse.transcripts import copy_for_qa_sql
 
 SERVING_DB = "analytics.duckdb"
@@ -173,13 +172,8 @@ def publish_transcripts_copy(settings: Settings) -> dict:
                            "(DRIFT_WAREHOUSE_URL): unset it")
     if not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
-    conn = connect(settings)
-    try:
-        create_raw_schema(conn)
-        with transaction(conn):
-            refreshed = refresh_transcripts(conn)
-    finally:
-        conn.close()
+    with open_warehouse(settings) as conn, transaction(conn):
+        refreshed = refresh_transcripts(conn)
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
     staging_db = settings.serving_dir / f".{TRANSCRIPTS_DB}.{uuid.uuid4().hex[:12]}.tmp"
     conn = connect(settings, staging_db)

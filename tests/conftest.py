@@ -73,18 +73,14 @@ def sim_env(request, home, make_simulator, monkeypatch):
 def sync(settings, start, end, *, overlap_minutes=60, org_id=None, full_window=False, **client_kw):
     from drift_pipeline.drift.client import DriftClient
     from drift_pipeline.ingest.sync import ConversationSync
-    from drift_pipeline.warehouse.schema import create_raw_schema
+    from drift_pipeline.warehouse.connection import open_warehouse
 
     async def go():
         async with DriftClient.from_settings(settings, **client_kw) as client:
-            conn = duckdb.connect(str(settings.warehouse_path))
-            try:
-                create_raw_schema(conn)
+            with open_warehouse(settings) as conn:
                 sync = ConversationSync(client, conn, salt=settings.secret("pii_salt"), org_id=org_id,
                                         overlap=timedelta(minutes=overlap_minutes), full_window=full_window)
                 return await sync.run(start, end)
-            finally:
-                conn.close()
 
     settings.ensure_dirs()
     return asyncio.run(go())

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from drift_pipeline.ingest import transform as tf
 from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.timeutil import ms_to_ts
 
 from conftest import SIM_END, query
 from reference_metrics import (
@@ -77,13 +77,13 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     world = simulator.world
     list_from = END - timedelta(days=3, minutes=settings.overlap_minutes)
     conversations = [c for c in world.conversations.values()
-                     if list_from <= tf.ms_to_ts(c["updatedAt"]) < END]
+                     if list_from <= ms_to_ts(c["updatedAt"]) < END]
     assert len(conversations) > 100
     # What the pipeline can know: the status it polled at updatedAt, and Drift's own first close
     # from the reports endpoint (conversations reopened before the first sync included).
-    status_events = [(c["id"], c["status"], tf.ms_to_ts(c["updatedAt"])) for c in conversations]
+    status_events = [(c["id"], c["status"], ms_to_ts(c["updatedAt"])) for c in conversations]
     first_closes = {c["id"]: world.conversation_metrics(c["id"])["firstCloseAt"] for c in conversations}
-    status_events += [(cid, "closed", tf.ms_to_ts(at)) for cid, at in first_closes.items() if at is not None]
+    status_events += [(cid, "closed", ms_to_ts(at)) for cid, at in first_closes.items() if at is not None]
     reopened_before_sync = [c["id"] for c in conversations
                             if first_closes[c["id"]] is not None and first_closes[c["id"]] < c["updatedAt"]]
     assert len(reopened_before_sync) >= 2, "the history holds conversations reopened before the sync"
@@ -114,7 +114,7 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     assert any(r["first_response_seconds"] is None for r in fct.values())
     assert any(r["message_count"] > 50 for r in fct.values())
     for cid in reopened_before_sync:  # the true first close, not the last updatedAt
-        assert fct[cid]["first_closed_at"] == tf.ms_to_ts(first_closes[cid])
+        assert fct[cid]["first_closed_at"] == ms_to_ts(first_closes[cid])
 
     # Published after the run, for analysts.
     assert (settings.serving_dir / "analytics.duckdb").exists()

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from drift_pipeline.ingest import transform as tf
 from drift_pipeline.settings import Settings
+from drift_pipeline.timeutil import ms_to_ts
 
 from conftest import query, run_days
 
@@ -47,7 +47,7 @@ def test_backfill_starting_2024_02_24_builds_raw_and_marts(home, make_simulator,
 
     list_from = datetime(2024, 2, 24) - timedelta(minutes=settings.overlap_minutes)
     expected = {c["id"] for c in simulator.world.conversations.values()
-                if list_from <= tf.ms_to_ts(c["updatedAt"]) < end.replace(tzinfo=None)}
+                if list_from <= ms_to_ts(c["updatedAt"]) < end.replace(tzinfo=None)}
     stored = {row[0] for row in query(settings, "SELECT conversation_id FROM raw.conversations")}
     assert len(expected) >= 7 * 15 and stored == expected
     days = [row[0] for row in query(settings, "SELECT metric_date FROM marts.agg_daily_metrics ORDER BY 1")]

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from drift_pipeline.ingest.transform import ms_to_ts
+from drift_pipeline.timeutil import ms_to_ts
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
 

@@ -16,13 +16,13 @@ from drift_pipeline.assets.drift_raw import run_sync
 from drift_pipeline.cli import main
 from drift_pipeline.drift.auth import auth_status
 from drift_pipeline.drift.authorize import auth_exchange
-from drift_pipeline.ingest import transform as tf
 from drift_pipeline.drift.simulator import MultiOrgSimulator, Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.marts import refresh_marts
 from drift_pipeline.partitions import ORG_TAG
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync
 from drift_pipeline.settings import Settings
+from drift_pipeline.timeutil import ts_to_ms
 from drift_pipeline.webhooks.apply import apply_inbox
 
 from conftest import SIM_END, deliver, query
@@ -113,7 +113,7 @@ def test_two_orgs_in_one_deployment_equal_each_alone_and_stay_apart(two_orgs, tm
         stored = {r[0] for r in query(both, "SELECT conversation_id FROM raw.conversations WHERE org_id = ?",
                                       [sim.world.org_id])}
         expected = {cid for cid, c in sim.world.conversations.items()
-                    if tf.ts_to_ms(START - timedelta(minutes=60)) <= c["updatedAt"] < tf.ts_to_ms(END)}
+                    if ts_to_ms(START - timedelta(minutes=60)) <= c["updatedAt"] < ts_to_ms(END)}
         assert stored == expected
     shared = {r[0] for r in query(both, "SELECT conversation_id FROM raw.conversations GROUP BY 1 "
                                         "HAVING count(DISTINCT org_id) = 2")}

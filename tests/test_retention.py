@@ -14,12 +14,13 @@ import duckdb
 import pytest
 
 from drift_pipeline.dbt_project import DbtCli, dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.marts import dbt_output_to_file, refresh_marts
 from drift_pipeline.operations import erase
-from drift_pipeline.ingest.transform import hash_pii, ts_to_ms, utcnow
+from drift_pipeline.pii import hash_pii
 from drift_pipeline.retention import run_retention
 from drift_pipeline.serving import publish
+from drift_pipeline.timeutil import ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
-from drift_pipeline.marts import dbt_output_to_file, refresh_marts
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import write_events_file
 

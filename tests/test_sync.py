@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.ingest import transform as tf
+from drift_pipeline.timeutil import ms_to_ts
 
 from conftest import SIM_END, query as _query, sync as _sync
 
@@ -22,7 +22,7 @@ END = SIM_END.replace(tzinfo=None)
 def _expected_conversations(world, start, end):
     return {
         cid: c for cid, c in world.conversations.items()
-        if start <= tf.ms_to_ts(c["updatedAt"]) < end
+        if start <= ms_to_ts(c["updatedAt"]) < end
     }
 
 
@@ -39,13 +39,13 @@ def test_backfill_loads_exactly_the_simulators_data(sim_env):
                   "participant_user_ids FROM raw.conversations")}
     assert set(stored) == set(expected)
     for cid, c in expected.items():
-        assert stored[cid] == (c["status"], c["contactId"], c["inboxId"], tf.ms_to_ts(c["createdAt"]),
-                               tf.ms_to_ts(c["updatedAt"]), list(c["participants"]))
+        assert stored[cid] == (c["status"], c["contactId"], c["inboxId"], ms_to_ts(c["createdAt"]),
+                               ms_to_ts(c["updatedAt"]), list(c["participants"]))
     messages = {(r[0], r[1]): r[2:] for r in _query(
         settings, "SELECT conversation_id, message_id, created_at, message_type, author_type, author_id, "
                   "is_bot, body, edited_message_id, edit_type FROM raw.messages")}
     expected_messages = {
-        (cid, m["id"]): (tf.ms_to_ts(m["createdAt"]), m["type"], m["author"]["type"], m["author"]["id"],
+        (cid, m["id"]): (ms_to_ts(m["createdAt"]), m["type"], m["author"]["type"], m["author"]["id"],
                          bool(m["author"].get("bot")), m.get("body"), m.get("editedMessageId"), m.get("editType"))
         for cid in expected for m in world.messages[cid]
     }
@@ -61,11 +61,11 @@ def test_partition_boundaries_follow_updated_at_to_the_millisecond(sim_env):
     assert stored == set(_expected_conversations(simulator.world, day_start, END))
     near_midnight = [
         cid for cid, c in simulator.world.conversations.items()
-        if abs(tf.ms_to_ts(c["updatedAt"]) - day_start) <= timedelta(minutes=1)
+        if abs(ms_to_ts(c["updatedAt"]) - day_start) <= timedelta(minutes=1)
     ]
     assert near_midnight, "the simulator puts updates within a minute of midnight"
     for cid in near_midnight:
-        inside = tf.ms_to_ts(simulator.world.conversations[cid]["updatedAt"]) >= day_start
+        inside = ms_to_ts(simulator.world.conversations[cid]["updatedAt"]) >= day_start
         assert (cid in stored) == inside
 
 
@@ -106,7 +106,7 @@ def test_an_incremental_resync_fetches_only_what_changed_and_equals_a_full_windo
     _sync(settings, start, END)
     before = {cid: c["updatedAt"] for cid, c in world.conversations.items()}
     world.advance(minutes=120)
-    new_end = tf.ms_to_ts(world.now_ms) + timedelta(minutes=1)
+    new_end = ms_to_ts(world.now_ms) + timedelta(minutes=1)
     changed = {cid for cid, c in world.conversations.items() if before.get(cid) != c["updatedAt"]}
     assert changed
 
@@ -127,13 +127,13 @@ def test_changes_between_syncs_are_picked_up_by_resyncing_the_last_day(sim_env):
     world = simulator.world
     _sync(settings, END - timedelta(days=3), END)
     world.advance(minutes=90)
-    new_end = tf.ms_to_ts(world.now_ms) + timedelta(minutes=1)
+    new_end = ms_to_ts(world.now_ms) + timedelta(minutes=1)
     _sync(settings, END - timedelta(days=1), new_end)
     expected = _expected_conversations(world, END - timedelta(days=3, hours=1), new_end)
     stored = {r[0]: (r[1], r[2]) for r in _query(
         settings, "SELECT conversation_id, status, updated_at FROM raw.conversations")}
     for cid, c in expected.items():
-        assert stored[cid] == (c["status"], tf.ms_to_ts(c["updatedAt"]))
+        assert stored[cid] == (c["status"], ms_to_ts(c["updatedAt"]))
     expected_ids = {(cid, m["id"]) for cid in expected for m in world.messages[cid]}
     stored_ids = _query(settings, "SELECT conversation_id, message_id FROM raw.messages")
     assert len(stored_ids) == len(set(stored_ids)), "no duplicate messages"
@@ -292,7 +292,7 @@ def test_conversations_reopened_before_the_first_sync_get_drifts_first_close_fro
     recorded = dict(_query(settings, "SELECT conversation_id, changed_at FROM raw.status_events "
                                      "WHERE source = 'report' AND status = 'closed'"))
     for cid, history in reopened.items():
-        assert recorded[cid] == tf.ms_to_ts(history[1][1]), cid  # the first close, not the last
+        assert recorded[cid] == ms_to_ts(history[1][1]), cid  # the first close, not the last
     # Batched by updatedAt range (one call per page of fetched conversations), never per conversation.
     reports = simulator.stats.by_route.get("reports", 0)
     assert 1 <= reports == stats.report_calls <= stats.pages

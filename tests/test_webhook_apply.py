@@ -15,9 +15,10 @@ from datetime import timedelta
 
 import pytest
 
-from drift_pipeline.ingest import transform as tf
-from drift_pipeline.settings import Settings
 from drift_pipeline.operations import apply_inbox_and_refresh, replay_conversations, replay_event_file
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.settings import Settings
+from drift_pipeline.timeutil import ms_to_ts
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import (
     inbox_record,
@@ -142,7 +143,7 @@ def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_e
     assert result["events_applied"] == 3 and result["events_duplicate"] == 3
     row = query(settings, "SELECT reopen_count, first_closed_at, status FROM marts.fct_conversations "
                           "WHERE conversation_id = ?", [conversation_id])
-    assert row == [(1, tf.ms_to_ts(base + 60_000), "closed")]
+    assert row == [(1, ms_to_ts(base + 60_000), "closed")]
     served = query(Settings.from_env({"DRIFT_PIPELINE_HOME": str(settings.home)}),
                    "SELECT count(*) FROM marts.fct_conversations")
     assert served[0][0] > 0
@@ -176,8 +177,6 @@ def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
 
 
 def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_env):
-    from drift_pipeline.ingest.transform import hash_pii
-
     simulator, settings = sim_env
     world = simulator.world
     sync(settings, END - timedelta(days=3), END)
@@ -247,11 +246,11 @@ def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
                         [conversation_id]))
     # Current shapes send no changedAt: the receiver's clock stands in.
     expected_ms = received if world.config.shapes == "current" else [base + 60_000, base + 120_000]
-    assert {("closed", tf.ms_to_ts(expected_ms[0])), ("open", tf.ms_to_ts(expected_ms[1]))} <= changes
+    assert {("closed", ms_to_ts(expected_ms[0])), ("open", ms_to_ts(expected_ms[1]))} <= changes
     # The refetch also asks Drift's reports for the first close, so it stays exact either way.
     row = query(settings, "SELECT reopen_count, first_closed_at, status FROM marts.fct_conversations "
                           "WHERE conversation_id = ?", [conversation_id])
-    assert row == [(1, tf.ms_to_ts(base + 60_000), "open")]
+    assert row == [(1, ms_to_ts(base + 60_000), "open")]
 
 
 @both_shapes
@@ -323,7 +322,7 @@ def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(sim_en
     result = apply_inbox(settings)
     assert result.events_applied == 2 and result.contacts_refetched >= 1
     assert query(settings, "SELECT email_hash FROM raw.contacts WHERE contact_id = ?", [contact_id]) == [
-        (tf.hash_pii("moved@example.com", "test-salt"),)]
+        (hash_pii("moved@example.com", "test-salt"),)]
 
 
 @both_shapes
@@ -339,7 +338,7 @@ def test_a_contact_event_naming_only_an_email_looks_the_contact_up(sim_env):
     result = apply_inbox(settings)
     assert result.events_applied == 1 and result.contacts_refetched == 1
     assert query(settings, "SELECT external_id_hash FROM raw.contacts WHERE contact_id = ?", [contact_id]) == [
-        (tf.hash_pii("crm-moved-1", "test-salt"),)]
+        (hash_pii("crm-moved-1", "test-salt"),)]
 
 
 @pytest.mark.slow
@@ -451,11 +450,11 @@ def test_fifty_events_over_five_conversations_in_ten_files_fetch_each_conversati
     for cid in chosen:
         stored = query(settings, "SELECT message_id, created_at, author_type, body FROM raw.messages "
                                  "WHERE conversation_id = ? ORDER BY message_id", [cid])
-        assert stored == [(m["id"], tf.ms_to_ts(m["createdAt"]), m["author"]["type"], m["body"])
+        assert stored == [(m["id"], ms_to_ts(m["createdAt"]), m["author"]["type"], m["body"])
                           for m in sorted(world.messages[cid], key=lambda m: m["id"])]
         assert query(settings, "SELECT status, updated_at FROM raw.conversations WHERE conversation_id = ?",
                      [cid]) == [(world.conversations[cid]["status"],
-                                 tf.ms_to_ts(world.conversations[cid]["updatedAt"]))]
+                                 ms_to_ts(world.conversations[cid]["updatedAt"]))]
 
 
 def test_an_edit_of_a_message_not_stored_fetches_the_pages(sim_env):

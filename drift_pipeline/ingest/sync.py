@@ -10,6 +10,9 @@ Drift keeps no status history, so closes that happened before the pipeline watch
 `POST /reports/conversations` (`firstCloseAt`, its own 60/min budget): one call per page of
 fetched conversations, over their `updatedAt` range, stored as `raw.status_events` with source
 `report` in the page's transaction.
+
+No SQL here: what is stored already comes from `warehouse/raw.py`, the job's `raw.exports` row
+is kept by `warehouse/sync_jobs.py`, rows are written with `load.upsert`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drift_pipeline.drift.errors import DriftAuthError, DriftBadRequest, DriftNotFound
-from drift_pipeline.erasure import erased_contact_hashes
+from drift_pipeline.ingest import transform
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
+from drift_pipeline.warehouse import erasure, raw, schema, sync_jobs
 from drift_pipeline.warehouse.audit import retention_horizon
-from drift_pipeline.warehouse.raw import stored_message_ids
-from drift_pipeline.ingest import transform as tf
-from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.load import transaction, upsert
 
 log = logging.getLogger(__name__)
@@ -101,7 +104,7 @@ def complete_message(message) -> bool:
     author = message["author"]
     created = message["createdAt"]
     return (isinstance(author, dict) and isinstance(author.get("type"), str)
-            and tf._int_or_none(message["id"]) is not None
+            and transform.int_or_none(message["id"]) is not None
             and isinstance(created, int) and not isinstance(created, bool)
             and isinstance(message["type"], str))
 
@@ -155,68 +158,17 @@ class ConversationSync:
         self._users: list[dict] | None = None
         self._reports_available = True
 
-    # -- warehouse reads -------------------------------------------------------------------
-    def _stored_state(self, conversation_ids: list[int]) -> dict[int, tuple[datetime, str]]:
-        if not conversation_ids:
-            return {}
-        rows = self.conn.execute(
-            "SELECT conversation_id, updated_at, status FROM raw.conversations "
-            "WHERE org_id = ? AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, conversation_ids],
-        ).fetchall()
-        return {cid: (updated_at, status) for cid, updated_at, status in rows}
-
-    def _stored_contacts(self, contact_ids: set[int]) -> set[int]:
-        if not contact_ids:
-            return set()
-        rows = self.conn.execute(
-            "SELECT contact_id FROM raw.contacts WHERE org_id = ? "
-            "AND contact_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, sorted(contact_ids)],
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def _stored_report_closes(self, conversation_ids: list[int]) -> set[int]:
-        if not conversation_ids:
-            return set()
-        rows = self.conn.execute(
-            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND source = 'report' "
-            "AND status = 'closed' AND conversation_id IN (SELECT unnest(?::BIGINT[]))",
-            [self.org_id, conversation_ids],
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def _has_users(self) -> bool:
-        return bool(self.conn.execute(
-            "SELECT count(*) FROM raw.users WHERE org_id = ?", [self.org_id]).fetchall()[0][0])
-
+    # -- what earlier runs left -------------------------------------------------------------
     def _listing_floor(self, list_from: datetime) -> datetime:
         """Where the newest-first listing may stop: below `list_from`, or, when an earlier
         successful run of this org listed everything from its own `list_from` (not later than
         ours) up to its newest `updatedAt`, below that newest `updatedAt` minus the overlap.
         Everything under it that changed since has a newer `updatedAt` (Drift moves it on every
         change), so it is listed above the floor; everything that did not is stored already."""
-        row = self.conn.execute(
-            "SELECT max(least(window_end, newest_listed_at)) FROM raw.exports "
-            "WHERE org_id = ? AND success AND newest_listed_at IS NOT NULL AND list_from <= ?",
-            [self.org_id, list_from],
-        ).fetchall()
-        covered_until = row[0][0] if row else None
-        if covered_until is None:
+        covered = sync_jobs.covered_until(self.conn, self.org_id, list_from)
+        if covered is None:
             return list_from
-        return max(list_from, covered_until - self.overlap)
-
-    def _resumable_job(self, window_start: datetime, window_end: datetime):
-        """The newest unfinished or failed job of this exact window that has a checkpoint."""
-        row = self.conn.execute(
-            "SELECT job_id, page_token_checkpoint, success FROM raw.exports "
-            "WHERE org_id = ? AND window_start = ? AND window_end = ? "
-            "ORDER BY started_at DESC LIMIT 1",
-            [self.org_id, window_start, window_end],
-        ).fetchall()
-        if row and row[0][2] is not True and row[0][1]:
-            return row[0][0], row[0][1]
-        return None, None
+        return max(list_from, covered - self.overlap)
 
     # -- the pass --------------------------------------------------------------------------
     async def _resolve_org(self) -> None:
@@ -259,38 +211,34 @@ class ConversationSync:
             # Not even the org could be read (bad credentials, Drift unreachable): still a job.
             upsert(self.conn, schema.EXPORTS, [{
                 "job_id": uuid.uuid4().hex, "kind": "sync", "window_start": window_start, "window_end": window_end,
-                "partition_keys": self.partition_keys, "started_at": tf.utcnow(),
-                "finished_at": tf.utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
+                "partition_keys": self.partition_keys, "started_at": utcnow(),
+                "finished_at": utcnow(), "pages": 0, "success": False, "error_code": _error_code(exc),
             }])
             raise
         stats = SyncStats(job_id=uuid.uuid4().hex, org_id=self.org_id, window_start=window_start,
                           window_end=window_end, list_from=list_from)
-        resumed_job, cursor = self._resumable_job(window_start, window_end)
+        resumed_job, cursor = sync_jobs.resumable_job(self.conn, self.org_id, window_start, window_end)
         stats.resumed_from_job = resumed_job
         stats.listing_floor = list_from if self.full_window else self._listing_floor(list_from)
         with transaction(self.conn):
             if resumed_job:
-                self.conn.execute(
-                    "UPDATE raw.exports SET success = false, error_code = coalesce(error_code, 'interrupted'), "
-                    "finished_at = coalesce(finished_at, ?) WHERE job_id = ?",
-                    [tf.utcnow(), resumed_job],
-                )
+                sync_jobs.mark_interrupted(self.conn, resumed_job, utcnow())
             upsert(self.conn, schema.EXPORTS, [{
                 "job_id": stats.job_id, "kind": "sync", "org_id": self.org_id, "window_start": window_start,
                 "window_end": window_end, "partition_keys": self.partition_keys,
-                "started_at": tf.utcnow(), "page_token_checkpoint": cursor, "pages": 0,
+                "started_at": utcnow(), "page_token_checkpoint": cursor, "pages": 0,
                 "list_from": list_from, "full_window": self.full_window,
             }])
         try:
             await self._pass(stats, cursor, list_from, window_end, resumed=cursor is not None)
-            if self._users is None and (stats.conversations_fetched or not self._has_users()):
+            if self._users is None and (stats.conversations_fetched or not raw.has_users(self.conn, self.org_id)):
                 self._users = await self.client.list_users()
             with transaction(self.conn):
                 if self._users is not None:
-                    now = tf.utcnow()
+                    now = utcnow()
                     stats.users_fetched = len(self._users)
                     stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                        tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+                        transform.user_row(self.org_id, u, self.salt, now) for u in self._users])
                 self._finish(stats, started, success=True)
         except BaseException as exc:
             self._finish(stats, started, success=False, error_code=_error_code(exc))
@@ -303,23 +251,23 @@ class ConversationSync:
         async for page in self.client.iter_conversation_pages(limit=LIST_PAGE_SIZE, cursor=cursor):
             if stats.pages == 0 and not resumed and page.items:
                 # The top of the list: what this run leaves exact reaches up to here.
-                stats.newest_listed_at = max(tf.ms_to_ts(i["updatedAt"]) for i in page.items)
+                stats.newest_listed_at = max(ms_to_ts(i["updatedAt"]) for i in page.items)
             stats.pages += 1
             stats.conversations_listed += len(page.items)
             in_window = [
                 item for item in page.items
-                if list_from <= tf.ms_to_ts(item["updatedAt"]) < window_end
+                if list_from <= ms_to_ts(item["updatedAt"]) < window_end
             ]
             stats.conversations_in_window += len(in_window)
-            stored = self._stored_state([int(i["id"]) for i in in_window])
+            stored = raw.stored_conversation_state(self.conn, self.org_id, [int(i["id"]) for i in in_window])
             changed = [
                 int(item["id"]) for item in in_window
                 if int(item["id"]) not in stored
-                or stored[int(item["id"])][0] < tf.ms_to_ts(item["updatedAt"])
+                or stored[int(item["id"])][0] < ms_to_ts(item["updatedAt"])
             ]
             stats.conversations_skipped += len(in_window) - len(changed)
             await self._fetch_and_store(stats, changed, stored, next_cursor=page.next_cursor)
-            oldest = min((tf.ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
+            oldest = min((ms_to_ts(i["updatedAt"]) for i in page.items), default=None)
             if oldest is None or oldest < floor or not page.next_cursor:
                 break
 
@@ -333,7 +281,7 @@ class ConversationSync:
         contact_ids = {
             int(d["contactId"]) for d, _ in fetched if d.get("contactId") is not None
         } - self._contacts_seen
-        contact_ids -= self._stored_contacts(contact_ids)
+        contact_ids -= raw.stored_contact_ids(self.conn, self.org_id, contact_ids)
         self._contacts_seen |= contact_ids
         contacts = await self._fetch_contacts(contact_ids)
         stats.contacts_fetched += len(contacts)
@@ -345,7 +293,7 @@ class ConversationSync:
         `updatedAt` range), for those without one stored yet: the close of a conversation that
         was closed, reopened and closed again before we looked is not its `updatedAt`."""
         wanted = {int(d["id"]): int(d["updatedAt"]) for d in details if d.get("updatedAt") is not None}
-        for cid in self._stored_report_closes(sorted(wanted)):
+        for cid in raw.conversations_with_report_close(self.conn, self.org_id, sorted(wanted)):
             wanted.pop(cid)
         if not wanted or not self._reports_available:
             return {}
@@ -361,47 +309,37 @@ class ConversationSync:
                         "pipeline watched fall back to the last updatedAt", exc.code)
             return {}
         stats.report_calls += 1
-        closes = tf.report_first_closes(report, set(wanted))
+        closes = transform.report_first_closes(report, set(wanted))
         # A close already recorded at that very instant (by its webhook) keeps its source.
-        for cid in self._recorded_closes(closes):
+        for cid in raw.conversations_closed_at(self.conn, self.org_id, closes):
             closes.pop(cid)
         stats.closes_from_reports += len(closes)
         return closes
 
-    def _recorded_closes(self, closes: dict[int, datetime]) -> set[int]:
-        if not closes:
-            return set()
-        rows = self.conn.execute(
-            "SELECT DISTINCT conversation_id FROM raw.status_events WHERE org_id = ? AND status = 'closed' "
-            "AND (conversation_id, changed_at) IN (SELECT unnest(?::BIGINT[]), unnest(?::TIMESTAMP[]))",
-            [self.org_id, list(closes), list(closes.values())],
-        ).fetchall()
-        return {r[0] for r in rows}
-
     async def refetch_contacts(self, contact_ids: list[int]) -> int:
         """Re-fetch and upsert contacts (contact webhooks); erased contacts stay erased."""
         await self._resolve_org()
-        erased = erased_contact_hashes(self.conn, self.org_id)
-        wanted = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
+        wanted = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         contacts = await self._fetch_contacts(wanted)
-        now = tf.utcnow()
+        now = utcnow()
         with transaction(self.conn):
-            return upsert(self.conn, schema.CONTACTS, [tf.contact_row(self.org_id, c, self.salt, now)
+            return upsert(self.conn, schema.CONTACTS, [transform.contact_row(self.org_id, c, self.salt, now)
                                                        for c in contacts])
 
     async def refetch(self, conversation_ids: list[int]) -> SyncStats:
         """Re-fetch and upsert the given conversations whatever their `updatedAt` (webhooks,
         replay). A conversation Drift no longer knows (404) is skipped."""
         await self._resolve_org()
-        now = tf.utcnow()
+        now = utcnow()
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
         ids = sorted(set(conversation_ids))
-        await self._fetch_and_store(stats, ids, self._stored_state(ids))
-        if self._users is None and (stats.conversations_fetched and not self._has_users()):
+        await self._fetch_and_store(stats, ids, raw.stored_conversation_state(self.conn, self.org_id, ids))
+        if self._users is None and (stats.conversations_fetched and not raw.has_users(self.conn, self.org_id)):
             self._users = await self.client.list_users()
             with transaction(self.conn):
                 stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                    tf.user_row(self.org_id, u, self.salt, now) for u in self._users])
+                    transform.user_row(self.org_id, u, self.salt, now) for u in self._users])
         return stats
 
     async def fetch_touched(self, touched: dict[int, TouchedConversation],
@@ -415,13 +353,13 @@ class ConversationSync:
         await self._resolve_org()
         out = TouchedFetch()
         ids = sorted(touched)
-        out.stored = self._stored_state(ids)
+        out.stored = raw.stored_conversation_state(self.conn, self.org_id, ids)
         edit_targets = {
             int(m["editedMessageId"]): cid for cid, t in touched.items()
-            for m in t.payload_messages.values() if tf._int_or_none(m.get("editedMessageId")) is not None}
+            for m in t.payload_messages.values() if transform.int_or_none(m.get("editedMessageId")) is not None}
         in_pass = {mid for t in touched.values() for mid in t.payload_messages}
         unknown_targets = set(edit_targets) - in_pass
-        unknown_targets -= stored_message_ids(self.conn, self.org_id, unknown_targets)
+        unknown_targets -= raw.stored_message_ids(self.conn, self.org_id, unknown_targets)
         paged = {cid for cid in ids if cid not in out.stored or touched[cid].partial_payload}
         paged |= {edit_targets[mid] for mid in unknown_targets}
 
@@ -464,27 +402,27 @@ class ConversationSync:
                 out.conversations_from_payloads += 1
             fetched.append((details[cid], [by_id[k] for k in sorted(by_id)]))
         out.fetched = self._suppress_expired(self._suppress_erased(fetched))
-        erased = erased_contact_hashes(self.conn, self.org_id)
-        named = {c for c in contact_ids if tf.hash_pii(c, self.salt) not in erased}
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
+        named = {c for c in contact_ids if hash_pii(c, self.salt) not in erased}
         new = {int(d["contactId"]) for d, _ in out.fetched if d.get("contactId") is not None}
         new -= self._contacts_seen | named
-        new -= self._stored_contacts(new)
+        new -= raw.stored_contact_ids(self.conn, self.org_id, new)
         self._contacts_seen |= new | named
         out.contacts = await self._fetch_contacts(new | named)
         out.contacts_requested = sum(1 for c in out.contacts if int(c["id"]) in named)
-        stats = SyncStats(job_id="", org_id=self.org_id, window_start=tf.utcnow(),
-                          window_end=tf.utcnow(), list_from=tf.utcnow())
+        stats = SyncStats(job_id="", org_id=self.org_id, window_start=utcnow(),
+                          window_end=utcnow(), list_from=utcnow())
         out.report_closes = await self._report_first_closes(stats, [d for d, _ in out.fetched])
-        if self._users is None and out.fetched and not self._has_users():
+        if self._users is None and out.fetched and not raw.has_users(self.conn, self.org_id):
             self._users = out.users = await self.client.list_users()
         return out
 
     @staticmethod
     def _unexplained_change(detail: dict, stored: tuple, touched: TouchedConversation) -> bool:
-        updated = tf._int_or_none(detail.get("updatedAt"))
+        updated = transform.int_or_none(detail.get("updatedAt"))
         if updated is None:
             return True
-        known = [tf.ts_to_ms(stored[0])] if stored and stored[0] is not None else []
+        known = [ts_to_ms(stored[0])] if stored and stored[0] is not None else []
         known += [m["createdAt"] for m in touched.payload_messages.values()]
         if touched.newest_change_ms is not None:
             known.append(touched.newest_change_ms)
@@ -492,23 +430,23 @@ class ConversationSync:
 
     def write_touched(self, fetch: TouchedFetch) -> SyncStats:
         """Upsert what `fetch_touched` fetched; inside the caller's transaction."""
-        now = tf.utcnow()
+        now = utcnow()
         stats = SyncStats(job_id="", org_id=self.org_id, window_start=now, window_end=now, list_from=now)
         stats.conversations_fetched = len(fetch.fetched)
         self._write_rows(stats, fetch.fetched, fetch.stored, fetch.contacts, fetch.report_closes)
         if fetch.users is not None:
             stats.rows["users"] += upsert(self.conn, schema.USERS, [
-                tf.user_row(self.org_id, u, self.salt, now) for u in fetch.users])
+                transform.user_row(self.org_id, u, self.salt, now) for u in fetch.users])
         return stats
 
     def _suppress_erased(self, fetched):
         """Conversations of erased contacts come back without the contact and message bodies."""
-        erased = erased_contact_hashes(self.conn, self.org_id)
+        erased = erasure.erased_contact_hashes(self.conn, self.org_id)
         if not erased:
             return fetched
         kept = []
         for detail, messages in fetched:
-            if detail.get("contactId") is not None and tf.hash_pii(detail["contactId"], self.salt) in erased:
+            if detail.get("contactId") is not None and hash_pii(detail["contactId"], self.salt) in erased:
                 detail = dict(detail, contactId=None)
                 messages = [dict(m, body=None) for m in messages]
             kept.append((detail, messages))
@@ -517,10 +455,10 @@ class ConversationSync:
     def _suppress_expired(self, fetched):
         """Bodies older than the retention window (set by the last `retention` pass) are not
         stored again when a conversation is re-fetched: retention holds between passes."""
-        horizon = retention_horizon(self.conn, tf.utcnow())
+        horizon = retention_horizon(self.conn, utcnow())
         if horizon is None:
             return fetched
-        horizon_ms = tf.ts_to_ms(horizon)
+        horizon_ms = ts_to_ms(horizon)
         return [
             (detail, [dict(m, body=None) if (m.get("createdAt") or 0) < horizon_ms else m for m in messages])
             for detail, messages in fetched
@@ -531,40 +469,34 @@ class ConversationSync:
         with transaction(self.conn):
             self._write_rows(stats, fetched, stored, contacts, report_closes)
             if stats.job_id:
-                self.conn.execute(
-                    "UPDATE raw.exports SET page_token_checkpoint = ?, pages = pages + 1 WHERE job_id = ?",
-                    [next_cursor, stats.job_id],
-                )
+                sync_jobs.checkpoint_page(self.conn, stats.job_id, next_cursor)
 
     def _write_rows(self, stats: SyncStats, fetched, stored, contacts,
                     report_closes: dict[int, datetime] | None = None) -> None:
         """Upsert fetched conversations, their messages, participants, status changes and
         contacts; inside the caller's transaction."""
-        now = tf.utcnow()
+        now = utcnow()
         conversations, messages, participants, status_events = [], [], [], []
         for detail, message_list in fetched:
-            row = tf.conversation_row(self.org_id, detail, now)
+            row = transform.conversation_row(self.org_id, detail, now)
             conversations.append(row)
-            messages.extend(tf.message_row(self.org_id, row["conversation_id"], m, now) for m in message_list)
-            participants.extend(tf.participant_rows(self.org_id, detail, now))
+            messages.extend(transform.message_row(self.org_id, row["conversation_id"], m, now) for m in message_list)
+            participants.extend(transform.participant_rows(self.org_id, detail, now))
             previous_status = stored.get(row["conversation_id"], (None, None))[1]
             if row["status"] and row["status"] != previous_status:
-                status_events.append(tf.status_event_row(
+                status_events.append(transform.status_event_row(
                     self.org_id, row["conversation_id"], row["status"], row["updated_at"], "poll", now))
-        status_events.extend(tf.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
+        status_events.extend(transform.status_event_row(self.org_id, cid, "closed", closed_at, "report", now)
                              for cid, closed_at in (report_closes or {}).items())
         stats.rows["conversations"] += upsert(self.conn, schema.CONVERSATIONS, conversations)
         stats.rows["messages"] += upsert(self.conn, schema.MESSAGES, messages)
         if conversations:
             # Whoever is not in the fresh detail has left the conversation (kept, not current).
-            self.conn.execute(
-                "UPDATE raw.participants SET is_current = false, synced_at = ? WHERE org_id = ? "
-                "AND conversation_id IN (SELECT unnest(?::BIGINT[])) AND is_current",
-                [now, self.org_id, [c["conversation_id"] for c in conversations]])
+            raw.retire_participants(self.conn, self.org_id, [c["conversation_id"] for c in conversations], now)
         stats.rows["participants"] += upsert(self.conn, schema.PARTICIPANTS, participants)
         stats.rows["status_events"] += upsert(self.conn, schema.STATUS_EVENTS, status_events)
         stats.rows["contacts"] += upsert(self.conn, schema.CONTACTS, [
-            tf.contact_row(self.org_id, c, self.salt, now) for c in contacts])
+            transform.contact_row(self.org_id, c, self.salt, now) for c in contacts])
 
     def _finish(self, stats: SyncStats, started: float, *, success: bool, error_code: str | None = None) -> None:
         client_stats = getattr(self.client, "stats", None)
@@ -574,13 +506,12 @@ class ConversationSync:
             stats.min_remaining = client_stats.min_remaining
             stats.rate_limit = client_stats.rate_limit
         stats.elapsed_seconds = time.monotonic() - started
-        self.conn.execute(
-            "UPDATE raw.exports SET finished_at = ?, success = ?, error_code = ?, api_calls = ?, "
-            "conversations_listed = ?, conversations_fetched = ?, conversations_skipped = ?, "
-            "rate_limited = ?, newest_listed_at = ?, report_calls = ? WHERE job_id = ?",
-            [tf.utcnow(), success, error_code, stats.api_calls, stats.conversations_listed,
-             stats.conversations_fetched, stats.conversations_skipped, stats.responses_429,
-             stats.newest_listed_at if success else None, stats.report_calls, stats.job_id],
-        )
+        sync_jobs.finish_job(
+            self.conn, stats.job_id, finished_at=utcnow(), success=success, error_code=error_code,
+            api_calls=stats.api_calls, conversations_listed=stats.conversations_listed,
+            conversations_fetched=stats.conversations_fetched,
+            conversations_skipped=stats.conversations_skipped, rate_limited=stats.responses_429,
+            newest_listed_at=stats.newest_listed_at if success else None,
+            report_calls=stats.report_calls)
         log.info("sync job %s %s: %s", stats.job_id, "succeeded" if success else f"failed ({error_code})",
                  {k: v for k, v in stats.as_metadata().items() if k != "job_id"})

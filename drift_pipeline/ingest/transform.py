@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-from datetime import datetime, timezone
+from datetime import datetime
+
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.timeutil import ms_to_ts
 
 
-def ms_to_ts(value) -> datetime | None:
-    """Epoch milliseconds (Drift's timestamps) -> naive UTC datetime (the warehouse's TIMESTAMP)."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).replace(tzinfo=None)
-
-
-def ts_to_ms(value: datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return int(round(value.timestamp() * 1000))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def hash_pii(value, salt: str) -> str | None:
-    """Salted SHA-256 of an identifier (lower-cased, trimmed): joinable, not reversible."""
-    if value is None or str(value).strip() == "":
-        return None
-    normalized = str(value).strip().lower()
-    return hashlib.sha256(f"{salt}:{normalized}".encode()).hexdigest()
-
-
-def _int_or_none(value) -> int | None:
+def int_or_none(value) -> int | None:
+    """`value` as an int; None when it is missing or not a number (Drift sends ids as numbers or strings)."""
     try:
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError):
@@ -39,20 +17,20 @@ def _int_or_none(value) -> int | None:
 
 
 def conversation_row(org_id: int, detail: dict, synced_at: datetime) -> dict:
-    participants = [int(p) for p in (detail.get("participants") or []) if _int_or_none(p) is not None]
+    participants = [int(p) for p in (detail.get("participants") or []) if int_or_none(p) is not None]
     tags = [t.get("name") if isinstance(t, dict) else str(t) for t in (detail.get("conversationTags") or [])]
     return {
         "org_id": org_id,
         "conversation_id": int(detail["id"]),
         "status": detail.get("status"),
-        "contact_id": _int_or_none(detail.get("contactId")),
-        "inbox_id": _int_or_none(detail.get("inboxId")),
+        "contact_id": int_or_none(detail.get("contactId")),
+        "inbox_id": int_or_none(detail.get("inboxId")),
         "created_at": ms_to_ts(detail.get("createdAt")),
         "updated_at": ms_to_ts(detail.get("updatedAt")),
         "assignee_user_id": participants[0] if participants else None,
         "participant_user_ids": participants,
         "tags": [t for t in tags if t is not None],
-        "related_playbook_id": _int_or_none(detail.get("relatedPlaybookId")),
+        "related_playbook_id": int_or_none(detail.get("relatedPlaybookId")),
         "synced_at": synced_at,
     }
 
@@ -66,10 +44,10 @@ def message_row(org_id: int, conversation_id: int, message: dict, synced_at: dat
         "created_at": ms_to_ts(message.get("createdAt")),
         "message_type": message.get("type"),
         "author_type": author.get("type"),
-        "author_id": _int_or_none(author.get("id")),
+        "author_id": int_or_none(author.get("id")),
         "is_bot": bool(author.get("bot", False)),
         "body": message.get("body"),
-        "edited_message_id": _int_or_none(message.get("editedMessageId")),
+        "edited_message_id": int_or_none(message.get("editedMessageId")),
         "edit_type": message.get("editType"),
         "synced_at": synced_at,
     }
@@ -80,10 +58,10 @@ def participant_rows(org_id: int, detail: dict, synced_at: datetime) -> list[dic
     conversation_id = int(detail["id"])
     changed_at = ms_to_ts(detail.get("updatedAt"))
     rows = []
-    contact_id = _int_or_none(detail.get("contactId"))
+    contact_id = int_or_none(detail.get("contactId"))
     if contact_id is not None:
         rows.append((contact_id, "contact"))
-    rows.extend((int(p), "user") for p in (detail.get("participants") or []) if _int_or_none(p) is not None)
+    rows.extend((int(p), "user") for p in (detail.get("participants") or []) if int_or_none(p) is not None)
     return [
         {
             "org_id": org_id,

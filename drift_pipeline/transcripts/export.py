@@ -27,14 +27,13 @@ from pathlib import Path
 
 
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.ingest.transform import utcnow
 from drift_pipeline.settings import Settings, UsageError
+from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.render import export_record
 from drift_pipeline.transcripts.store import refresh_transcripts
-from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse import transcripts as wt
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction
-from drift_pipeline.warehouse.connection import connect
 
 FILE_PREFIX = "transcripts-"
 FILE_SUFFIX = ".jsonl"
@@ -126,9 +125,7 @@ def export_transcripts(settings: Settings, filters: ExportFilters, out_dir: Path
         raise TranscriptExportError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    conn = connect(settings)
-    try:
-        schema.create_raw_schema(conn)
+    with open_warehouse(settings) as conn:
         remove_leftover_temp_files(out_dir)
         job = _resume_or_start(conn, filters, out_dir)
         job_id, chunk = job["job_id"], job["chunk"]
@@ -154,8 +151,6 @@ def export_transcripts(settings: Settings, filters: ExportFilters, out_dir: Path
         except BaseException as exc:
             wt.finish_export_job(conn, job_id, utcnow(), success=False, error_code=type(exc).__name__)
             raise
-    finally:
-        conn.close()
     return {"job_id": job_id, "resumed": job["resumed"], "transcripts_rendered": job["rendered"],
             "conversations_written": written,
             "conversations_written_by_job": (job["conversations_written"] or 0) + written,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
-from drift_pipeline.ingest.transform import utcnow
+from drift_pipeline.timeutil import utcnow
 from drift_pipeline.transcripts.render import input_hash, stored_transcript
 from drift_pipeline.warehouse import transcripts as wt
 

@@ -37,16 +37,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.drift.errors import DriftDisconnected
+from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.fsutil import append_json_line
-from drift_pipeline.ingest import transform as tf
+from drift_pipeline.ingest import transform
 from drift_pipeline.ingest.sync import ConversationSync, TouchedConversation, complete_message
 from drift_pipeline.settings import Settings
+from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import raw, schema
-from drift_pipeline.warehouse.connection import connect
+from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
 from drift_pipeline.webhooks.orgs import require_org_tokens
@@ -319,7 +320,7 @@ class InboxApplier:
 
     # -- 5. write --------------------------------------------------------------------------
     def _write_events(self, files: list[_File], result: ApplyResult, erased: set[str]) -> None:
-        now = tf.utcnow()
+        now = utcnow()
         status_rows, event_rows = [], []
         for f in files:
             if f.waiting:
@@ -327,22 +328,22 @@ class InboxApplier:
             for record, event in f.events:
                 at = event_time_ms(event, record)
                 if at:
-                    result.touched_days.add(tf.ms_to_ts(at).date())
+                    result.touched_days.add(ms_to_ts(at).date())
                 outcome = "applied"
                 if not event.known:
                     outcome = "skipped_unknown_type"
                     result.events_skipped += 1
                 elif event.type == "conversation_status_updated":
-                    changed_at = tf.ms_to_ts(at)
-                    status_rows.append(tf.status_event_row(event.org_id, event.conversation_id,
+                    changed_at = ms_to_ts(at)
+                    status_rows.append(transform.status_event_row(event.org_id, event.conversation_id,
                                                            event.status, changed_at, "webhook", now))
                 if event.known:
                     result.events_applied += 1
                 event_rows.append({
                     "org_id": event.org_id, "event_id": event.event_id, "event_type": event.type,
                     "conversation_id": event.conversation_id,
-                    "occurred_at": tf.ms_to_ts(at),
-                    "received_at": tf.ms_to_ts(record.get("received_at")), "applied_at": now,
+                    "occurred_at": ms_to_ts(at),
+                    "received_at": ms_to_ts(record.get("received_at")), "applied_at": now,
                     "outcome": outcome, "source_file": f.name,
                     # Erased contacts' events keep their id (dedupe) but not their content.
                     "payload": None if event.event_id in erased else event.canonical,
@@ -381,7 +382,7 @@ class InboxApplier:
         known = raw.known_orgs(self.conn)
         only_org = known[0] if len(known) == 1 else None
         seen = set() if force else raw.applied_widget_event_ids(self.conn, (e.event_id for *_, e in events))
-        now = tf.utcnow()
+        now = utcnow()
         rows = []
         for name, number, record, event in events:
             if event.event_id in seen:
@@ -399,14 +400,14 @@ class InboxApplier:
             rows.append({
                 "org_id": org_id, "event_id": event.event_id, "event_type": event.type,
                 "conversation_id": event.conversation_id,
-                "occurred_at": tf.ms_to_ts(event.occurred_at_ms),
+                "occurred_at": ms_to_ts(event.occurred_at_ms),
                 **{f"utm_{key}": value for key, value in event.utm.items()},
                 "page_path": event.page_path, "dropped_fields": event.dropped_fields,
-                "received_at": tf.ms_to_ts(record.get("received_at")),
+                "received_at": ms_to_ts(record.get("received_at")),
                 "source_file": name, "synced_at": now,
             })
             result.widget_fields_dropped += event.dropped_fields
-            result.touched_days.add(tf.ms_to_ts(event.occurred_at_ms).date())
+            result.touched_days.add(ms_to_ts(event.occurred_at_ms).date())
         applied = upsert(self.conn, schema.WIDGET_EVENTS, rows)
         result.widget_events_applied += applied
         result.events_applied += applied
@@ -469,7 +470,7 @@ class InboxApplier:
 
     async def _disconnect(self, event: WebhookEvent, record: dict, result: ApplyResult) -> None:
         """Stop using the org's tokens: Drift revoked them when the app was disconnected."""
-        at_ms = event_time_ms(event, record) or tf.ts_to_ms(tf.utcnow())
+        at_ms = event_time_ms(event, record) or ts_to_ms(utcnow())
         marked = await self.clients.mark_disconnected(event.org_id, at_ms / 1000.0)
         if marked:
             result.orgs_disconnected.append(event.org_id)
@@ -506,17 +507,13 @@ async def apply_files(settings: Settings, paths: list[Path], *, moving: bool = T
     settings.ensure_dirs()
     started = time.time()
     async with OrgClients(settings) as clients:
-        conn = connect(settings)
-        try:
-            schema.create_raw_schema(conn)
+        with open_warehouse(settings) as conn:
             applier = InboxApplier(settings, clients, conn)
             try:
                 await applier.apply_pass(paths, result, moving=moving)
             finally:
                 applier.erase_in_files(result)  # what the warehouse erased leaves the files too
                 result.api_calls = clients.calls_by_endpoint()
-        finally:
-            conn.close()
     log.info("webhook pass: %d file(s), %d event(s) applied, %d conversation(s) fetched "
              "(%d from payloads), API calls %s, seconds %s", result.files_applied,
              result.events_applied, result.conversations_refetched,
