@@ -79,3 +79,19 @@ def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
                                [conversation_id]).fetchall() == [("closed",)]
     finally:
         serving.close()
+
+
+def test_marts_timing_record_says_which_mode_and_where_the_seconds_went():
+    from drift_pipeline.assets.dbt import DbtModelsConfig, marts_timing_record
+
+    refresh = marts_timing_record(DbtModelsConfig(data_tests=False, docs=False), "run-1",
+                                  started=100.0, dbt_done=104.5, published=105.25)
+    assert refresh == {"kind": "marts", "mode": "refresh", "run_id": "run-1",
+                       "started_at": 100.0, "finished_at": 105.25, "dbt_seconds": 4.5,
+                       "publish_seconds": 0.75, "published": True}
+    unpublished = marts_timing_record(DbtModelsConfig(full_refresh=True), "run-2", 100.0, 130.0, None)
+    assert unpublished["mode"] == "full-refresh" and unpublished["finished_at"] == 130.0
+    assert unpublished["published"] is False and unpublished["publish_seconds"] is None
+    assert marts_timing_record(DbtModelsConfig(), "r", 0, 1, 2)["mode"] == "build"
+    assert marts_timing_record(DbtModelsConfig(full_tests=True), "r", 0, 1, 2)["mode"] == "full-tests"
+
