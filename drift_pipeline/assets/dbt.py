@@ -11,7 +11,7 @@ from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURC
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.partitions import single_run
-from drift_pipeline.marts import point_dbt_at
+from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, views_current
 from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import SERVING_DB, headline_metrics, publish, publish_dbt_docs
@@ -84,13 +84,13 @@ def dbt_mode(config: DbtModelsConfig) -> str:
 
 
 def marts_timing_record(config: DbtModelsConfig, run_id: str, started: float, dbt_done: float,
-                        published: float | None) -> dict:
+                        published: float | None, *, views_kept: bool = False) -> dict:
     """The `kind: marts` line of `logs/timings.jsonl` for one run of the dbt asset: when it
     started, when the serving copy was in place (`finished_at`; the end of dbt when the run
     published nothing), and the seconds dbt and the publish took. bench/freshness.py and
     bench/soak.py join it with the apply pass's line."""
     finished = published if published is not None else dbt_done
-    return {"kind": "marts", "mode": dbt_mode(config), "run_id": run_id,
+    return {"kind": "marts", "mode": dbt_mode(config), "run_id": run_id, "views_kept": views_kept,
             "started_at": round(started, 3), "finished_at": round(finished, 3),
             "dbt_seconds": round(dbt_done - started, 3),
             "publish_seconds": round(published - dbt_done, 3) if published is not None else None,
@@ -123,9 +123,16 @@ def build_dbt_models():
         settings = drift.settings()
         started = time.time()
         point_dbt_at(settings)
+        manifest = ensure_manifest()
+        # The webhook refresh leaves the views alone while dbt last created them as they are
+        # defined now (re-creating one changes nothing but costs its turn in dbt).
+        keep_views = dbt_mode(config) == "refresh" and views_current(settings, manifest)
+        all_models = len(context.selected_output_names) == len(context.assets_def.keys_by_output_name)
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
-            yield from dbt.cli(dbt_command(config), context=context,
+            yield from dbt.cli(dbt_command(config) + (EXCLUDE_VIEWS if keep_views else []), context=context,
                                target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
+        if all_models and not keep_views:
+            record_views_created(settings, manifest)
         dbt_done = time.time()
         published = None
         if context.selected_output_names:
@@ -148,7 +155,8 @@ def build_dbt_models():
                 },
             ))
         append_json_line(settings.home / TIMINGS_LOG,
-                         marts_timing_record(config, context.run.run_id, started, dbt_done, published))
+                         marts_timing_record(config, context.run.run_id, started, dbt_done, published,
+                                             views_kept=keep_views))
 
     return drift_dbt_models
 
