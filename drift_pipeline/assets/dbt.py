@@ -127,7 +127,7 @@ def build_dbt_models():
         # The webhook refresh leaves the views alone while dbt last created them as they are
         # defined now (re-creating one changes nothing but costs its turn in dbt).
         keep_views = dbt_mode(config) == "refresh" and views_current(settings, manifest)
-        all_models = len(context.selected_output_names) == len(context.assets_def.keys_by_output_name)
+        all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
             yield from dbt.cli(dbt_command(config) + (EXCLUDE_VIEWS if keep_views else []), context=context,
                                target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
