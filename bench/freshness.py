@@ -173,7 +173,7 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
     timings = home / "logs" / "timings.jsonl"
     records = [json.loads(line) for line in timings.read_text().splitlines()] if timings.exists() else []
     applies = sorted((r for r in records if r["kind"] == "apply"), key=lambda r: r["started_at"])
-    refreshes = sorted((r for r in records if r["kind"] == "marts"), key=lambda r: r["started_at"])
+    refreshes = sorted((r for r in records if r["kind"] == "marts" and r.get("published", True)), key=lambda r: r["started_at"])
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time)
                 for r in instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))]

@@ -183,7 +183,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
         applied = dict(conn.execute("SELECT event_id, epoch(applied_at) FROM raw.webhook_events").fetchall())
         conn.close()
         timings = [json.loads(line) for line in (home / "logs" / "timings.jsonl").read_text().splitlines()]
-        refreshed = sorted(t["finished_at"] for t in timings if t["kind"] == "marts")
+        refreshed = sorted(t["finished_at"] for t in timings if t["kind"] == "marts" and t.get("published", True))
         applied_lag, visible_lag = [], []
         for identity, at in posted.items():
             if identity not in applied:

@@ -18,14 +18,24 @@ from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.postgres import PostgresConnection
 
 # One run at a time: DuckDB allows one writer process, so a second run would only wait on the lock.
+# The daemon looks at the run queue every second, not every 5 s: a webhook's run (the sensor
+# queues it) waits for that look, 2.5 s on average at 5 s, before its process even starts.
 # The event log is Dagster's SQLite one, storing a batch of asset events in one transaction per
 # file (BatchedSqliteEventLogStorage below): same files and tables, so either class reads them.
+RUN_QUEUE_YAML = """\
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
 concurrency:
   runs:
     max_concurrent_runs: 1
+""" + RUN_QUEUE_YAML + """\
 event_log_storage:
   module: drift_pipeline.instance
   class: BatchedSqliteEventLogStorage
@@ -34,13 +44,16 @@ event_log_storage:
 """
 
 # What earlier versions wrote: such homes are upgraded in place (nothing else changes).
-_PREVIOUS_DAGSTER_YAML = """\
+_PREVIOUS_DAGSTER_YAMLS = (
+    """\
 telemetry:
   enabled: false
 concurrency:
   runs:
     max_concurrent_runs: 1
-"""
+""",
+    DAGSTER_YAML.replace(RUN_QUEUE_YAML, ""),  # before the 1 s run queue
+)
 
 # Past one DuckDB file (docs/postgres.md): runs, events and schedules in Postgres, read from
 # the environment at load (never written here: the URL may carry a password), and runs in
@@ -51,6 +64,7 @@ telemetry:
 concurrency:
   runs:
     max_concurrent_runs: {max_runs}
+""" + RUN_QUEUE_YAML + """\
 storage:
   postgres:
     postgres_url:
@@ -140,7 +154,9 @@ def ensure_dagster_home(settings: Settings) -> Path:
     postgres = POSTGRES_DAGSTER_YAML.format(max_runs=POSTGRES_MAX_CONCURRENT_RUNS)
     wanted = postgres if settings.dagster_storage_url else sqlite
     # Only a file this module wrote is replaced: an operator's own dagster.yaml stays theirs.
-    if not config.exists() or config.read_text() in (_PREVIOUS_DAGSTER_YAML, sqlite, postgres):
+    previous = [text.format(runs_dir=json.dumps(str(home / "history" / "runs"))) for text in _PREVIOUS_DAGSTER_YAMLS]
+    previous.append(postgres.replace(RUN_QUEUE_YAML, ""))
+    if not config.exists() or config.read_text() in (*previous, sqlite, postgres):
         if not config.exists() or config.read_text() != wanted:
             config.write_text(wanted)
     if settings.dagster_storage_url:

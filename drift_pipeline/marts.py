@@ -9,15 +9,20 @@ dbt's console output goes to `$DRIFT_PIPELINE_HOME/logs/`, its artifacts under `
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
+from pathlib import Path
 from typing import Iterator
 
+import duckdb
 
 from drift_pipeline.dbt_project import DbtCli, dbt_environment, dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
+from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse.connection import exclusive_build
+from drift_pipeline.warehouse.connection import exclusive_build, open_warehouse
 
 # Models only, with the vars every pipeline invocation passes (so it reuses the last run's
 # partial parse).
@@ -60,3 +65,56 @@ def refresh_marts(settings: Settings) -> None:
         dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()
         publish(settings)
+
+
+# The view models' definitions as dbt last created them (a checksum, under state/): the webhook
+# refresh leaves the views alone while it matches the manifest and they exist.
+VIEWS_STAMP = "dbt_views.sha256"
+# What a dbt command adds to leave every view model out.
+EXCLUDE_VIEWS = ["--exclude", "config.materialized:view"]
+
+
+def _view_models(manifest: Path) -> list[dict]:
+    nodes = json.loads(manifest.read_text()).get("nodes", {})
+    return sorted((node for node in nodes.values()
+                   if node.get("resource_type") == "model"
+                   and node.get("config", {}).get("materialized") == "view"),
+                  key=lambda node: node["unique_id"])
+
+
+def _views_checksum(views: list[dict]) -> str:
+    """What creating the views depends on: each one's SQL file (dbt's checksum), where it goes
+    and its config."""
+    return hashlib.sha256(json.dumps(
+        [(view["unique_id"], view.get("checksum", {}).get("checksum"), view.get("database"),
+          view.get("schema"), view.get("alias"), view.get("config")) for view in views],
+        sort_keys=True, default=str).encode()).hexdigest()
+
+
+def views_current(settings: Settings, manifest: Path) -> bool:
+    """True when every view model exists in the warehouse as the manifest defines it (the
+    checksum recorded when dbt last created them all matches): a refresh need not create
+    them again. A view re-created with the same SQL changes nothing, and the views are
+    late-bound, so new rows in the raw tables show through them as they are."""
+    stamp = settings.state_dir / VIEWS_STAMP
+    views = _view_models(manifest)
+    try:
+        if stamp.read_text().strip() != _views_checksum(views):
+            return False
+    except OSError:
+        return False
+    try:
+        with open_warehouse(settings) as conn:
+            existing = {(schema, name) for schema, name in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'VIEW'"
+            ).fetchall()}
+    except duckdb.Error:
+        return False  # another process holds the warehouse: dbt will say so itself
+    return all((view["schema"], view["alias"]) in existing for view in views)
+
+
+def record_views_created(settings: Settings, manifest: Path) -> None:
+    """After a dbt command that created every view model: what `views_current` compares with."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(settings.state_dir / VIEWS_STAMP, _views_checksum(_view_models(manifest)) + "\n")
+

@@ -79,3 +79,63 @@ def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
                                [conversation_id]).fetchall() == [("closed",)]
     finally:
         serving.close()
+
+
+def _timings(settings) -> list[dict]:
+    return [json.loads(line) for line in (settings.home / "logs" / "timings.jsonl").read_text().splitlines()]
+
+
+def test_marts_timing_record_says_which_mode_and_where_the_seconds_went():
+    from drift_pipeline.assets.dbt import DbtModelsConfig, marts_timing_record
+
+    refresh = marts_timing_record(DbtModelsConfig(data_tests=False, docs=False), "run-1",
+                                  started=100.0, dbt_done=104.5, published=105.25, views_kept=True)
+    assert refresh == {"kind": "marts", "mode": "refresh", "run_id": "run-1", "views_kept": True,
+                       "started_at": 100.0, "finished_at": 105.25, "dbt_seconds": 4.5,
+                       "publish_seconds": 0.75, "published": True}
+    unpublished = marts_timing_record(DbtModelsConfig(full_refresh=True), "run-2", 100.0, 130.0, None)
+    assert unpublished["mode"] == "full-refresh" and unpublished["finished_at"] == 130.0
+    assert unpublished["published"] is False and unpublished["publish_seconds"] is None
+    assert marts_timing_record(DbtModelsConfig(), "r", 0, 1, 2)["mode"] == "build"
+    assert marts_timing_record(DbtModelsConfig(full_tests=True), "r", 0, 1, 2)["mode"] == "full-tests"
+
+
+@pytest.mark.slow
+def test_the_sensor_job_logs_its_stages_and_creates_the_views_only_when_they_changed(sim_env):
+    simulator, settings = sim_env
+    sync(settings, END - timedelta(days=3), END)
+    job = build_definitions(settings).resolve_job_def("apply_webhooks_job")
+    open_ids = [cid for cid, c in simulator.world.conversations.items() if c["status"] == "open"]
+    results = []
+    for conversation_id in open_ids[:2]:
+        payloads = simulator.world.set_status(conversation_id, "closed", at_ms=simulator.world.now_ms + 1000)
+        path = write_events_file(settings.inbox_dir, payloads)
+        results.append(job.execute_in_process(run_config=apply_webhooks_run_config([path.name])))
+        assert results[-1].success
+    applies = [t for t in _timings(settings) if t["kind"] == "apply"]
+    marts = [t for t in _timings(settings) if t["kind"] == "marts"]
+    assert len(applies) == 2 and len(marts) == 2
+    for apply, refresh, result in zip(applies, marts, results):
+        assert refresh["mode"] == "refresh" and refresh["published"] and refresh["run_id"] == result.run_id
+        # The refresh follows the apply pass of its run; the serving copy is in place at its end.
+        assert apply["finished_at"] <= refresh["started_at"] <= refresh["finished_at"]
+        assert refresh["dbt_seconds"] > 0 and refresh["publish_seconds"] > 0
+        assert refresh["dbt_seconds"] + refresh["publish_seconds"] <= (
+            refresh["finished_at"] - refresh["started_at"] + 0.01)
+        assert set(apply["stage_seconds"]) <= {"read", "erase", "fetch", "write", "move"}
+    # The first refresh creates the views (none recorded yet); the second leaves them alone,
+    # and its marts still come from dbt's own events and show the change.
+    assert [m["views_kept"] for m in marts] == [False, True]
+    built = [{m.asset_key.to_user_string() for m in r.asset_materializations_for_node("drift_dbt_models")}
+             for r in results]
+    assert "staging/stg_drift__conversations" in built[0]
+    assert not any(key.startswith("staging/") for key in built[1])
+    assert {"marts/fct_conversations", "marts/agg_daily_metrics"} <= built[1]
+    import duckdb
+
+    serving = duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True)
+    try:
+        assert serving.execute("SELECT status FROM marts.fct_conversations WHERE conversation_id = ?",
+                               [open_ids[1]]).fetchall() == [("closed",)]
+    finally:
+        serving.close()

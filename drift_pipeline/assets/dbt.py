@@ -1,6 +1,7 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
 
+import time
 from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
@@ -8,14 +9,15 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
 from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, docs_fingerprint, ensure_manifest
-from drift_pipeline.fsutil import atomic_write_text
+from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.partitions import single_run
-from drift_pipeline.marts import point_dbt_at
+from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, views_current
 from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import DBT_DOCS_DIR, SERVING_DB, headline_metrics, publish, publish_dbt_docs
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
+from drift_pipeline.webhooks.apply import TIMINGS_LOG
 
 DBT_ASSET_OP = "drift_dbt_models"
 DOCS_FINGERPRINT = "dbt_docs.fingerprint"  # under state/: what the published dbt docs were made from  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
@@ -72,6 +74,30 @@ def dbt_command(config: DbtModelsConfig) -> list[str]:
 REFRESH_CONFIG = {"data_tests": False, "docs": False}
 
 
+def dbt_mode(config: DbtModelsConfig) -> str:
+    """What kind of run `config` makes, as the timings log names it: `refresh` (the webhook
+    job's `dbt run`), `build` (models and changed-row tests), `full-tests`, `full-refresh`."""
+    if config.full_refresh:
+        return "full-refresh"
+    if not config.data_tests:
+        return "refresh"
+    return "full-tests" if config.full_tests else "build"
+
+
+def marts_timing_record(config: DbtModelsConfig, run_id: str, started: float, dbt_done: float,
+                        published: float | None, *, views_kept: bool = False) -> dict:
+    """The `kind: marts` line of `logs/timings.jsonl` for one run of the dbt asset: when it
+    started, when the serving copy was in place (`finished_at`; the end of dbt when the run
+    published nothing), and the seconds dbt and the publish took. bench/freshness.py and
+    bench/soak.py join it with the apply pass's line."""
+    finished = published if published is not None else dbt_done
+    return {"kind": "marts", "mode": dbt_mode(config), "run_id": run_id, "views_kept": views_kept,
+            "started_at": round(started, 3), "finished_at": round(finished, 3),
+            "dbt_seconds": round(dbt_done - started, 3),
+            "publish_seconds": round(published - dbt_done, 3) if published is not None else None,
+            "published": published is not None}
+
+
 def build_dbt_models():
     """The dbt models as one unpartitioned asset set downstream of the daily raw assets.
 
@@ -96,12 +122,23 @@ def build_dbt_models():
         """Build the dbt models and run their data tests (on what changed unless configured
         otherwise), then republish the serving copy so analysts see the new numbers."""
         settings = drift.settings()
+        started = time.time()
         point_dbt_at(settings)
+        manifest = ensure_manifest()
+        # The webhook refresh leaves the views alone while dbt last created them as they are
+        # defined now (re-creating one changes nothing but costs its turn in dbt).
+        keep_views = dbt_mode(config) == "refresh" and views_current(settings, manifest)
+        all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
-            yield from dbt.cli(dbt_command(config), context=context,
+            yield from dbt.cli(dbt_command(config) + (EXCLUDE_VIEWS if keep_views else []), context=context,
                                target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
+        if all_models and not keep_views:
+            record_views_created(settings, manifest)
+        dbt_done = time.time()
+        published = None
         if context.selected_output_names:
             result = publish(settings)
+            published = time.time()
             context.log.info(f"published serving copy: {result['tables']}; report: {result['report']}")
             docs = _publish_dbt_docs(context, dbt, settings) if config.docs else None
             context.log_event(AssetObservation(
@@ -118,6 +155,9 @@ def build_dbt_models():
                         headline_charts_markdown(settings, settings.serving_dir / SERVING_DB)),
                 },
             ))
+        append_json_line(settings.home / TIMINGS_LOG,
+                         marts_timing_record(config, context.run.run_id, started, dbt_done, published,
+                                             views_kept=keep_views))
 
     return drift_dbt_models
 
