@@ -24,14 +24,19 @@ from drift_pipeline.warehouse.schema import RAW_TABLES
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 
-def _dbt_on_path() -> None:
-    """dagster-dbt runs `dbt` from PATH; a venv used without activation has it beside python."""
-    if shutil.which("dbt") is None:
-        bin_dir = str(Path(sys.executable).parent)
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+# This environment's dbt: a venv used without activation has it beside python, not on PATH.
+VENV_DBT = Path(sys.executable).parent / "dbt"
 
 
-_dbt_on_path()
+def _prepare_manifest() -> None:
+    """`dbt parse` through dagster-dbt's preparer, which runs `dbt` from PATH (this
+    environment's put first when PATH has none) with the profile's DRIFT_PIPELINE_HOME set."""
+    if shutil.which("dbt") is None and VENV_DBT.exists():
+        os.environ["PATH"] = str(VENV_DBT.parent) + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("DRIFT_PIPELINE_HOME", str(Settings.from_env().home))
+    dbt_project.preparer.prepare(dbt_project)
+
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
@@ -53,6 +58,11 @@ class DbtCli(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args):
         return None
+
+
+def dbt_cli() -> DbtCli:
+    """The pipeline's dbt resource: this project, this environment's dbt (PATH untouched)."""
+    return DbtCli(project_dir=dbt_project, dbt_executable=str(VENV_DBT) if VENV_DBT.exists() else "dbt")
 
 
 # Run artifacts of the last few dbt invocations are kept for debugging; older ones are removed.
@@ -137,9 +147,11 @@ def docs_fingerprint(settings: Settings) -> str:
 def ensure_manifest() -> Path:
     """Parse the dbt project if its manifest is missing (Dagster needs it before it loads)."""
     if not dbt_project.manifest_path.exists():
-        os.environ.setdefault("DRIFT_PIPELINE_HOME", str(Settings.from_env().home))
-        dbt_project.preparer.prepare(dbt_project)
+        _prepare_manifest()
     return dbt_project.manifest_path
 
 
-dbt_project.prepare_if_dev()
+# Dagster's pattern for `dagster dev` (only there: DAGSTER_IS_DEV_CLI): the project is parsed
+# again when the UI loads the code, so edited models show up. Elsewhere nothing runs at import.
+if dbt_project.preparer.using_dagster_dev():
+    _prepare_manifest()

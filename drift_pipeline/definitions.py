@@ -7,7 +7,7 @@ from dagster import Definitions, in_process_executor
 from drift_pipeline.assets.dbt import build_dbt_models
 from drift_pipeline.assets.drift_raw import build_drift_raw_sync, raw_asset_checks
 from drift_pipeline.assets.webhooks import webhook_inbox
-from drift_pipeline.dbt_project import DbtCli, dbt_project
+from drift_pipeline.dbt_project import dbt_cli
 from drift_pipeline.partitions import daily_partitions
 from drift_pipeline.resources import DriftApiResource, warehouse_resource
 from drift_pipeline.schedules import build_sync_job, schedules
@@ -35,7 +35,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         resources={
             "drift": drift,
             "duckdb": warehouse_resource(settings),
-            "dbt": DbtCli(project_dir=dbt_project),
+            "dbt": dbt_cli(),
         },
     )
 

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import duckdb
 
-from drift_pipeline.dbt_project import DbtCli, dbt_environment, dbt_project, dbt_run_dir, dbt_vars, ensure_manifest
+from drift_pipeline.dbt_project import dbt_cli, dbt_environment, dbt_run_dir, dbt_vars, ensure_manifest
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
@@ -60,7 +60,7 @@ def refresh_marts(settings: Settings) -> None:
     run, not on this seconds-sensitive path.
     """
     point_dbt_at(settings)
-    dbt = DbtCli(project_dir=dbt_project)
+    dbt = dbt_cli()
     with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()

@@ -13,7 +13,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.dbt_project import DbtCli, dbt_project, dbt_run_dir, ensure_manifest
+from drift_pipeline.dbt_project import dbt_cli, dbt_run_dir, ensure_manifest
 from drift_pipeline.marts import dbt_output_to_file, refresh_marts
 from drift_pipeline.operations import erase
 from drift_pipeline.pii import hash_pii
@@ -67,7 +67,7 @@ def _rebuild_marts_from_scratch(settings) -> None:
     artifacts go under the home like every pipeline invocation's (another test, run beside this
     one, checks that nothing lands in the checkout's dbt_project/target)."""
     with dbt_output_to_file(settings, "test_full_refresh"):
-        DbtCli(project_dir=dbt_project).cli(
+        dbt_cli().cli(
             ["run", "--full-refresh", "--select", "+marts"], manifest=ensure_manifest(), raise_on_error=True,
             target_path=dbt_run_dir(settings, "full-refresh")).wait()
 

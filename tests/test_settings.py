@@ -88,3 +88,20 @@ def test_the_deployment_resource_carries_each_set_variable_as_an_env_var_never_i
     bad = DriftApiResource.for_settings(settings).model_copy(update={"overlap_minutes": "soon"})
     with pytest.raises(SettingsError, match="DRIFT_OVERLAP_MINUTES must be an integer"):
         bad.settings()
+
+
+def test_importing_the_definitions_writes_nothing_and_leaves_the_environment_alone(tmp_path):
+    """Every Dagster process imports the definitions, often: nothing is created under the home
+    and no variable (PATH included: dbt is found beside python) changes."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, os; before = dict(os.environ); import drift_pipeline.definitions; "
+              "print(json.dumps(sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))))")
+    home = tmp_path / "home"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DRIFT_PIPELINE_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    assert not home.exists()
