@@ -24,6 +24,19 @@ from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 
+# The files that take longest (measured: `--durations`), first. pytest-xdist hands whole files
+# to its two workers in collection order; alphabetically the longest two came last, and one
+# worker ran them alone for minutes at the end of the suite.
+LONGEST_FIRST = ("test_webhook_apply.py", "test_dbt_models.py", "test_ui_browser.py",
+                 "test_history_backfill.py", "test_serving.py", "test_orgs.py", "test_retention.py",
+                 "test_postgres.py", "test_end_to_end.py", "test_erasure.py", "test_sensor.py",
+                 "test_sync.py", "test_transcripts_export.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
