@@ -107,6 +107,24 @@ def run_days(settings, start, end, **options):
     return materialize_days(settings, start, end, **options)
 
 
+def mart_rows(database, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every mart table in the DuckDB file `database` (the warehouse or a serving copy): its
+    columns and its rows in order. The `_`-prefixed bookkeeping columns (when a row was built,
+    not what it holds) and the `skip` ones are left out."""
+    conn = duckdb.connect(str(database), read_only=True)
+    try:
+        out = {}
+        for (table,) in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                                     "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall():
+            columns = [c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ? "
+                "ORDER BY ordinal_position", [table]).fetchall() if not c.startswith("_") and c not in skip]
+            out[table] = (columns, conn.execute(f"SELECT {', '.join(columns)} FROM marts.{table} ORDER BY ALL").fetchall())
+        return out
+    finally:
+        conn.close()
+
+
 def query(settings, sql, params=None):
     conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:

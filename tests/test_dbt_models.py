@@ -243,6 +243,16 @@ def assert_all_passed(run: DbtRun) -> None:
     assert run.returncode == 0 and run.results and not failures, "\n".join(failures) or run.output[-3000:]
 
 
+def copy_of_built(built: dict, tmp_path: Path) -> Path:
+    """A home holding a copy of the first build's warehouse (which passed every test), for a
+    test to change and build again without touching the shared one."""
+    assert_all_passed(built["result"])
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    return home
+
+
 def fetch(conn, table: str, key: tuple[str, ...], org_id: int) -> dict:
     cursor = conn.execute(f"select * from {table} where org_id = ?", [org_id])
     names = [d[0] for d in cursor.description]
@@ -444,10 +454,7 @@ def test_agg_attribution_daily_matches_hand_computed_values(built):
 def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tmp_path):
     """A widget event applied after its conversation was built re-attributes it: the incremental
     fct rebuilds just that conversation, the attribution aggregate its day, equal to a full refresh."""
-    assert_all_passed(built["result"])
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    home = copy_of_built(built, tmp_path)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         load_widget_events(conn, [
             widget(ORG, 102, "2026-10-29 13:59:50", ("bing", "cpc", "spring"), "/blog"),  # was untracked
@@ -474,10 +481,7 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tm
 
 def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built, tmp_path):
     """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
-    assert_all_passed(built["result"])
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    home = copy_of_built(built, tmp_path)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         for column in ATTRIBUTION_COLUMNS:
             conn.execute(f"alter table marts.fct_conversations drop column {column}")
@@ -520,10 +524,7 @@ def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
 
 
 def test_incremental_build_equals_full_refresh(built, tmp_path):
-    assert_all_passed(built["result"])
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    home = copy_of_built(built, tmp_path)
     dataset, reloaded, erased = changed_dataset(built["dataset"])
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
@@ -578,10 +579,7 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
 def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built, tmp_path):
     """A business-hours change makes the incremental fct rebuild every row (through the scoped
     path, with every conversation in scope), and that equals a full refresh with the new vars."""
-    assert_all_passed(built["result"])
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    home = copy_of_built(built, tmp_path)
     holidays = json.dumps({"business_holidays": ["2026-10-29"]})
     target = built["target"]
 
@@ -642,10 +640,7 @@ def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp
     """The nightly path's data tests read only the conversations the run rebuilt: a bad row in a
     changed conversation fails them; the same bad row in an unchanged conversation is outside
     their scope, and the full tests (`--full-tests`, CI) still see both."""
-    assert_all_passed(built["result"])
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
+    home = copy_of_built(built, tmp_path)
     dataset, reloaded, _ = changed_dataset(built["dataset"])
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         load_raw(conn, dataset, SECOND_SYNC, only=reloaded)

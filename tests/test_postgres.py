@@ -16,7 +16,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import psycopg
 import pytest
 
@@ -30,7 +29,7 @@ from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.warehouse.postgres import connect_postgres
 
-from conftest import SIM_END, query, sync
+from conftest import SIM_END, mart_rows, query, sync
 
 pytestmark = pytest.mark.postgres
 
@@ -89,25 +88,6 @@ def test_a_sync_into_postgres_stores_what_a_sync_into_duckdb_stores(sim_env, pos
 # -- the whole path: two orgs in two parallel runs, Dagster on Postgres, marts as on DuckDB ------
 DRIFT_PIPELINE = str(Path(sys.executable).parent / "drift-pipeline")
 ORGS = ({"seed": 21, "org_id": 21000001}, {"seed": 22, "org_id": 22000002})
-
-
-def _marts(path: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Every published mart's columns and rows, sorted; bookkeeping (`_*`) and load-time
-    columns left out: they say when a row was built, not what it holds."""
-    conn = duckdb.connect(str(path), read_only=True)
-    try:
-        out = {}
-        for (table,) in conn.execute("SELECT table_name FROM information_schema.tables "
-                                     "WHERE table_schema = 'marts' ORDER BY 1").fetchall():
-            columns = [c for (c,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
-                "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-                if not c.startswith("_") and c != "synced_at"]
-            rows = conn.execute(f"SELECT {', '.join(columns)} FROM marts.{table}").fetchall()
-            out[table] = (columns, sorted(rows, key=repr))
-        return out
-    finally:
-        conn.close()
 
 
 def _same_value(a, b) -> bool:
@@ -183,8 +163,8 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
         sync(org_settings, start, end, org_id=org["org_id"])
     refresh_marts(duck_settings)
 
-    pg_marts = _marts(pg_settings.serving_dir / "analytics.duckdb")
-    duck_marts = _marts(duck_settings.serving_dir / "analytics.duckdb")
+    pg_marts = mart_rows(pg_settings.serving_dir / "analytics.duckdb", skip=("synced_at",))
+    duck_marts = mart_rows(duck_settings.serving_dir / "analytics.duckdb", skip=("synced_at",))
     assert set(pg_marts) == set(duck_marts) >= {"fct_conversations", "agg_daily_metrics", "agg_agent_daily"}
     for table, (columns, rows) in duck_marts.items():
         pg_columns, pg_rows = pg_marts[table]

@@ -24,7 +24,7 @@ from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.inbox import write_events_file
 
-from conftest import SIM_END, query, sync
+from conftest import SIM_END, mart_rows, query, sync
 
 pytestmark = pytest.mark.slow
 END = SIM_END.replace(tzinfo=None)
@@ -41,23 +41,6 @@ def _tables(path) -> dict[str, list[tuple]]:
                              "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()
         return {f"{s}.{t}": sorted(conn.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr)
                 for s, t in names}
-    finally:
-        conn.close()
-
-
-def _marts(settings) -> dict[str, list[tuple]]:
-    """Every metric column of every mart (the `_`-prefixed bookkeeping columns say when a row
-    was built, not what it measures), sorted."""
-    conn = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        out = {}
-        for (table,) in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-                                     "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall():
-            columns = [c for (c,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' AND table_name = ? "
-                "ORDER BY ordinal_position", [table]).fetchall() if not c.startswith("_")]
-            out[table] = conn.execute(f"SELECT {', '.join(columns)} FROM marts.{table} ORDER BY ALL").fetchall()
-        return out
     finally:
         conn.close()
 
@@ -108,15 +91,15 @@ def test_retention_blanks_old_text_everywhere_and_leaves_every_metric_equal(sim_
         "raw.messages", "raw.transcripts", "raw.webhook_events"}
     assert _tables_mentioning(settings.serving_dir / "transcripts.duckdb", OLD)
     assert {"inbox", "processed", "quarantine", "exports"} <= {f.split("/")[0] for f in _files_mentioning(settings.home, OLD)}
-    metrics_before = _marts(settings)
-    assert len(metrics_before["fct_conversations"]) > 100
+    metrics_before = mart_rows(settings.warehouse_path)
+    assert len(metrics_before["fct_conversations"][1]) > 100  # (columns, rows)
 
     # N such that the cutoff falls between the old messages and the new one, whatever today is.
     days = (utcnow() - END).days + 2
     result = run_retention(settings, days, trigger="cli")
 
     _rebuild_marts_from_scratch(settings)
-    assert _marts(settings) == metrics_before, "no metric moved"
+    assert mart_rows(settings.warehouse_path) == metrics_before, "no metric moved"
     assert _tables_mentioning(settings.warehouse_path, OLD) == []
     for copy in ("analytics.duckdb", "transcripts.duckdb"):
         assert _tables_mentioning(settings.serving_dir / copy, OLD) == [], copy

@@ -19,8 +19,8 @@ from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
 from drift_pipeline.webhooks.apply import TIMINGS_LOG
 
-DBT_ASSET_OP = "drift_dbt_models"
-DOCS_FINGERPRINT = "dbt_docs.fingerprint"  # under state/: what the published dbt docs were made from  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
+DBT_ASSET_OP = "drift_dbt_models"  # the op name run config addresses (`ops: {drift_dbt_models: ...}`)
+DOCS_FINGERPRINT = "dbt_docs.fingerprint"  # under state/: what the published dbt docs were made from
 MARTS_GROUP = "drift_marts"
 MODELS_GROUP = "drift_models"
 
