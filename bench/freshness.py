@@ -1,7 +1,7 @@
 """Freshness: from a webhook POST to the change visible in the serving copy, under `dagster dev`
 with the inbox sensor running (target: p95 under 30 s on a quiet machine), split into stages.
 
-    .venv/bin/python bench/freshness.py [--events 12] [--spacing 10] [--json]
+    .venv/bin/python bench/freshness.py [--events 12] [--spacing 10] [--json] [--keep DIR]
 
 A simulator (in this process), the webhook receiver and `dagster dev` (own process group) run
 on loopback against a fresh home. After an initial sync, each round closes an open conversation
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,7 +77,8 @@ def _post(url: str, payload: dict, headers: dict[str, str]) -> int:
         return answer.status
 
 
-def measure_freshness(events: int = 12, spacing_s: float = 10.0, timeout_s: float = 240.0) -> dict:
+def measure_freshness(events: int = 12, spacing_s: float = 10.0, timeout_s: float = 240.0,
+                      keep: Path | None = None) -> dict:
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     simulator = Simulator(SimulatorConfig(seed=3, days=2, conversations_per_day=60, end=now,
                                           rate_limit_per_minute=60_000))
@@ -143,6 +145,8 @@ def measure_freshness(events: int = 12, spacing_s: float = 10.0, timeout_s: floa
                 os.killpg(dagster.pid, signal.SIGKILL)
             stop_receiver(receiver)
         stages = stage_breakdown(home, posted_at, seen_at)
+        if keep:  # the home, the receiver's and dagster dev's logs, for a closer look
+            shutil.copytree(scratch, keep, dirs_exist_ok=True)
     ordered = sorted(latencies)
 
     def pct(fraction):
@@ -162,7 +166,17 @@ def _collect(serving: Path, pending: dict[int, float], latencies: list[float],
             del pending[conversation_id]
 
 
-STAGES = ("sensor tick wait", "run launch", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
+STAGES = ("sensor tick wait", "run launch", "  queue wait", "  launch", "  process start", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
+
+
+def _run_milestones(instance, run_id: str) -> dict:
+    from dagster import DagsterEventType
+
+    names = {DagsterEventType.RUN_DEQUEUED: "dequeued", DagsterEventType.RUN_STARTING: "starting"}
+    marks = {}
+    for record in instance.get_records_for_run(run_id, of_type=set(names)).records:
+        marks[names[record.event_log_entry.dagster_event.event_type]] = record.event_log_entry.timestamp
+    return marks
 
 
 def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, float]) -> dict:
@@ -175,8 +189,12 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
     applies = sorted((r for r in records if r["kind"] == "apply"), key=lambda r: r["started_at"])
     refreshes = sorted((r for r in records if r["kind"] == "marts" and r.get("published", True)), key=lambda r: r["started_at"])
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time)
-                for r in instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))]
+        records_ = instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))
+        runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time) for r in records_]
+        # When the daemon took each run off the queue and when the launcher handed it to a new
+        # process: "run launch" is queue wait + launch + that process's start (imports, definitions).
+        milestones = {r.dagster_run.run_id: _run_milestones(instance, r.dagster_run.run_id) for r in records_}
+        by_start = {r.start_time: milestones[r.dagster_run.run_id] for r in records_ if r.start_time}
     per_event = []
     for conversation_id, seen in seen_at.items():
         posted = posted_at[conversation_id]
@@ -190,12 +208,18 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
             continue
         created = max(run[0], posted)
         launched = max(run[1], created)
+        marks = by_start.get(run[1], {})
+        dequeued = min(max(marks.get("dequeued", created), created), launched)
+        starting = min(max(marks.get("starting", dequeued), dequeued), launched)
         seconds = apply["stage_seconds"]
         per_event.append({
             "sensor tick wait": created - posted,
             # Behind the run before it (one run at a time), then a new process that loads the
             # definitions (dagster-dbt and dbt's adapters: most of it) until the run starts.
             "run launch": launched - created,
+            "  queue wait": dequeued - created,  # behind the run before it, then the daemon's poll
+            "  launch": starting - dequeued,  # the launcher asking the code server for a process
+            "  process start": launched - starting,  # that process: imports, definitions, instance
             "run start-up": apply["started_at"] - launched,  # resources, the op starting
             "fetch": seconds.get("read", 0) + seconds.get("erase", 0) + seconds.get("fetch", 0),
             "raw write": seconds.get("write", 0) + seconds.get("move", 0),
@@ -219,8 +243,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=12)
     parser.add_argument("--spacing", type=float, default=10.0, help="seconds between POSTs")
     parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
+    parser.add_argument("--keep", type=Path, help="copy the bench's home and logs here at the end")
     args = parser.parse_args()
-    result = measure_freshness(args.events, args.spacing)
+    result = measure_freshness(args.events, args.spacing, keep=args.keep)
     met = result["lost"] == 0 and result["p95_s"] is not None and result["p95_s"] < TARGET_P95_S
     if args.json:
         print(json.dumps(result))
