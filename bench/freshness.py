@@ -10,8 +10,9 @@ polls `serving/analytics.duckdb` until `marts.fct_conversations` shows it closed
 
 Stages of each event, from the Dagster run that applied it (the instance's run records) and the
 timings the apply pass and the marts refresh append to `logs/timings.jsonl`:
-sensor tick wait (POST -> run created), run launch (-> the run starts: behind the run before
-it, then a new process loading the definitions), run start-up (-> the apply pass starts:
+sensor tick wait (POST -> run created), run launch (-> the run starts), split into queued,
+launching (behind the run before it, then the launcher) and process start (a new process
+loading the definitions), run start-up (-> the apply pass starts:
 resources, the op), fetch (read, erase, fetch), raw write (write, move), dbt, publish, and seen (the
 serving copy published -> this poller saw it; it polls every 0.5 s). A warm-up event, applied
 before the measured rounds, keeps the daemon's own start out of the figures.
@@ -166,13 +167,13 @@ def _collect(serving: Path, pending: dict[int, float], latencies: list[float],
             del pending[conversation_id]
 
 
-STAGES = ("sensor tick wait", "run launch", "  queue wait", "  launch", "  process start", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
+STAGES = ("sensor tick wait", "run launch", "  queued, launching", "  process start", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
 
 
 def _run_milestones(instance, run_id: str) -> dict:
     from dagster import DagsterEventType
 
-    names = {DagsterEventType.RUN_DEQUEUED: "dequeued", DagsterEventType.RUN_STARTING: "starting"}
+    names = {DagsterEventType.RUN_STARTING: "starting"}
     marks = {}
     for record in instance.get_records_for_run(run_id, of_type=set(names)).records:
         marks[names[record.event_log_entry.dagster_event.event_type]] = record.event_log_entry.timestamp
@@ -191,8 +192,8 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         records_ = instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))
         runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time) for r in records_]
-        # When the daemon took each run off the queue and when the launcher handed it to a new
-        # process: "run launch" is queue wait + launch + that process's start (imports, definitions).
+        # When the launcher handed each run to a new process: "run launch" is the wait in the
+        # queue and the launch, then that process's start (imports, definitions, instance).
         milestones = {r.dagster_run.run_id: _run_milestones(instance, r.dagster_run.run_id) for r in records_}
         by_start = {r.start_time: milestones[r.dagster_run.run_id] for r in records_ if r.start_time}
     per_event = []
@@ -209,16 +210,16 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
         created = max(run[0], posted)
         launched = max(run[1], created)
         marks = by_start.get(run[1], {})
-        dequeued = min(max(marks.get("dequeued", created), created), launched)
-        starting = min(max(marks.get("starting", dequeued), dequeued), launched)
+        starting = min(max(marks.get("starting", created), created), launched)
         seconds = apply["stage_seconds"]
         per_event.append({
             "sensor tick wait": created - posted,
             # Behind the run before it (one run at a time), then a new process that loads the
             # definitions (dagster-dbt and dbt's adapters: most of it) until the run starts.
             "run launch": launched - created,
-            "  queue wait": dequeued - created,  # behind the run before it, then the daemon's poll
-            "  launch": starting - dequeued,  # the launcher asking the code server for a process
+            # Behind the run before it (one at a time), the daemon's 1 s queue poll, the launcher
+            # asking the code server for a process (dagster writes no "dequeued" event here).
+            "  queued, launching": starting - created,
             "  process start": launched - starting,  # that process: imports, definitions, instance
             "run start-up": apply["started_at"] - launched,  # resources, the op starting
             "fetch": seconds.get("read", 0) + seconds.get("erase", 0) + seconds.get("fetch", 0),
@@ -256,9 +257,9 @@ def main() -> int:
     print(f"  each: {result['latencies_s']}")
     table = result["stages"]["table"]
     print(f"  stages of {result['stages']['events']} events (seconds):")
-    print(f"  {'stage':<18}{'p50':>8}{'p95':>8}{'max':>8}")
+    print(f"  {'stage':<20}{'p50':>8}{'p95':>8}{'max':>8}")
     for stage, figures in table.items():
-        print(f"  {stage:<18}{figures['p50']:>8.2f}{figures['p95']:>8.2f}{figures['max']:>8.2f}")
+        print(f"  {stage:<20}{figures['p50']:>8.2f}{figures['p95']:>8.2f}{figures['max']:>8.2f}")
     return 0 if met else 1
 
 
