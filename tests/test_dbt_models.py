@@ -551,6 +551,16 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
         ).fetchone()[0]
     assert sorted(untouched_after) == sorted(untouched_before), "untouched conversations were rebuilt"
     assert rebuilt == 4, "only the reloaded conversations are rebuilt"
+    # The hard-deleted conversations stay in the watermarks, marked departed: every model
+    # dropped their rows by key (the marts' comparison below proves the rest).
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        departed = set(conn.execute("select org_id, conversation_id from intermediate.int_drift__conversation_watermarks "
+                                    "where is_departed").fetchall())
+        left_behind = conn.execute(
+            "select count(*) from intermediate.int_drift__chat_messages as m join "
+            "intermediate.int_drift__conversation_watermarks as w using (org_id, conversation_id) "
+            "where w.is_departed").fetchone()[0]
+    assert departed == erased and left_behind == 0
     # The incremental path reads the intermediate models, which rebuilt just those
     # conversations too (the same rebuild set, from the watermarks).
     fct_sql = (target / "compiled" / "drift_pipeline" / "models" / "marts" / "fct_conversations.sql").read_text()

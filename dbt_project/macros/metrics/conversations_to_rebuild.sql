@@ -8,6 +8,7 @@
   their write time, so a later load always has a newer stamp), or that have unstamped rows.
   On a full build it is every conversation. Models join their inputs to this set: that join
   is their incremental filter, and the full path runs the very same SQL over all of them.
+  Conversations that left raw (`is_departed`) are never rebuilt: they have no rows to build.
 
   `extra_condition` (SQL over `{{ this }}`-free expressions) rebuilds everything when true,
   e.g. a changed business-hours schedule.
@@ -18,42 +19,49 @@
         watermarks.conversation_id,
         watermarks.source_synced_at
     from {{ ref('int_drift__conversation_watermarks') }} as watermarks
+    where not coalesce(watermarks.is_departed, false)
     {%- if is_incremental() %}
-    where watermarks.has_unstamped_rows
-        or watermarks.source_synced_at > (
-            select coalesce(max(_source_synced_at), cast('1900-01-01' as timestamp)) from {{ this }}
+        and (
+            watermarks.has_unstamped_rows
+            or watermarks.source_synced_at > (
+                select coalesce(max(_source_synced_at), cast('1900-01-01' as timestamp)) from {{ this }}
+            )
+            {%- if extra_condition %}
+            or ({{ extra_condition }})
+            {%- endif %}
         )
-        {%- if extra_condition %}
-        or ({{ extra_condition }})
-        {%- endif %}
     {%- endif %}
 {%- endmacro %}
 
 
 {#-
   Pre-hook of every incremental per-conversation model: before the model's SQL runs, delete the
-  rows of the conversations it is about to rebuild, and of conversations that left the
-  warehouse (erasure, hard deletes). Without it a conversation whose rebuild yields no row
-  (say its only chat message was deleted) would keep its old rows: delete+insert only replaces
-  the keys the new rows carry. The model then finds at least these conversations again (its
-  newest stored watermark can only have dropped), and delete+insert replaces any extra ones it
-  rebuilds.
+  rows of the conversations it is about to rebuild, and of conversations that left raw (hard
+  deletes: `is_departed` in the watermarks). Without it a conversation whose rebuild yields no
+  row (say its only chat message was deleted) would keep its old rows: delete+insert only
+  replaces the keys the new rows carry. The model then finds at least these conversations again
+  (its newest stored watermark can only have dropped), and delete+insert replaces any extra ones
+  it rebuilds. Both are lookups by key (a semi-join with a small set); the departed set stays
+  in the watermarks, so a model that missed a run still drops them on its next.
 -#}
 {% macro drift_clear_conversations_to_rebuild(extra_condition=none) -%}
     {%- if is_incremental() %}
     delete from {{ this }} as built
     where exists (
-            select 1
+        select 1
+        from (
+            select rebuild.org_id, rebuild.conversation_id
             from ({{ drift_conversations_to_rebuild(extra_condition) }}) as rebuild
-            where rebuild.org_id = built.org_id
-                and rebuild.conversation_id = built.conversation_id
-        )
-        or not exists (
-            select 1
-            from {{ ref('int_drift__conversation_watermarks') }} as watermarks
-            where watermarks.org_id = built.org_id
-                and watermarks.conversation_id = built.conversation_id
-        )
+
+            union all
+
+            select departed.org_id, departed.conversation_id
+            from {{ ref('int_drift__conversation_watermarks') }} as departed
+            where departed.is_departed
+        ) as cleared
+        where cleared.org_id = built.org_id
+            and cleared.conversation_id = built.conversation_id
+    )
     {%- else %}
     select 1
     {%- endif %}

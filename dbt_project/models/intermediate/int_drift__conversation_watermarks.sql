@@ -1,12 +1,16 @@
+{#- A table built before is_departed existed gains the column (null reads as false). -#}
 {{
     config(
+        on_schema_change='append_new_columns',
         post_hook=[
-            "delete from {{ this }} as built
-             where not exists (
-                 select 1 from {{ ref('stg_drift__conversations') }} as conversations
-                 where conversations.org_id = built.org_id
-                     and conversations.conversation_id = built.conversation_id
-             )"
+            "update {{ this }} as built
+             set is_departed = true
+             where not coalesce(built.is_departed, false)
+                 and not exists (
+                     select 1 from {{ ref('stg_drift__conversations') }} as conversations
+                     where conversations.org_id = built.org_id
+                         and conversations.conversation_id = built.conversation_id
+                 )"
         ]
     )
 }}
@@ -15,7 +19,10 @@
 -- watermark moved past the newest one it holds (macros/metrics/conversations_to_rebuild.sql).
 -- Incremental runs find the conversations with a raw row loaded after the newest watermark
 -- here, from the load stamps alone (no per-conversation aggregation over all messages), and
--- recompute just theirs; conversations that left raw are dropped by the post-hook.
+-- recompute just theirs. A conversation that left raw (a hard delete) keeps its row, marked
+-- `is_departed` by the post-hook: every model downstream then deletes its rows by key, a lookup
+-- as cheap as the rebuild's, instead of anti-joining its whole table with this one on every
+-- run. A conversation that comes back is loaded again and its row replaced.
 {%- set lookback_minutes = var('incremental_lookback_minutes', 0) | int %}
 
 with
@@ -140,6 +147,7 @@ select
     org_id,
     conversation_id,
     max(synced_at) as source_synced_at,
-    sum(unstamped) > 0 as has_unstamped_rows
+    sum(unstamped) > 0 as has_unstamped_rows,
+    false as is_departed
 from loads
 group by org_id, conversation_id
