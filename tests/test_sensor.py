@@ -4,6 +4,8 @@ is requested again later; the job it launches applies the files and refreshes th
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -71,6 +73,12 @@ def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
     built = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("drift_dbt_models")}
     assert {"marts/fct_conversations", "marts/agg_daily_metrics", "marts/agg_agent_daily"} <= built
     assert not result.get_asset_check_evaluations(), "the webhook refresh runs the models, not their tests"
+    # dbt ran in the run's own process (no dbt process to start), and let go of the warehouse:
+    # another process can open it for writing at once.
+    assert [t["dbt_in_process"] for t in _timings(settings) if t["kind"] == "marts"] == [True]
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('select 1')",
+                             str(settings.warehouse_path)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr
     import duckdb
 
     serving = duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True)
@@ -90,7 +98,7 @@ def test_marts_timing_record_says_which_mode_and_where_the_seconds_went():
 
     refresh = marts_timing_record(DbtModelsConfig(data_tests=False, docs=False), "run-1",
                                   started=100.0, dbt_done=104.5, published=105.25, views_kept=True)
-    assert refresh == {"kind": "marts", "mode": "refresh", "run_id": "run-1", "views_kept": True,
+    assert refresh == {"kind": "marts", "mode": "refresh", "run_id": "run-1", "views_kept": True, "dbt_in_process": False,
                        "started_at": 100.0, "finished_at": 105.25, "dbt_seconds": 4.5,
                        "publish_seconds": 0.75, "published": True}
     unpublished = marts_timing_record(DbtModelsConfig(full_refresh=True), "run-2", 100.0, 130.0, None)
@@ -139,3 +147,24 @@ def test_the_sensor_job_logs_its_stages_and_creates_the_views_only_when_they_cha
                                [open_ids[1]]).fetchall() == [("closed",)]
     finally:
         serving.close()
+
+
+def test_dbt_failing_in_process_reports_its_errors_and_frees_the_warehouse(sim_env, monkeypatch):
+    """The webhook refresh runs dbt in the run's process: a model that fails there must come
+    back as dbt's own error, and the warehouse must be closed all the same."""
+    from drift_pipeline.dbt_project import dbt_environment, dbt_run_dir, run_dbt_in_process
+
+    _, settings = sim_env
+    sync(settings, END - timedelta(days=1), END)
+    for name, value in dbt_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    result = run_dbt_in_process(
+        ["run", "--full-refresh", "--select", "+int_drift__business_hours_first_response",
+         "--vars", json.dumps({"business_hours_timezone": "Nowhere/Atlantis"})],
+        dbt_run_dir(settings, "fails"))
+    assert not result.success
+    assert any("Atlantis" in error for error in result.errors), result.errors
+    assert any(e["info"]["name"] == "NodeFinished" for e in result.events)
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('select 1')",
+                             str(settings.warehouse_path)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr

@@ -1,14 +1,24 @@
 """dbt models as Dagster assets: downstream of the raw assets, tests as asset checks."""
 
 
+import json
 import time
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, Failure, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
-from drift_pipeline.dbt_project import dbt_project, dbt_run_dir, dbt_vars, docs_fingerprint, ensure_manifest
+from drift_pipeline.dbt_project import (
+    dbt_project,
+    dbt_run_dir,
+    dbt_vars,
+    docs_fingerprint,
+    ensure_manifest,
+    run_dbt_in_process,
+)
 from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.partitions import single_run
 from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, views_current
@@ -85,13 +95,14 @@ def dbt_mode(config: DbtModelsConfig) -> str:
 
 
 def marts_timing_record(config: DbtModelsConfig, run_id: str, started: float, dbt_done: float,
-                        published: float | None, *, views_kept: bool = False) -> dict:
+                        published: float | None, *, views_kept: bool = False, in_process: bool = False) -> dict:
     """The `kind: marts` line of `logs/timings.jsonl` for one run of the dbt asset: when it
     started, when the serving copy was in place (`finished_at`; the end of dbt when the run
     published nothing), and the seconds dbt and the publish took. bench/freshness.py and
     bench/soak.py join it with the apply pass's line."""
     finished = published if published is not None else dbt_done
     return {"kind": "marts", "mode": dbt_mode(config), "run_id": run_id, "views_kept": views_kept,
+            "dbt_in_process": in_process,
             "started_at": round(started, 3), "finished_at": round(finished, 3),
             "dbt_seconds": round(dbt_done - started, 3),
             "publish_seconds": round(published - dbt_done, 3) if published is not None else None,
@@ -109,13 +120,15 @@ def build_dbt_models():
     include the models, so a backfill of any length is still one run.
     """
 
+    translator = DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
     @dbt_assets(
         manifest=ensure_manifest(),
         project=dbt_project,
         # Meaningless for an unpartitioned asset except to Dagster's CLI, which takes a
         # --partition-range over a selection only when every selected asset has this policy.
         backfill_policy=single_run,
-        dagster_dbt_translator=DriftDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        dagster_dbt_translator=translator,
     )
     def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource,
                          drift: DriftApiResource):
@@ -129,9 +142,14 @@ def build_dbt_models():
         # defined now (re-creating one changes nothing but costs its turn in dbt).
         keep_views = dbt_mode(config) == "refresh" and views_current(settings, manifest)
         all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
+        args = dbt_command(config) + (EXCLUDE_VIEWS if keep_views else [])
+        target_path = dbt_run_dir(settings, context.run.run_id[:8])
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
-            yield from dbt.cli(dbt_command(config) + (EXCLUDE_VIEWS if keep_views else []), context=context,
-                               target_path=dbt_run_dir(settings, context.run.run_id[:8])).stream()
+            in_process = dbt_mode(config) == "refresh" and all_models and not settings.warehouse_on_postgres
+            if in_process:
+                yield from _refresh_in_process(context, args, target_path, manifest, translator)
+            else:
+                yield from dbt.cli(args, context=context, target_path=target_path).stream()
         if all_models and not keep_views:
             record_views_created(settings, manifest)
         dbt_done = time.time()
@@ -157,9 +175,27 @@ def build_dbt_models():
             ))
         append_json_line(settings.home / TIMINGS_LOG,
                          marts_timing_record(config, context.run.run_id, started, dbt_done, published,
-                                             views_kept=keep_views))
+                                             views_kept=keep_views, in_process=in_process))
 
     return drift_dbt_models
+
+
+def _refresh_in_process(context: AssetExecutionContext, args: list[str], target_path, manifest, translator):
+    """The webhook refresh (`dbt run` of every model, no tests) in the run's own process, its
+    events turned into Dagster's by dagster-dbt exactly as from a dbt process's JSON log, so
+    each model's materialization still comes from dbt's result for it. Every model is selected,
+    so no dagster-dbt selection is needed; other runs (tests, subsets, Postgres) start dbt as a
+    process through the resource."""
+    context.log.info(f"Running dbt in process: `dbt {' '.join(args)}` (artifacts and dbt.log: {target_path})")
+    result = run_dbt_in_process(args, target_path)
+    manifest = json.loads(Path(manifest).read_text())  # once, not once per event
+    for raw_event in result.events:
+        yield from DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={}).to_default_asset_events(
+            manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=target_path,
+            project=dbt_project)
+    if not result.success:
+        raise Failure(description=f"dbt {' '.join(args)} failed (dbt's log: {target_path / 'dbt.log'})",
+                      metadata={"errors": MetadataValue.md("\n\n".join(result.errors) or "(none reported)")})
 
 
 def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, settings: Settings):
