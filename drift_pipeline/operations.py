@@ -31,7 +31,7 @@ from drift_pipeline.webhooks.inbox import InvalidInboxFile
 def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
     """`drift-pipeline apply-inbox`: apply, then refresh the marts and the serving copy."""
     result = apply_inbox(settings, files)
-    if result.events_applied or result.contacts_erased:
+    if result.marts_affected:
         refresh_marts(settings)
     return result.as_dict()
 
@@ -93,7 +93,7 @@ def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -
         result = asyncio.run(apply_files(settings, [path], moving=False))
     except (InvalidInboxFile, InvalidEvent) as exc:
         raise UsageError(str(exc)) from None
-    if refresh and (result.events_applied or result.contacts_erased):
+    if refresh and result.marts_affected:
         refresh_marts(settings)
     return result.as_dict()
 

@@ -506,3 +506,109 @@ def test_a_newer_change_no_event_explains_fetches_the_pages(sim_env):
     assert result.conversations_from_payloads == 0
     [late_message] = [p["data"] for p in late if p["type"] == "new_message"]
     assert query(settings, "SELECT count(*) FROM raw.messages WHERE message_id = ?", [late_message["id"]]) == [(1,)]
+
+
+# --- identical payloads that may be new changes (current shapes: no changedAt) -------------------
+
+def _status_rows(settings, conversation_id) -> list[tuple]:
+    return query(settings, "SELECT status, changed_at, source FROM raw.status_events "
+                           "WHERE conversation_id = ? ORDER BY changed_at, status, source", [conversation_id])
+
+
+def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_row_per_distinct_event(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    synced_rows = _status_rows(settings, conversation_id)
+    base = world.now_ms
+    closed, reopened = (world.set_status(conversation_id, "closed", at_ms=base + 60_000)
+                        + world.set_status(conversation_id, "open", at_ms=base + 120_000))
+    deliver(simulator, settings, [closed, reopened], spacing_s=0.01)
+    first = apply_inbox_and_refresh(settings)
+    assert first["events_applied"] == 2 and first["events_repeated"] == 0
+    received = {r["payload"]["data"]["status"]: r["received_at"] for r in received_records(settings)}
+
+    # Closed again: the very bytes of the first close, so the very same event id.
+    [closed_again] = world.set_status(conversation_id, "closed", at_ms=base + 180_000)
+    assert closed_again == closed
+    [answer] = deliver(simulator, settings, [closed_again])
+    assert answer["status"] == "accepted" and answer["repeat"] is True
+    simulator.stats.reset()
+    second = apply_inbox_and_refresh(settings)
+    assert second["events_applied"] == 0 and second["events_duplicate"] == 1
+    assert second["events_repeated"] == 1 and second["conversations_refetched"] == 1
+    assert _calls(simulator)[("detail", f"/conversations/{conversation_id}")] == 1
+
+    assert query(settings, "SELECT status FROM raw.conversations WHERE conversation_id = ?",
+                 [conversation_id]) == [("closed",)]
+    assert query(settings, "SELECT status, reopen_count, first_closed_at FROM marts.fct_conversations "
+                           "WHERE conversation_id = ?", [conversation_id]) == [
+        ("closed", 1, ms_to_ts(base + 60_000))]
+    # Besides what the sync recorded: one webhook row per distinct event (the repeat adds
+    # none), Drift's reported first close, and the close the repeat's refetch found, at
+    # Drift's updatedAt.
+    assert _status_rows(settings, conversation_id) == sorted(synced_rows + [
+        ("closed", ms_to_ts(received["closed"]), "webhook"),
+        ("open", ms_to_ts(received["open"]), "webhook"),
+        ("closed", ms_to_ts(base + 60_000), "report"),
+        ("closed", ms_to_ts(base + 180_000), "poll"),
+    ], key=lambda row: (row[1], row[0], row[2]))
+    assert query(settings, "SELECT count(*) FROM raw.webhook_events WHERE conversation_id = ?",
+                 [conversation_id]) == [(2,)]
+
+
+def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_adds_no_row(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    [closed] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
+    deliver(simulator, settings, [closed])
+    apply_inbox(settings)
+    status_rows = _status_rows(settings, conversation_id)
+    webhook_rows = query(settings, "SELECT * FROM raw.webhook_events ORDER BY event_id")
+
+    # Drift did not get our 2xx and sends the same event again; nothing changed meanwhile.
+    [answer] = deliver(simulator, settings, [closed])
+    assert answer["repeat"] is True
+    simulator.stats.reset()
+    result = apply_inbox(settings)
+    assert (result.events_applied, result.events_repeated, result.status_events) == (0, 1, 0)
+    assert dict(_calls(simulator)) == {("detail", f"/conversations/{conversation_id}"): 1}
+    assert _status_rows(settings, conversation_id) == status_rows
+    assert query(settings, "SELECT * FROM raw.webhook_events ORDER BY event_id") == webhook_rows
+
+
+def test_an_agent_added_removed_and_added_again_without_changed_at_is_current(sim_env):
+    simulator, settings = sim_env
+    world = simulator.world
+    sync(settings, END - timedelta(days=3), END)
+    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    conversation = world.conversations[conversation_id]
+    agent = next(a for a in world.agent_ids if a not in conversation["participants"])
+    org = str(world.org_id)
+    added = {"type": "conversation_participant_added", "orgId": org,
+             "data": {"conversationId": conversation_id, "addedParticipants": [agent]}}
+    removed = {"type": "conversation_participant_removed", "orgId": org,
+               "data": {"conversationId": conversation_id, "removedParticipants": [agent]}}
+
+    def current() -> list[tuple]:
+        return query(settings, "SELECT is_current FROM raw.participants WHERE conversation_id = ? "
+                               "AND participant_id = ? AND participant_type = 'user'", [conversation_id, agent])
+
+    conversation["participants"].append(agent)
+    deliver(simulator, settings, [added])
+    apply_inbox(settings)
+    assert current() == [(True,)]
+    conversation["participants"].remove(agent)
+    deliver(simulator, settings, [removed])
+    apply_inbox(settings)
+    assert current() == [(False,)]
+
+    conversation["participants"].append(agent)
+    [answer] = deliver(simulator, settings, [added])  # the same bytes as the first add
+    assert answer["repeat"] is True
+    result = apply_inbox(settings)
+    assert (result.events_applied, result.events_repeated, result.conversations_refetched) == (0, 1, 1)
+    assert current() == [(True,)]

@@ -196,6 +196,22 @@ def test_status_and_participant_events_without_changed_at_are_valid_without_a_ti
     event = validate_event({"type": event_type, "orgId": "7", "data": data})
     assert event.conversation_id == 42
     assert event.occurred_at_ms is None  # the apply step uses the time received
+    assert event.repeatable  # the same change made again gives the same bytes
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "conversation_status_updated", "orgId": 7,
+     "data": {"conversationId": 42, "status": "closed", "changedAt": 1_700_000_000_000}},
+    {"type": "conversation_participant_added", "orgId": 7,
+     "data": {"conversationId": 42, "addedParticipants": [5], "changedAt": 1_700_000_000_000}},
+    new_message(),
+    {"type": "new_conversation", "orgId": 7, "data": {"id": 42}},
+    {"type": "contact_identified", "orgId": 7, "data": {"endUserId": 5400000001}},
+    {"type": "playbook_goal_met", "orgId": 7, "data": {"goal": 1}},
+], ids=["status-with-changedAt", "participant-with-changedAt", "new_message", "new_conversation",
+        "contact_identified", "unknown"])
+def test_only_untimed_status_and_participant_events_are_repeatable(payload):
+    assert validate_event(payload).repeatable is False
 
 
 def test_app_disconnected_without_data_is_valid():
@@ -469,6 +485,72 @@ async def test_concurrent_redeliveries_are_stored_once(client, settings):
     assert sorted(response.json()["status"] for response in responses) == \
         ["accepted"] + ["duplicate"] * 9
     assert len(stored_records(settings)) == 1
+
+
+def status_updated(status: str, conversation_id: int = 42, **extra) -> dict:
+    """A status event as Drift's current shapes send it: no `changedAt`."""
+    return {"type": "conversation_status_updated", "token": TOKEN, "orgId": 7,
+            "data": {"conversationId": conversation_id, "status": status, **extra}}
+
+
+@pytest.mark.anyio
+async def test_closed_reopened_closed_again_without_changed_at_keeps_the_second_close(
+        client, settings):
+    answers = [(await client.post("/webhooks", json=status_updated(status))).json()
+               for status in ("closed", "open", "closed")]
+    closed_id, open_id = event_id(status_updated("closed")), event_id(status_updated("open"))
+    assert answers == [{"status": "accepted", "event_id": closed_id},
+                       {"status": "accepted", "event_id": open_id},
+                       {"status": "accepted", "event_id": closed_id, "repeat": True}]
+    records = stored_records(settings)
+    assert [(r["event_id"], r["payload"]["data"]["status"]) for r in records] == [
+        (closed_id, "closed"), (open_id, "open"), (closed_id, "closed")]
+    assert records[2]["received_at"] >= records[1]["received_at"]  # its own arrival
+    assert seen_ids_on_disk(settings) == [closed_id, open_id], "a repeat adds no seen line"
+
+    # A true redelivery of a message is still answered as a duplicate and not written.
+    message = [(await client.post("/webhooks", json=new_message())).json()["status"]
+               for _ in range(2)]
+    assert message == ["accepted", "duplicate"]
+    assert len(stored_records(settings)) == 4
+    assert seen_ids_on_disk(settings) == [closed_id, open_id, event_id(new_message())]
+
+
+@pytest.mark.anyio
+async def test_repeated_participant_events_without_changed_at_are_stored_again(client, settings):
+    added = {"type": "conversation_participant_added", "token": TOKEN, "orgId": 7,
+             "data": {"conversationId": 42, "addedParticipants": [301]}}
+    removed = {"type": "conversation_participant_removed", "token": TOKEN, "orgId": 7,
+               "data": {"conversationId": 42, "removedParticipants": [301]}}
+    answers = [(await client.post("/webhooks", json=payload)).json()
+               for payload in (added, removed, added)]
+    assert [answer.get("repeat", False) for answer in answers] == [False, False, True]
+    assert len(stored_records(settings)) == 3
+
+
+@pytest.mark.anyio
+async def test_a_status_event_with_changed_at_sent_again_is_a_duplicate(client, settings):
+    # changedAt tells two closes apart, so identical bytes can only be a redelivery.
+    timed = status_updated("closed", changedAt=1_700_000_000_000)
+    answers = [(await client.post("/webhooks", json=timed)).json() for _ in range(2)]
+    assert [answer["status"] for answer in answers] == ["accepted", "duplicate"]
+    assert "repeat" not in answers[1]
+    assert len(stored_records(settings)) == 1
+
+
+def test_repeats_queued_with_their_original_each_get_a_line_of_their_own(settings):
+    writer = InboxWriter(settings.inbox_dir, settings.state_dir)
+    writer.start()
+    try:
+        closed = status_updated("closed")
+        futures = [writer.submit_nowait(closed, repeatable=True) for _ in range(3)]
+        results = [future.result(timeout=10) for future in futures]
+    finally:
+        writer.close()
+    assert [(r.status, r.repeat) for r in results] == [
+        ("accepted", False), ("accepted", True), ("accepted", True)]
+    assert [r["event_id"] for r in stored_records(settings)] == [event_id(closed)] * 3
+    assert seen_ids_on_disk(settings) == [event_id(closed)]
 
 
 @pytest.mark.anyio

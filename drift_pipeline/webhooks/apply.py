@@ -7,7 +7,10 @@ and files name it:
 1. read every waiting file (oldest first); a file that cannot be read moves to `quarantine/`
    with a `.reason` file, and the rest keep flowing;
 2. validate each event (one that cannot be used is quarantined on its own) and drop those
-   already applied (`raw.webhook_events`) or seen earlier in the pass;
+   already applied (`raw.webhook_events`) or seen earlier in the pass, except that such a
+   repeat of a status or participant event without `changedAt` (`WebhookEvent.repeatable`: it
+   may be the same change made again, e.g. closed after a reopen) still touches its
+   conversation: it is re-fetched below like any other, and the repeat adds no row;
 3. what needs no API call: `gdpr_delete_requested` erases the contact from the warehouse (the
    files follow once the applied files have moved), `app_disconnected` marks the org's tokens
    unusable until `auth exchange`;
@@ -83,6 +86,7 @@ class ApplyResult:
     files_waiting: list[str] = field(default_factory=list)  # left in the inbox: app disconnected
     events_applied: int = 0
     events_duplicate: int = 0
+    events_repeated: int = 0  # ... of which repeatable: their conversation was re-fetched
     events_skipped: int = 0
     events_invalid: int = 0
     conversations_refetched: int = 0  # conversations whose detail was fetched and stored
@@ -99,6 +103,12 @@ class ApplyResult:
     # Drift API calls of the pass by endpoint (detail, messages = pages, contact, reports, ...).
     api_calls: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)  # see STAGES
+
+    @property
+    def marts_affected(self) -> bool:
+        """True when the pass wrote something the marts read: an applied event, an erasure, or
+        the re-fetch of a repeat (which may have found the conversation changed)."""
+        return bool(self.events_applied or self.contacts_erased or self.events_repeated)
 
     def as_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -145,6 +155,8 @@ class _File:
 
     path: Path
     events: list[tuple[dict, WebhookEvent]] = field(default_factory=list)
+    # Repeatable events whose id was applied already: they touch their conversation only.
+    repeats: list[tuple[dict, WebhookEvent]] = field(default_factory=list)
     widget_records: list[tuple[int, dict]] = field(default_factory=list)  # (line, record)
     waiting: bool = False
 
@@ -189,8 +201,9 @@ class InboxApplier:
         clock = _StageClock(result)
         files = self._validate_and_dedupe(self._read(paths, result, force=force), result, force=force)
         fresh = [(f, record, event) for f in files for record, event in f.events]
+        repeats = [(f, record, event) for f in files for record, event in f.repeats]
         clock.lap("read")
-        if not fresh and not any(f.widget_records for f in files):
+        if not fresh and not repeats and not any(f.widget_records for f in files):
             self._finish_files(files, result, moving=moving)
             clock.lap("move")
             return
@@ -203,7 +216,7 @@ class InboxApplier:
             if event.type == "app_disconnected":
                 await self._disconnect(event, record, result)
         clock.lap("erase")
-        work = self._plan(fresh)
+        work = self._plan(fresh + repeats)
         fetches = {}
         for org_id, org_work in work.items():
             try:
@@ -266,6 +279,11 @@ class InboxApplier:
         for f, record, event in candidates:
             if event.event_id in seen:
                 result.events_duplicate += 1
+                if event.repeatable:
+                    # Maybe a redelivery, maybe the same change made again: the conversation's
+                    # detail tells which (one fetch, shared with the pass), no row is added.
+                    result.events_repeated += 1
+                    f.repeats.append((record, event))
                 continue
             seen.add(event.event_id)
             f.events.append((record, event))

@@ -12,6 +12,12 @@ comes in any letter case, `changedAt` may be missing, `app_disconnected` may hav
 contact events name the contact as `endUserId` (older ones as `contactId`, `id` or an email).
 `validate_event` accepts every documented variant and puts the normalized values on the
 `WebhookEvent` (the payload and its id stay exactly as sent), so the apply step reads one shape.
+
+Identical bytes are not always a redelivery: a status or participant event without `changedAt`
+says only "conversation C is closed now" (or "user U joined C"), so a second close after a
+reopen is byte for byte the first one. `WebhookEvent.repeatable` marks those events; the
+receiver stores such a repeat again and the apply step re-fetches the conversation for it
+instead of skipping it (DECISIONLOG: what is trusted from webhook payloads).
 """
 
 from __future__ import annotations
@@ -47,6 +53,15 @@ class InvalidEvent(ValueError):
 
 CONTACT_EVENT_TYPES = frozenset({"contact_identified", "contact_updated", "gdpr_delete_requested"})
 
+# Events whose payload names a state, not a change: without `changedAt` the same state reached
+# again gives the same bytes. Every other type carries something that never repeats (a message
+# id and its createdAt, a conversation id on creation) or a `timestamp`.
+REPEATABLE_EVENT_TYPES = frozenset({
+    "conversation_status_updated",
+    "conversation_participant_added",
+    "conversation_participant_removed",
+})
+
 
 @dataclass(frozen=True)
 class WebhookEvent:
@@ -55,6 +70,9 @@ class WebhookEvent:
 
     `occurred_at_ms` is None when Drift did not say when it happened (e.g. a status event
     without `changedAt`): the apply step then uses the time the event was received.
+
+    `repeatable` is True when an identical payload can be a genuine new change rather than a
+    redelivery (a status or participant event without `changedAt`, see the module docstring).
     """
 
     event_id: str
@@ -69,6 +87,7 @@ class WebhookEvent:
     status: str | None = None  # conversation_status_updated: lower case
     contact_id: int | None = None  # contact events naming the contact by id
     contact_email: str | None = field(default=None, repr=False)  # ... or by email only
+    repeatable: bool = False
 
 
 def _reject_constant(name: str) -> Any:
@@ -256,6 +275,11 @@ def _occurred_at_ms(data: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _repeatable(event_type: str, data: Mapping[str, Any]) -> bool:
+    # A changedAt makes every genuine change distinct, so an identical copy is a redelivery.
+    return event_type in REPEATABLE_EVENT_TYPES and _as_int(data.get("changedAt")) is None
+
+
 def _org_id(payload: Mapping[str, Any]) -> int:
     org_id = _as_int(payload.get("orgId"))
     if org_id is None:
@@ -304,4 +328,5 @@ def validate_event(payload: Any) -> WebhookEvent:
         status=_status(data) if event_type == "conversation_status_updated" else None,
         contact_id=_contact_id(data) if event_type in CONTACT_EVENT_TYPES else None,
         contact_email=_contact_email(data) if event_type in CONTACT_EVENT_TYPES else None,
+        repeatable=_repeatable(event_type, data),
     )

@@ -17,6 +17,13 @@ waiting in the inbox. Both are a rolling window (`SeenIds`, `SEEN_IDS_WINDOW_MS`
 period with room), compacted in place, so they stay bounded. The order (inbox first, then the
 seen list) means a crash can at worst let one redelivery be written twice, which the apply step
 absorbs (it upserts `raw.webhook_events` on `event_id`); it can never lose an event.
+
+Repeats: an event that may recur with the same bytes (`WebhookEvent.repeatable`: a status or
+participant event without `changedAt`) is never answered "duplicate". When its id is already
+seen it is written again, as an ordinary line with its own `received_at`, and answered
+`accepted` with `repeat: true`; the seen list gains no line for it (the id is in it already),
+so the list stays as bounded as before. The apply step re-fetches the conversation for it and
+adds no row (webhooks/apply.py).
 """
 
 from __future__ import annotations
@@ -426,6 +433,7 @@ def load_seen_ids(state_dir: Path, inbox_dir: Path | None = None) -> set[str]:
 class SubmitResult:
     status: str  # "accepted" or "duplicate"
     event_id: str
+    repeat: bool = False  # accepted again: a repeatable event whose id was already seen
 
 
 class InboxWriter:
@@ -445,7 +453,9 @@ class InboxWriter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._seen = SeenIds(self.state_dir, self.inbox_dir)
-        self._pending: dict[str, list] = {}  # event id -> [(waiter, status)]
+        # event id (or a repeat's own key) -> [(waiter, status)]
+        self._pending: dict[str | tuple, list] = {}
+        self._repeat_keys = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.batches_written = 0
@@ -497,7 +507,8 @@ class InboxWriter:
     # submitting
 
     def _enqueue(self, payload: Mapping[str, Any], event_id: str | None,
-                 received_at_ms: int | None, canonical: str | None, waiter: "_Waiter") -> None:
+                 received_at_ms: int | None, canonical: str | None, waiter: "_Waiter",
+                 repeatable: bool = False) -> None:
         if canonical is None:
             canonical = canonical_json(payload)
         identity = event_id or hashlib.sha256(canonical.encode("ascii")).hexdigest()
@@ -506,6 +517,14 @@ class InboxWriter:
         with self._lock:
             if self._stopping or self._thread is None:
                 waiter.settle(InboxUnavailable("the inbox writer is not running"))
+                return
+            known = identity in self._seen or identity in self._pending
+            if known and repeatable:
+                # Maybe a genuine new change with an old change's bytes: written again, under
+                # a key of its own so it never shares the original's batch outcome.
+                key = ("repeat", next(self._repeat_keys))
+                self._pending[key] = [(waiter, "accepted")]
+                self._queue.put((key, identity, received_at, line, True))
                 return
             if identity in self._seen:
                 waiter.settle(SubmitResult("duplicate", identity))
@@ -519,27 +538,31 @@ class InboxWriter:
                 return
             self._pending[identity] = [(waiter, "accepted")]
             # Queued under the lock, so nothing can be queued after close()'s stop marker.
-            self._queue.put((identity, received_at, line))
+            self._queue.put((identity, identity, received_at, line, False))
 
     def submit_nowait(self, payload: Mapping[str, Any], event_id: str | None = None,
-                      received_at_ms: int | None = None,
-                      canonical: str | None = None) -> concurrent.futures.Future:
+                      received_at_ms: int | None = None, canonical: str | None = None, *,
+                      repeatable: bool = False) -> concurrent.futures.Future:
         """Queue an event; the future resolves to a `SubmitResult` once durable (or duplicate).
 
         `event_id` and `canonical` (from `validate_event`) save computing them twice; the
-        stored payload is then that canonical JSON.
+        stored payload is then that canonical JSON. `repeatable` (the event's
+        `WebhookEvent.repeatable`) writes an already seen id again instead of answering
+        "duplicate" (see the module docstring).
         """
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._enqueue(payload, event_id, received_at_ms, canonical, _Waiter(future, None))
+        self._enqueue(payload, event_id, received_at_ms, canonical, _Waiter(future, None),
+                      repeatable)
         return future
 
     async def submit(self, payload: Mapping[str, Any], event_id: str | None = None,
-                     received_at_ms: int | None = None,
-                     canonical: str | None = None) -> SubmitResult:
+                     received_at_ms: int | None = None, canonical: str | None = None, *,
+                     repeatable: bool = False) -> SubmitResult:
         """Like `submit_nowait`, awaited: returns once the event is durable (or duplicate)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._enqueue(payload, event_id, received_at_ms, canonical, _Waiter(future, loop))
+        self._enqueue(payload, event_id, received_at_ms, canonical, _Waiter(future, loop),
+                      repeatable)
         return await future
 
     # the writer thread
@@ -571,11 +594,13 @@ class InboxWriter:
         return False
 
     def _commit(self, batch: list) -> None:
-        ids = [identity for identity, _, _ in batch]
-        entries = [(identity, received_at) for identity, received_at, _ in batch]
+        keys = [key for key, *_ in batch]
+        # A repeat's id is in the seen list already: no second line for it.
+        entries = [(identity, received_at) for _, identity, received_at, _, repeat in batch
+                   if not repeat]
         error: Exception | None = None
         try:
-            _write_file(self.inbox_dir, [line for _, _, line in batch], batch[0][1])
+            _write_file(self.inbox_dir, [line for _, _, _, line, _ in batch], batch[0][2])
         except Exception as exc:  # disk full, permissions...: the requests get a 503
             error = InboxUnavailable(f"could not write the inbox: {type(exc).__name__}: {exc}")
             self.last_error = str(error)
@@ -587,7 +612,8 @@ class InboxWriter:
                 # batch: the list only serves dedupe, ids of files still in the inbox are
                 # reloaded at start, and a redelivery stored twice is absorbed by the apply
                 # step. Two fsyncs per batch (file, directory) instead of three keep p99 low.
-                self._seen.persist(entries)
+                if entries:
+                    self._seen.persist(entries)
             except Exception as exc:
                 # The events are durable in the inbox; only dedupe across a restart suffers.
                 log.error("could not persist webhook seen ids: %s: %s", type(exc).__name__, exc)
@@ -596,9 +622,10 @@ class InboxWriter:
         with self._lock:
             if error is None:
                 self._seen.remember(entries)
-            waiters = [self._pending.pop(identity) for identity in ids]
-        _settle_all([(waiter, SubmitResult(status, identity) if error is None else error)
-                     for identity, group in zip(ids, waiters) for waiter, status in group])
+            waiters = [self._pending.pop(key) for key in keys]
+        _settle_all([(waiter, SubmitResult(status, identity, repeat) if error is None else error)
+                     for (_, identity, _, _, repeat), group in zip(batch, waiters)
+                     for waiter, status in group])
         if error is None:
             try:
                 self._seen.maybe_compact()  # after the requests are answered: off their latency

@@ -9,7 +9,10 @@ An event is authenticated when a presented token matches (constant-time compare)
 
 Answers of `POST /webhooks`:
 - 200 `{"status": "accepted", "event_id"}` once the event is on disk;
-  200 `{"status": "duplicate", "event_id"}` for a redelivery (so Drift stops retrying).
+  200 `{"status": "duplicate", "event_id"}` for a redelivery (so Drift stops retrying);
+  200 `{"status": "accepted", "event_id", "repeat": true}` for a status or participant event
+  without `changedAt` whose bytes were seen before: it may be a genuine new change (closed
+  again after a reopen), so it is on disk again and the apply step re-fetches its conversation.
 - 200 `{"status": "quarantined", "event_id", "reason"}`: authenticated, but not a usable Drift
   event shape. It is kept in `quarantine/` with a `.reason` file (replay it with
   `drift-pipeline replay event FILE` once the cause is fixed): an authenticated event is never
@@ -155,8 +158,9 @@ class _Receiver:
         response, event_type, identity = await self._handle(request)
         # One line per request: never the body or the token (error reasons never quote them).
         reason = f" error={response.reason!r}" if getattr(response, "reason", None) else ""
-        log.info("POST /webhooks %d type=%s event_id=%s %.1fms%s", response.status_code,
-                 event_type or "-", identity or "-", (time.perf_counter() - started) * 1000,
+        repeat = " repeat" if getattr(response, "repeat", False) else ""
+        log.info("POST /webhooks %d type=%s event_id=%s%s %.1fms%s", response.status_code,
+                 event_type or "-", identity or "-", repeat, (time.perf_counter() - started) * 1000,
                  reason)
         return response
 
@@ -181,13 +185,18 @@ class _Receiver:
         self.ensure_writer()
         try:
             result = await self.writer.submit(payload, event.event_id,
-                                              canonical=event.canonical)
+                                              canonical=event.canonical,
+                                              repeatable=event.repeatable)
         except InboxUnavailable as exc:
             log.error("webhook not stored, Drift will retry: %s", exc)
             return _error(503, "the inbox cannot be written now; retry later"), event_type, \
                 event.event_id
-        return (JSONResponse({"status": result.status, "event_id": result.event_id}),
-                event_type, event.event_id)
+        answer = {"status": result.status, "event_id": result.event_id}
+        if result.repeat:
+            answer["repeat"] = True
+        response = JSONResponse(answer)
+        response.repeat = result.repeat  # for the request's log line
+        return response, event_type, event.event_id
 
     async def _quarantine(self, payload: Any,
                           reason: str) -> tuple[JSONResponse, str | None, str | None]:
