@@ -56,6 +56,8 @@ def webhook_inbox(context: AssetExecutionContext, config: ApplyInboxConfig, drif
         "files_applied": MetadataValue.int(result.files_applied),
         "events_applied": MetadataValue.int(result.events_applied),
         "events_duplicate": MetadataValue.int(result.events_duplicate),
+        # Of those, untimed status or participant events sent again: their conversation re-fetched.
+        "events_repeated": MetadataValue.int(result.events_repeated),
         "conversations_refetched": MetadataValue.int(result.conversations_refetched),
         "files_quarantined": MetadataValue.int(result.files_quarantined),
         "touched_days": MetadataValue.text(", ".join(summary["touched_days"])),
