@@ -13,16 +13,18 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
 from drift_pipeline.dbt_project import dbt_cli, dbt_environment, dbt_run_dir, dbt_vars, ensure_manifest
-from drift_pipeline.fsutil import atomic_write_text
+from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.serving import publish
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build, open_warehouse
+from drift_pipeline.webhooks.apply import TIMINGS_LOG
 
 # Models only, with the vars every pipeline invocation passes (so it reuses the last run's
 # partial parse).
@@ -52,6 +54,21 @@ def point_dbt_at(settings: Settings) -> None:
     os.environ.update(dbt_environment(settings))  # the home, or the postgres target and its URL
 
 
+def timing_record(mode: str, run_id: str | None, started: float, dbt_done: float, published: float | None,
+                  *, views_kept: bool = False, in_process: bool = False) -> dict:
+    """The `kind: marts` line of `logs/timings.jsonl` for one marts refresh or build: when it
+    started, when the serving copy was in place (`finished_at`; the end of dbt when nothing was
+    published), and the seconds dbt and the publish took. bench/freshness.py and bench/soak.py
+    join it with the apply pass's line."""
+    finished = published if published is not None else dbt_done
+    return {"kind": "marts", "mode": mode, "run_id": run_id, "views_kept": views_kept,
+            "dbt_in_process": in_process,
+            "started_at": round(started, 3), "finished_at": round(finished, 3),
+            "dbt_seconds": round(dbt_done - started, 3),
+            "publish_seconds": round(published - dbt_done, 3) if published is not None else None,
+            "published": published is not None}
+
+
 def refresh_marts(settings: Settings) -> None:
     """Refresh the marts' affected rows, then republish the serving copy.
 
@@ -61,10 +78,13 @@ def refresh_marts(settings: Settings) -> None:
     """
     point_dbt_at(settings)
     dbt = dbt_cli()
+    started = time.time()
     with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
         dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
                 target_path=dbt_run_dir(settings, "refresh")).wait()
+        dbt_done = time.time()
         publish(settings)
+    append_json_line(settings.home / TIMINGS_LOG, timing_record("refresh", None, started, dbt_done, time.time()))
 
 
 # The view models' definitions as dbt last created them (a checksum, under state/): the webhook

@@ -21,7 +21,7 @@ from drift_pipeline.dbt_project import (
 )
 from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.partitions import single_run
-from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, views_current
+from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, timing_record, views_current
 from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import DBT_DOCS_DIR, SERVING_DB, headline_metrics, publish, publish_dbt_docs
@@ -96,17 +96,9 @@ def dbt_mode(config: DbtModelsConfig) -> str:
 
 def marts_timing_record(config: DbtModelsConfig, run_id: str, started: float, dbt_done: float,
                         published: float | None, *, views_kept: bool = False, in_process: bool = False) -> dict:
-    """The `kind: marts` line of `logs/timings.jsonl` for one run of the dbt asset: when it
-    started, when the serving copy was in place (`finished_at`; the end of dbt when the run
-    published nothing), and the seconds dbt and the publish took. bench/freshness.py and
-    bench/soak.py join it with the apply pass's line."""
-    finished = published if published is not None else dbt_done
-    return {"kind": "marts", "mode": dbt_mode(config), "run_id": run_id, "views_kept": views_kept,
-            "dbt_in_process": in_process,
-            "started_at": round(started, 3), "finished_at": round(finished, 3),
-            "dbt_seconds": round(dbt_done - started, 3),
-            "publish_seconds": round(published - dbt_done, 3) if published is not None else None,
-            "published": published is not None}
+    """The timings line of one run of the dbt asset (`marts.timing_record`), its mode from `config`."""
+    return timing_record(dbt_mode(config), run_id, started, dbt_done, published,
+                         views_kept=views_kept, in_process=in_process)
 
 
 def build_dbt_models():
