@@ -47,6 +47,14 @@ def synced_conversation(world, settings, predicate=lambda c: True) -> int:
                 and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
 
 
+def synced_open_conversation(sim_env):
+    """Three days synced; the simulator, the settings, the world and an open conversation in raw."""
+    simulator, settings = sim_env
+    sync(settings, END - timedelta(days=3), END)
+    world = simulator.world
+    return simulator, settings, world, synced_conversation(world, settings, lambda c: c["status"] == "open")
+
+
 def _home(monkeypatch, path) -> Settings:
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(path))
     settings = Settings.from_env()
@@ -230,10 +238,7 @@ def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehou
 
 @both_shapes
 def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     base = world.now_ms
     payloads = (world.set_status(conversation_id, "closed", at_ms=base + 60_000)
                 + world.set_status(conversation_id, "open", at_ms=base + 120_000))
@@ -255,10 +260,7 @@ def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
 
 @both_shapes
 def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_env):
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     [payload] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     shouted = {**payload, "orgId": str(world.org_id),
                "data": {**payload["data"], "status": "CLOSED"}}
@@ -273,10 +275,7 @@ def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_repl
         sim_env):
     from drift_pipeline.cli import main
 
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     [payload] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     unusable = {**payload, "data": {**payload["data"], "status": "archived"}}
 
@@ -516,10 +515,7 @@ def _status_rows(settings, conversation_id) -> list[tuple]:
 
 
 def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_row_per_distinct_event(sim_env):
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     synced_rows = _status_rows(settings, conversation_id)
     base = world.now_ms
     closed, reopened = (world.set_status(conversation_id, "closed", at_ms=base + 60_000)
@@ -559,10 +555,7 @@ def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_ro
 
 
 def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_adds_no_row(sim_env):
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     [closed] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     deliver(simulator, settings, [closed])
     apply_inbox(settings)
@@ -581,10 +574,7 @@ def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_ad
 
 
 def test_an_agent_added_removed_and_added_again_without_changed_at_is_current(sim_env):
-    simulator, settings = sim_env
-    world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
-    conversation_id = synced_conversation(world, settings, lambda c: c["status"] == "open")
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
     conversation = world.conversations[conversation_id]
     agent = next(a for a in world.agent_ids if a not in conversation["participants"])
     org = str(world.org_id)
