@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -24,3 +25,28 @@ def test_a_cli_sync_without_dbt_runs_the_raw_assets_with_their_checks(sim_env):
     materialized = {tuple(e.asset_key.path) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert ("raw", "conversations") in materialized
     assert not any(key[0] == "marts" for key in materialized)
+
+
+def test_dbt_tests_run_in_the_runs_process_and_a_failing_one_fails_the_sync(sim_env):
+    """A sync's `dbt build` (every model, every test) runs in the run's own process: its tests
+    still come back as Dagster asset checks, and a test that fails fails the run, naming it."""
+    import duckdb
+
+    from drift_pipeline.runner import RunFailed
+
+    _, settings = sim_env
+    day = (SIM_END - timedelta(days=1)).date()
+    result = materialize_days(settings, day, day + timedelta(days=1))
+    dbt_checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+                  for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                  and e.asset_check_evaluation_data.asset_key.path[0] != "raw"}
+    assert len(dbt_checks) > 50 and all(dbt_checks.values())
+    timings = [json.loads(line) for line in (settings.home / "logs" / "timings.jsonl").read_text().splitlines()]
+    assert [t["dbt_in_process"] for t in timings if t["kind"] == "marts"] == [True]
+
+    with duckdb.connect(str(settings.warehouse_path)) as conn:  # a duplicate row, as a bug would leave
+        conn.execute("insert into intermediate.int_drift__message_counts "
+                     "select * from intermediate.int_drift__message_counts limit 1")
+    with pytest.raises(RunFailed) as failed:
+        materialize_days(settings, day, day + timedelta(days=1), full_tests=True)
+    assert "unique_combination_int_drift__message_counts" in str(failed.value)

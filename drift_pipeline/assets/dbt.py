@@ -136,10 +136,14 @@ def build_dbt_models():
         all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
         args = dbt_command(config) + (EXCLUDE_VIEWS if keep_views else [])
         target_path = dbt_run_dir(settings, context.run.run_id[:8])
+        # In this process (no dbt process to start) when dbt's default selection is exactly what
+        # the run selected: every model, and for a build every test too; on DuckDB.
+        all_checks = set(context.assets_def.check_keys) <= set(context.selected_asset_check_keys)
+        in_process = (all_models and (all_checks or not config.data_tests)
+                      and not settings.warehouse_on_postgres)
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
-            in_process = dbt_mode(config) == "refresh" and all_models and not settings.warehouse_on_postgres
             if in_process:
-                yield from _refresh_in_process(context, args, target_path, manifest, translator)
+                yield from _dbt_in_process(context, args, target_path, manifest, translator)
             else:
                 yield from dbt.cli(args, context=context, target_path=target_path).stream()
         if all_models and not keep_views:
@@ -172,12 +176,12 @@ def build_dbt_models():
     return drift_dbt_models
 
 
-def _refresh_in_process(context: AssetExecutionContext, args: list[str], target_path, manifest, translator):
-    """The webhook refresh (`dbt run` of every model, no tests) in the run's own process, its
-    events turned into Dagster's by dagster-dbt exactly as from a dbt process's JSON log, so
-    each model's materialization still comes from dbt's result for it. Every model is selected,
-    so no dagster-dbt selection is needed; other runs (tests, subsets, Postgres) start dbt as a
-    process through the resource."""
+def _dbt_in_process(context: AssetExecutionContext, args: list[str], target_path, manifest, translator):
+    """A dbt command over every model (and for a build, every test) in the run's own process,
+    its events turned into Dagster's by dagster-dbt exactly as from a dbt process's JSON log, so
+    each model's materialization and each test's check result still come from dbt's result for
+    it. dbt's default selection is the run's, so no dagster-dbt selection is needed; other runs
+    (subsets, Postgres) start dbt as a process through the resource."""
     context.log.info(f"Running dbt in process: `dbt {' '.join(args)}` (artifacts and dbt.log: {target_path})")
     result = run_dbt_in_process(args, target_path)
     manifest = json.loads(Path(manifest).read_text())  # once, not once per event
@@ -186,7 +190,8 @@ def _refresh_in_process(context: AssetExecutionContext, args: list[str], target_
             manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=target_path,
             project=dbt_project)
     if not result.success:
-        raise Failure(description=f"dbt {' '.join(args)} failed (dbt's log: {target_path / 'dbt.log'})",
+        first = "; ".join(error.splitlines()[0] for error in result.errors[:3] if error.strip())
+        raise Failure(description=f"dbt {args[0]} failed: {first or 'no error reported'} (dbt's log: {target_path / 'dbt.log'})",
                       metadata={"errors": MetadataValue.md("\n\n".join(result.errors) or "(none reported)")})
 
 
