@@ -57,7 +57,6 @@ from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.warehouse.schema import create_raw_schema  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
-DBT_PROJECT = ROOT / "dbt_project"
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 CHART = ROOT / "docs" / "scaling.svg"
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
