@@ -25,8 +25,17 @@ def _root_cause(error) -> str:
     """The innermost error of Dagster's wrapped chain, as one line (`Class: message`)."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    message = (error.message or "").strip().splitlines()
+    text = (error.message or "").strip()
+    # dagster-dbt's error starts "The dbt CLI process with command ..." and lists what dbt
+    # reported after this marker: the first of those says which model or test failed.
+    reported = text.split(DBT_ERRORS_MARKER, 1)[1].strip().splitlines() if DBT_ERRORS_MARKER in text else []
+    if reported:
+        return f"dbt failed: {reported[0].strip()}"
+    message = text.splitlines()
     return message[0] if message else error.cls_name or "unknown error"
+
+
+DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
 
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,

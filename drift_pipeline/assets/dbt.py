@@ -136,11 +136,10 @@ def build_dbt_models():
         all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
         args = dbt_command(config) + (EXCLUDE_VIEWS if keep_views else [])
         target_path = dbt_run_dir(settings, context.run.run_id[:8])
-        # In this process (no dbt process to start) when dbt's default selection is exactly what
-        # the run selected: every model, and for a build every test too; on DuckDB.
-        all_checks = set(context.assets_def.check_keys) <= set(context.selected_asset_check_keys)
-        in_process = (all_models and (all_checks or not config.data_tests)
-                      and not settings.warehouse_on_postgres)
+        # The webhook refresh runs in this process (no dbt process to start: 6.4 -> 4.2 s at 1M,
+        # measured side by side). Builds keep their own dbt process: in process they measured
+        # no faster here, and a process keeps a 2 GB full build's memory out of the run's.
+        in_process = dbt_mode(config) == "refresh" and all_models and not settings.warehouse_on_postgres
         with exclusive_build(settings):  # parallel runs (Postgres) build one at a time
             if in_process:
                 yield from _dbt_in_process(context, args, target_path, manifest, translator)
@@ -177,11 +176,10 @@ def build_dbt_models():
 
 
 def _dbt_in_process(context: AssetExecutionContext, args: list[str], target_path, manifest, translator):
-    """A dbt command over every model (and for a build, every test) in the run's own process,
-    its events turned into Dagster's by dagster-dbt exactly as from a dbt process's JSON log, so
-    each model's materialization and each test's check result still come from dbt's result for
-    it. dbt's default selection is the run's, so no dagster-dbt selection is needed; other runs
-    (subsets, Postgres) start dbt as a process through the resource."""
+    """A dbt command over every model in the run's own process, its events turned into
+    Dagster's by dagster-dbt exactly as from a dbt process's JSON log, so each model's
+    materialization (and a test's check result) still comes from dbt's result for it. dbt's
+    default selection is the run's, so no dagster-dbt selection is needed."""
     context.log.info(f"Running dbt in process: `dbt {' '.join(args)}` (artifacts and dbt.log: {target_path})")
     result = run_dbt_in_process(args, target_path)
     manifest = json.loads(Path(manifest).read_text())  # once, not once per event
