@@ -27,7 +27,7 @@ SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 # The files that take longest (measured: `--durations`), first. pytest-xdist hands whole files
 # to its two workers in collection order; alphabetically the longest two came last, and one
 # worker ran them alone for minutes at the end of the suite.
-LONGEST_FIRST = ("test_webhook_apply.py", "test_dbt_models.py", "test_ui_browser.py",
+LONGEST_FIRST = ("test_webhook_apply.py", "test_dbt_models.py", "test_ui_browser.py", "test_runner.py",
                  "test_history_backfill.py", "test_serving.py", "test_orgs.py", "test_retention.py",
                  "test_postgres.py", "test_end_to_end.py", "test_erasure.py", "test_sensor.py",
                  "test_sync.py", "test_transcripts_export.py")
