@@ -170,14 +170,12 @@ def _collect(serving: Path, pending: dict[int, float], latencies: list[float],
 STAGES = ("sensor tick wait", "run launch", "  queued, launching", "  process start", "run start-up", "fetch", "raw write", "dbt", "publish", "seen")
 
 
-def _run_milestones(instance, run_id: str) -> dict:
+def _run_starting(instance, run_id: str) -> float | None:
+    """When the launcher handed the run to a new process (its RUN_STARTING event)."""
     from dagster import DagsterEventType
 
-    names = {DagsterEventType.RUN_STARTING: "starting"}
-    marks = {}
-    for record in instance.get_records_for_run(run_id, of_type=set(names)).records:
-        marks[names[record.event_log_entry.dagster_event.event_type]] = record.event_log_entry.timestamp
-    return marks
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_STARTING).records
+    return records[0].event_log_entry.timestamp if records else None
 
 
 def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, float]) -> dict:
@@ -190,12 +188,10 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
     applies = sorted((r for r in records if r["kind"] == "apply"), key=lambda r: r["started_at"])
     refreshes = sorted((r for r in records if r["kind"] == "marts" and r.get("published", True)), key=lambda r: r["started_at"])
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        records_ = instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))
-        runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time) for r in records_]
-        # When the launcher handed each run to a new process: "run launch" is the wait in the
-        # queue and the launch, then that process's start (imports, definitions, instance).
-        milestones = {r.dagster_run.run_id: _run_milestones(instance, r.dagster_run.run_id) for r in records_}
-        by_start = {r.start_time: milestones[r.dagster_run.run_id] for r in records_ if r.start_time}
+        # "run launch" is the wait in the queue and the launch (until RUN_STARTING), then the
+        # new process's start (imports, definitions, instance) until the run starts.
+        runs = [(r.create_timestamp.timestamp(), r.start_time, r.end_time, _run_starting(instance, r.dagster_run.run_id))
+                for r in instance.get_run_records(filters=RunsFilter(job_name="apply_webhooks_job"))]
     per_event = []
     for conversation_id, seen in seen_at.items():
         posted = posted_at[conversation_id]
@@ -209,8 +205,7 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
             continue
         created = max(run[0], posted)
         launched = max(run[1], created)
-        marks = by_start.get(run[1], {})
-        starting = min(max(marks.get("starting", created), created), launched)
+        starting = min(max(run[3] or created, created), launched)
         seconds = apply["stage_seconds"]
         per_event.append({
             "sensor tick wait": created - posted,

@@ -104,26 +104,6 @@ def run_step(home: Path, argv: list[str], log: Path) -> dict:
             "peak_rss_mib": round(peak / 2**20)}
 
 
-def dbt_step(home: Path, label: str, *args: str) -> dict:
-    """A dbt invocation as the pipeline makes it: its own run folder, seeded with the previous
-    run's partial parse (drift_pipeline/dbt_project.py)."""
-    target = dbt_run_dir(Settings.from_env(), label)
-    target.mkdir(parents=True, exist_ok=True)
-    figures = run_step(home, [str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-                              "--target-path", str(target), "--log-path", str(target / "logs")],
-                       target / "bench-dbt.log")
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    failed = [f"{r['unique_id']}: {r['status']}" for r in results if r["status"] not in ("success", "pass", "warn")]
-    if failed:
-        sys.exit(f"dbt {' '.join(args)} failed:\n" + "\n".join(failed))
-    tests = [r for r in results if r["unique_id"].startswith("test.")]
-    figures.update(nodes=len(results), tests=len(tests),
-                   tests_seconds=round(sum(r["execution_time"] for r in tests), 2),
-                   slowest=[(r["unique_id"].split(".")[2][:48], round(r["execution_time"], 2))
-                            for r in sorted(results, key=lambda r: -r["execution_time"])[:4]])
-    return figures
-
-
 IN_PROCESS = """
 import json, sys, time
 from pathlib import Path
@@ -136,17 +116,31 @@ print(json.dumps({"dbt_seconds": round(time.perf_counter() - started, 2), "succe
 """
 
 
-def in_process_dbt_step(home: Path, label: str, *args: str) -> dict:
-    """A dbt invocation as the webhook job makes it: in the run's process (see IN_PROCESS)."""
+def dbt_step(home: Path, label: str, *args: str, in_process: bool = False) -> dict:
+    """A dbt invocation as the pipeline makes it: its own run folder, seeded with the previous
+    run's partial parse (drift_pipeline/dbt_project.py); a dbt process, or `in_process` as the
+    webhook job runs it (IN_PROCESS: `seconds` is then the invocation's, `process_seconds`
+    the whole process's)."""
     target = dbt_run_dir(Settings.from_env(), label)
     target.mkdir(parents=True, exist_ok=True)
     log = target / "bench-dbt.log"
-    figures = run_step(home, [str(PYTHON), "-c", IN_PROCESS, json.dumps(list(args)), str(target)], log)
-    outcome = json.loads(log.read_text().strip().splitlines()[-1])
-    if not outcome["success"]:
-        sys.exit(f"dbt {' '.join(args)} failed in process:\n" + "\n".join(outcome["errors"]))
+    if in_process:
+        figures = run_step(home, [str(PYTHON), "-c", IN_PROCESS, json.dumps(list(args)), str(target)], log)
+        outcome = json.loads(log.read_text().strip().splitlines()[-1])
+        if not outcome["success"]:
+            sys.exit(f"dbt {' '.join(args)} failed in process:\n" + "\n".join(outcome["errors"]))
+        figures.update(process_seconds=figures["seconds"], seconds=outcome["dbt_seconds"])
+    else:
+        figures = run_step(home, [str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir",
+                                  str(DBT_PROJECT), "--target-path", str(target), "--log-path", str(target / "logs")],
+                           log)
     results = json.loads((target / "run_results.json").read_text())["results"]
-    figures.update(process_seconds=figures["seconds"], seconds=outcome["dbt_seconds"], nodes=len(results),
+    failed = [f"{r['unique_id']}: {r['status']}" for r in results if r["status"] not in ("success", "pass", "warn")]
+    if failed:
+        sys.exit(f"dbt {' '.join(args)} failed:\n" + "\n".join(failed))
+    tests = [r for r in results if r["unique_id"].startswith("test.")]
+    figures.update(nodes=len(results), tests=len(tests),
+                   tests_seconds=round(sum(r["execution_time"] for r in tests), 2),
                    slowest=[(r["unique_id"].split(".")[2][:48], round(r["execution_time"], 2))
                             for r in sorted(results, key=lambda r: -r["execution_time"])[:4]])
     return figures
@@ -180,8 +174,8 @@ def measure(size: int, changed_per_million: int) -> dict:
         steps["publish_first"] = publish_step(home)
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             figures["webhook_change"] = apply_day(conn, 0, size, max(3, changed // 10))
-        steps["webhook_refresh"] = in_process_dbt_step(home, "refresh", *dbt_command(DbtModelsConfig(**REFRESH_CONFIG)),
-                                                       *EXCLUDE_VIEWS)
+        steps["webhook_refresh"] = dbt_step(home, "refresh", *dbt_command(DbtModelsConfig(**REFRESH_CONFIG)),
+                                            *EXCLUDE_VIEWS, in_process=True)
         steps["publish"] = publish_step(home)
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             figures["day_change"] = apply_day(conn, 1, size, changed)
