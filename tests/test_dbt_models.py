@@ -641,6 +641,13 @@ def _plant_duplicate(home: Path, conversation_id: int) -> None:
                      [ORG, conversation_id])
 
 
+def _plant_null(home: Path, conversation_id: int) -> None:
+    """A null where a model promises none (`not_null_columns`): a conversation's reopen count."""
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute("update intermediate.int_drift__close_times set reopen_count = null "
+                     "where org_id = ? and conversation_id = ?", [ORG, conversation_id])
+
+
 def _failures(run: DbtRun, test_prefix: str) -> dict:
     return {r["unique_id"]: (r["status"], r["failures"]) for r in run.results
             if r["unique_id"].startswith(test_prefix)}
@@ -671,12 +678,21 @@ def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp
     assert in_scope == {cid for org, cid in reloaded if org == ORG}
 
     # A bad row in a conversation this run rebuilt (109) and one in an untouched one (101).
+    # The same for a null where the model promises none.
     _plant_duplicate(home, 109)
     _plant_duplicate(home, 101)
-    scoped = dbt(home, target, "test", "--select", "int_drift__message_counts", "--vars", CHANGED_ONLY)
+    _plant_null(home, 109)
+    _plant_null(home, 101)
+    not_null_test = "test.drift_pipeline.not_null_columns_int_drift__close_times"
+    selected = ("--select", "int_drift__message_counts", "int_drift__close_times")
+    scoped = dbt(home, target, "test", *selected, "--vars", CHANGED_ONLY)
     assert scoped.returncode != 0
     assert list(_failures(scoped, unique_test).values()) == [("fail", 1)], scoped.output[-3000:]
+    assert list(_failures(scoped, not_null_test).values()) == [("fail", 1)], scoped.output[-3000:]
+    others = [r for r in scoped.results if not r["unique_id"].startswith((unique_test, not_null_test))]
+    assert others and all(r["status"] in ("pass", "success") for r in others)  # unit tests say success
 
-    full = dbt(home, target, "test", "--select", "int_drift__message_counts")
+    full = dbt(home, target, "test", *selected)
     assert full.returncode != 0
     assert list(_failures(full, unique_test).values()) == [("fail", 2)], full.output[-3000:]
+    assert list(_failures(full, not_null_test).values()) == [("fail", 2)], full.output[-3000:]
