@@ -194,6 +194,11 @@ def prepare_if_dev() -> None:
 prepare_if_dev()  # elsewhere nothing runs at import
 
 
+# The dbt events dagster-dbt's DbtCoreCliEventMessage reads (a node's result and its finish).
+DAGSTER_DBT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult",
+                                "NodeFinished"})
+
+
 class DbtInProcessResult:
     """What an in-process dbt invocation left: success, dbt's structured events (the JSON log
     lines `dbt --log-format json` prints, as dicts) and its error messages."""
@@ -217,9 +222,16 @@ def run_dbt_in_process(args: list[str], target_path: Path) -> DbtInProcessResult
     from dbt_common.events.functions import msg_to_dict
 
     events: list[dict] = []
+
+    def keep(message) -> None:
+        # Only what dagster-dbt turns into Dagster events (a node's result) and the errors: a
+        # build fires thousands of debug events, each costly to convert.
+        if message.info.name in DAGSTER_DBT_EVENTS or message.info.level == "error":
+            events.append(msg_to_dict(message))
+
     project = str(dbt_project.project_dir)
     try:
-        result = dbtRunner(callbacks=[lambda message: events.append(msg_to_dict(message))]).invoke(
+        result = dbtRunner(callbacks=[keep]).invoke(
             [*args, "--no-use-colors", "--project-dir", project, "--profiles-dir", str(dbt_project.profiles_dir),
              "--target-path", str(target_path), "--log-path", str(target_path)])
     finally:
