@@ -38,10 +38,21 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
 
 
+def _worker_home(tmp_path_factory) -> Path:
+    """Where this worker's tests keep their pipeline home: one path, emptied for each test.
+    dbt's saved parse is valid only for the profile it was made with, and the profile holds
+    the home's path (the warehouse, DuckDB's temp folder): a new path per test made every
+    test's first dbt command parse the whole project again (`dbt_parse_seed`)."""
+    return tmp_path_factory.getbasetemp() / "home"
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """An isolated pipeline home; the environment points everything at it."""
-    path = tmp_path / "home"
+def home(tmp_path_factory, monkeypatch):
+    """An isolated pipeline home, empty and not created yet; the environment points
+    everything at it. Each test starts without what an earlier test left there."""
+    path = _worker_home(tmp_path_factory)
+    if path.exists():
+        shutil.rmtree(path)
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     for name in ("DRIFT_ACCESS_TOKEN", "DRIFT_CLIENT_ID", "DRIFT_CLIENT_SECRET", "DRIFT_REFRESH_TOKEN",
@@ -70,11 +81,45 @@ def make_simulator():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def _dbt_parse_seed(tmp_path_factory) -> Path:
+    """dbt's saved parse of the project (partial_parse.msgpack) as the pipeline's dbt commands
+    make it in this worker's home: its vars, its profile. Parsed once per worker (a dbt process
+    and a full parse: about 12 s on a quiet 2-core machine); `dbt_parse_seed` puts it in a
+    test's home."""
+    from drift_pipeline.dbt_project import DBT_PROJECT_DIR, PARTIAL_PARSE, VENV_DBT, dbt_environment, dbt_vars
+
+    target = tmp_path_factory.mktemp("dbt-parse-seed")
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(_worker_home(tmp_path_factory))})
+    parsed = subprocess.run(
+        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "parse", *dbt_vars(), "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target)],
+        env={**os.environ, **dbt_environment(settings)}, capture_output=True, text=True, timeout=600)
+    assert parsed.returncode == 0, parsed.stdout[-3000:] + parsed.stderr[-3000:]
+    return target / PARTIAL_PARSE
+
+
 @pytest.fixture
-def sim_env(request, home, make_simulator, monkeypatch):
+def dbt_parse_seed(home, _dbt_parse_seed):
+    """The home starts as one where dbt ran before: with an earlier run's folder holding dbt's
+    saved parse, which the first dbt command of the test starts from (`dbt_run_dir`), as every
+    command after the first in a home does. It saves the full parse (about 6-9 s of a 2-core
+    machine) a new home's first dbt command makes. dbt checks the seed as it checks any saved
+    parse: it parses the files changed since, and everything when the vars or profile differ."""
+    from drift_pipeline.dbt_project import PARTIAL_PARSE
+
+    earlier = home / "dbt" / "00000000T000000-seeded-parse"
+    earlier.mkdir(parents=True)
+    shutil.copyfile(_dbt_parse_seed, earlier / PARTIAL_PARSE)
+    return earlier
+
+
+@pytest.fixture
+def sim_env(request, home, dbt_parse_seed, make_simulator, monkeypatch):
     """A small simulated workspace (3 days x 40 conversations) with the env pointing at it.
     Serves Drift's current shapes; `@pytest.mark.parametrize("sim_env", ["current", "legacy"],
-    indirect=True)` runs a test against both."""
+    indirect=True)` runs a test against both. The home starts with dbt's saved parse
+    (`dbt_parse_seed`)."""
     shapes = getattr(request, "param", "current")
     simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000,
                                        shapes=shapes)
