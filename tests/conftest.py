@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import glob
+import hashlib
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -142,6 +145,59 @@ def sync(settings, start, end, *, overlap_minutes=60, org_id=None, full_window=F
 
     settings.ensure_dirs()
     return asyncio.run(go())
+
+
+def _world_fingerprint(simulator) -> str:
+    """What a sync from `simulator` reads, as one hash: its configuration and its world's data
+    (conversations, messages, status histories, users, contacts, its clock). A test that
+    changed the world before syncing gets another hash."""
+    world = simulator.world
+    with world.lock:
+        data = [repr(simulator.config), simulator.latency_seconds, world.now_ms, world.conversations, world.messages,
+                world.status_history, world.users, world.contacts]
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def _synced_homes(tmp_path_factory) -> dict:
+    """This worker's homes as a sync left them, each under the key of what made it (see
+    `synced`), with the sync's stats."""
+    return {"root": tmp_path_factory.mktemp("synced-homes"), "stats": {}}
+
+
+@pytest.fixture
+def synced(_synced_homes):
+    """`synced(simulator, settings, start, end, **options)`: the new home `settings.home` as
+    `sync(settings, start, end, **options)` leaves it, and that sync's stats.
+
+    The same sync from the same simulator data with the same settings writes the same rows,
+    so it runs once per worker and later tests get a copy of the home it wrote (its warehouse
+    and state files, which hold no path of the home); each test still has its own simulator
+    and its own copy to change. For tests whose subject is what comes after a sync (webhook
+    apply, erasure, exports): a sync takes 3-4 s, and many tests start with the same one."""
+
+    def go(simulator, settings: Settings, start, end, **options):
+        from drift_pipeline.dbt_project import PARTIAL_PARSE
+
+        present = [p for p in settings.home.rglob("*") if p.is_file() and p.name != PARTIAL_PARSE] \
+            if settings.home.exists() else []
+        assert not present, f"synced() fills a new home; this one holds {present[:3]}"
+        assert not simulator.faults.pending, "a sync with faults injected is the test's own: call sync()"
+        unkeyed = replace(settings, home=Path("."), api_base_url="")  # the test's own paths and port
+        key = hashlib.sha256(repr((_world_fingerprint(simulator), asdict(unkeyed), str(start), str(end),
+                                   sorted(options.items()))).encode()).hexdigest()[:16]
+        template = _synced_homes["root"] / key
+        if key not in _synced_homes["stats"]:
+            stats = sync(settings, start, end, **options)
+            # dbt's folder is the home's dbt_parse_seed, not the sync's.
+            shutil.copytree(settings.home, template,
+                            ignore=lambda folder, names: ["dbt"] if Path(folder) == settings.home else [])
+            _synced_homes["stats"][key] = copy.deepcopy(stats)
+            return stats
+        shutil.copytree(template, settings.home, dirs_exist_ok=True)
+        return copy.deepcopy(_synced_homes["stats"][key])
+
+    return go
 
 
 def run_days(settings, start, end, **options):
