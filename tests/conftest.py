@@ -27,13 +27,16 @@ from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 
-# The files that take longest (measured: `--durations`), first. pytest-xdist hands whole files
-# to its two workers in collection order; alphabetically the longest two came last, and one
-# worker ran them alone for minutes at the end of the suite.
-LONGEST_FIRST = ("test_webhook_apply.py", "test_dbt_models.py", "test_ui_browser.py", "test_runner.py",
-                 "test_history_backfill.py", "test_serving.py", "test_orgs.py", "test_retention.py",
-                 "test_postgres.py", "test_end_to_end.py", "test_erasure.py", "test_sensor.py",
-                 "test_sync.py", "test_transcripts_export.py")
+# The files that take longest (measured: `--durations`, summed per file), first. pytest-xdist
+# hands whole files to its two workers in collection order (`--no-loadscope-reorder` in
+# pyproject.toml), each the next file when it is nearly done with its last: alphabetically, or
+# by number of tests (xdist's default), the longest came last and one worker ran them alone
+# for minutes at the end of the suite.
+LONGEST_FIRST = ("test_dbt_models.py", "test_webhook_apply.py", "test_ui_browser.py", "test_runner.py",
+                 "test_history_backfill.py", "test_sync.py", "test_postgres.py", "test_retention.py",
+                 "test_dbt_run_dir.py", "test_serving.py", "test_sensor.py", "test_end_to_end.py", "test_orgs.py",
+                 "test_erasure.py", "test_client.py", "test_app_disconnected.py", "test_transcripts_export.py",
+                 "test_settings.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
