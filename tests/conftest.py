@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import glob
+import hashlib
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,13 +27,16 @@ from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 
-# The files that take longest (measured: `--durations`), first. pytest-xdist hands whole files
-# to its two workers in collection order; alphabetically the longest two came last, and one
-# worker ran them alone for minutes at the end of the suite.
-LONGEST_FIRST = ("test_webhook_apply.py", "test_dbt_models.py", "test_ui_browser.py", "test_runner.py",
-                 "test_history_backfill.py", "test_serving.py", "test_orgs.py", "test_retention.py",
-                 "test_postgres.py", "test_end_to_end.py", "test_erasure.py", "test_sensor.py",
-                 "test_sync.py", "test_transcripts_export.py")
+# The files that take longest (measured: `--durations`, summed per file), first. pytest-xdist
+# hands whole files to its two workers in collection order (`--no-loadscope-reorder` in
+# pyproject.toml), each the next file when it is nearly done with its last: alphabetically, or
+# by number of tests (xdist's default), the longest came last and one worker ran them alone
+# for minutes at the end of the suite.
+LONGEST_FIRST = ("test_dbt_models.py", "test_webhook_apply.py", "test_ui_browser.py", "test_runner.py",
+                 "test_history_backfill.py", "test_sync.py", "test_postgres.py", "test_retention.py",
+                 "test_dbt_run_dir.py", "test_serving.py", "test_sensor.py", "test_end_to_end.py", "test_orgs.py",
+                 "test_erasure.py", "test_client.py", "test_app_disconnected.py", "test_transcripts_export.py",
+                 "test_settings.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -38,10 +44,21 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
 
 
+def _worker_home(tmp_path_factory) -> Path:
+    """Where this worker's tests keep their pipeline home: one path, emptied for each test.
+    dbt's saved parse is valid only for the profile it was made with, and the profile holds
+    the home's path (the warehouse, DuckDB's temp folder): a new path per test made every
+    test's first dbt command parse the whole project again (`dbt_parse_seed`)."""
+    return tmp_path_factory.getbasetemp() / "home"
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    """An isolated pipeline home; the environment points everything at it."""
-    path = tmp_path / "home"
+def home(tmp_path_factory, monkeypatch):
+    """An isolated pipeline home, empty and not created yet; the environment points
+    everything at it. Each test starts without what an earlier test left there."""
+    path = _worker_home(tmp_path_factory)
+    if path.exists():
+        shutil.rmtree(path)
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     for name in ("DRIFT_ACCESS_TOKEN", "DRIFT_CLIENT_ID", "DRIFT_CLIENT_SECRET", "DRIFT_REFRESH_TOKEN",
@@ -70,11 +87,45 @@ def make_simulator():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def _dbt_parse_seed(tmp_path_factory) -> Path:
+    """dbt's saved parse of the project (partial_parse.msgpack) as the pipeline's dbt commands
+    make it in this worker's home: its vars, its profile. Parsed once per worker (a dbt process
+    and a full parse: about 12 s on a quiet 2-core machine); `dbt_parse_seed` puts it in a
+    test's home."""
+    from drift_pipeline.dbt_project import DBT_PROJECT_DIR, PARTIAL_PARSE, VENV_DBT, dbt_environment, dbt_vars
+
+    target = tmp_path_factory.mktemp("dbt-parse-seed")
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(_worker_home(tmp_path_factory))})
+    parsed = subprocess.run(
+        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "parse", *dbt_vars(), "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target)],
+        env={**os.environ, **dbt_environment(settings)}, capture_output=True, text=True, timeout=600)
+    assert parsed.returncode == 0, parsed.stdout[-3000:] + parsed.stderr[-3000:]
+    return target / PARTIAL_PARSE
+
+
 @pytest.fixture
-def sim_env(request, home, make_simulator, monkeypatch):
+def dbt_parse_seed(home, _dbt_parse_seed):
+    """The home starts as one where dbt ran before: with an earlier run's folder holding dbt's
+    saved parse, which the first dbt command of the test starts from (`dbt_run_dir`), as every
+    command after the first in a home does. It saves the full parse (about 6-9 s of a 2-core
+    machine) a new home's first dbt command makes. dbt checks the seed as it checks any saved
+    parse: it parses the files changed since, and everything when the vars or profile differ."""
+    from drift_pipeline.dbt_project import PARTIAL_PARSE
+
+    earlier = home / "dbt" / "00000000T000000-seeded-parse"
+    earlier.mkdir(parents=True)
+    shutil.copyfile(_dbt_parse_seed, earlier / PARTIAL_PARSE)
+    return earlier
+
+
+@pytest.fixture
+def sim_env(request, home, dbt_parse_seed, make_simulator, monkeypatch):
     """A small simulated workspace (3 days x 40 conversations) with the env pointing at it.
     Serves Drift's current shapes; `@pytest.mark.parametrize("sim_env", ["current", "legacy"],
-    indirect=True)` runs a test against both."""
+    indirect=True)` runs a test against both. The home starts with dbt's saved parse
+    (`dbt_parse_seed`)."""
     shapes = getattr(request, "param", "current")
     simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000,
                                        shapes=shapes)
@@ -97,6 +148,59 @@ def sync(settings, start, end, *, overlap_minutes=60, org_id=None, full_window=F
 
     settings.ensure_dirs()
     return asyncio.run(go())
+
+
+def _world_fingerprint(simulator) -> str:
+    """What a sync from `simulator` reads, as one hash: its configuration and its world's data
+    (conversations, messages, status histories, users, contacts, its clock). A test that
+    changed the world before syncing gets another hash."""
+    world = simulator.world
+    with world.lock:
+        data = [repr(simulator.config), simulator.latency_seconds, world.now_ms, world.conversations, world.messages,
+                world.status_history, world.users, world.contacts]
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def _synced_homes(tmp_path_factory) -> dict:
+    """This worker's homes as a sync left them, each under the key of what made it (see
+    `synced`), with the sync's stats."""
+    return {"root": tmp_path_factory.mktemp("synced-homes"), "stats": {}}
+
+
+@pytest.fixture
+def synced(_synced_homes):
+    """`synced(simulator, settings, start, end, **options)`: the new home `settings.home` as
+    `sync(settings, start, end, **options)` leaves it, and that sync's stats.
+
+    The same sync from the same simulator data with the same settings writes the same rows,
+    so it runs once per worker and later tests get a copy of the home it wrote (its warehouse
+    and state files, which hold no path of the home); each test still has its own simulator
+    and its own copy to change. For tests whose subject is what comes after a sync (webhook
+    apply, erasure, exports): a sync takes 3-4 s, and many tests start with the same one."""
+
+    def go(simulator, settings: Settings, start, end, **options):
+        from drift_pipeline.dbt_project import PARTIAL_PARSE
+
+        present = [p for p in settings.home.rglob("*") if p.is_file() and p.name != PARTIAL_PARSE] \
+            if settings.home.exists() else []
+        assert not present, f"synced() fills a new home; this one holds {present[:3]}"
+        assert not simulator.faults.pending, "a sync with faults injected is the test's own: call sync()"
+        unkeyed = replace(settings, home=Path("."), api_base_url="")  # the test's own paths and port
+        key = hashlib.sha256(repr((_world_fingerprint(simulator), asdict(unkeyed), str(start), str(end),
+                                   sorted(options.items()))).encode()).hexdigest()[:16]
+        template = _synced_homes["root"] / key
+        if key not in _synced_homes["stats"]:
+            stats = sync(settings, start, end, **options)
+            # dbt's folder is the home's dbt_parse_seed, not the sync's.
+            shutil.copytree(settings.home, template,
+                            ignore=lambda folder, names: ["dbt"] if Path(folder) == settings.home else [])
+            _synced_homes["stats"][key] = copy.deepcopy(stats)
+            return stats
+        shutil.copytree(template, settings.home, dirs_exist_ok=True)
+        return copy.deepcopy(_synced_homes["stats"][key])
+
+    return go
 
 
 def run_days(settings, start, end, **options):

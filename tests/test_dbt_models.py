@@ -243,11 +243,17 @@ def assert_all_passed(run: DbtRun) -> None:
     assert run.returncode == 0 and run.results and not failures, "\n".join(failures) or run.output[-3000:]
 
 
-def copy_of_built(built: dict, tmp_path: Path) -> Path:
+def copy_of_built(built: dict) -> Path:
     """A home holding a copy of the first build's warehouse (which passed every test), for a
-    test to change and build again without touching the shared one."""
+    test to change and build again without touching the shared one.
+
+    Every copy is made at one path, emptied first: dbt's saved parse (in the shared target
+    folder) is valid only for the profile it was made with, which holds the home's path, so a
+    copy at a new path made each test's first dbt command parse the whole project again."""
     assert_all_passed(built["result"])
-    home = tmp_path / "home"
+    home = built["home"].parent / f"{built['home'].name}-copy"
+    if home.exists():
+        shutil.rmtree(home)
     home.mkdir()
     shutil.copy(built["home"] / "warehouse.duckdb", home / "warehouse.duckdb")
     return home
@@ -451,10 +457,10 @@ def test_agg_attribution_daily_matches_hand_computed_values(built):
                       {k: dict(zip(ATTRIBUTION_METRICS, v)) for k, v in expected.items()}, ATTRIBUTION_METRICS)
 
 
-def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tmp_path):
+def test_late_widget_event_updates_attribution_in_the_incremental_path(built):
     """A widget event applied after its conversation was built re-attributes it: the incremental
     fct rebuilds just that conversation, the attribution aggregate its day, equal to a full refresh."""
-    home = copy_of_built(built, tmp_path)
+    home = copy_of_built(built)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         load_widget_events(conn, [
             widget(ORG, 102, "2026-10-29 13:59:50", ("bing", "cpc", "spring"), "/blog"),  # was untracked
@@ -479,9 +485,9 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built, tm
     assert incremental == _snapshot(home)
 
 
-def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built, tmp_path):
+def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built):
     """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
-    home = copy_of_built(built, tmp_path)
+    home = copy_of_built(built)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         for column in ATTRIBUTION_COLUMNS:
             conn.execute(f"alter table marts.fct_conversations drop column {column}")
@@ -523,8 +529,8 @@ def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
     return new, reloaded, erased
 
 
-def test_incremental_build_equals_full_refresh(built, tmp_path):
-    home = copy_of_built(built, tmp_path)
+def test_incremental_build_equals_full_refresh(built):
+    home = copy_of_built(built)
     dataset, reloaded, erased = changed_dataset(built["dataset"])
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
@@ -586,10 +592,10 @@ def test_incremental_build_equals_full_refresh(built, tmp_path):
     assert marts_now[ORG]["fct"][109]["reopen_count"] == 1
 
 
-def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built, tmp_path):
+def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built):
     """A business-hours change makes the incremental fct rebuild every row (through the scoped
     path, with every conversation in scope), and that equals a full refresh with the new vars."""
-    home = copy_of_built(built, tmp_path)
+    home = copy_of_built(built)
     holidays = json.dumps({"business_holidays": ["2026-10-29"]})
     target = built["target"]
 
@@ -657,7 +663,7 @@ def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp
     """The nightly path's data tests read only the conversations the run rebuilt: a bad row in a
     changed conversation fails them; the same bad row in an unchanged conversation is outside
     their scope, and the full tests (`--full-tests`, CI) still see both."""
-    home = copy_of_built(built, tmp_path)
+    home = copy_of_built(built)
     dataset, reloaded, _ = changed_dataset(built["dataset"])
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
         load_raw(conn, dataset, SECOND_SYNC, only=reloaded)

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 END = SIM_END.replace(tzinfo=None)
 
 
-def test_erase_by_email_reaches_warehouse_files_and_serving_copy(sim_env):
+def test_erase_by_email_reaches_warehouse_files_and_serving_copy(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
     start = END - timedelta(days=3)
-    sync(settings, start, END)
+    synced(simulator, settings, start, END)
     refresh_marts(settings)
     contact_id, conversation_ids = next(
         (c["contactId"], [cid]) for cid, c in world.conversations.items()

@@ -35,7 +35,7 @@ def _the_only_run(settings: Settings):
         return runs[0], instance.all_logs(runs[0].run_id)
 
 
-def test_backfill_starting_2024_02_24_builds_raw_and_marts(home, make_simulator, monkeypatch):
+def test_backfill_starting_2024_02_24_builds_raw_and_marts(home, dbt_parse_seed, make_simulator, monkeypatch):
     end = datetime(2024, 3, 2, tzinfo=timezone.utc)
     simulator, server = make_simulator(seed=5, days=7, conversations_per_day=15, end=end,
                                        rate_limit_per_minute=60_000)
@@ -61,7 +61,8 @@ def test_backfill_starting_2024_02_24_builds_raw_and_marts(home, make_simulator,
 
 
 @pytest.mark.timeout(1200)
-def test_a_two_year_backfill_is_one_run_that_stays_small_in_the_event_log(home, make_simulator, monkeypatch):
+def test_a_two_year_backfill_is_one_run_that_stays_small_in_the_event_log(home, dbt_parse_seed, make_simulator,
+                                                                          monkeypatch):
     from dagster import AssetKey, DagsterEventType
 
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)

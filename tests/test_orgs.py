@@ -90,11 +90,12 @@ def _raw(settings: Settings, org_id: int) -> dict[str, list]:
 # dbt runs, up to 5 when it is saturated; the suite's 300 s default is too tight for that.
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_two_orgs_in_one_deployment_equal_each_alone_and_stay_apart(two_orgs, tmp_path, monkeypatch):
+def test_two_orgs_in_one_deployment_equal_each_alone_and_stay_apart(two_orgs, home, dbt_parse_seed, tmp_path,
+                                                                   monkeypatch):
     orgs, server = two_orgs
     sim_a, sim_b = orgs[ORG_A], orgs[ORG_B]
     oauth = {"DRIFT_CLIENT_ID": sim_a.config.client_id, "DRIFT_CLIENT_SECRET": sim_a.config.client_secret}
-    both = _settings(tmp_path / "both", server.base_url, **oauth)
+    both = _settings(home, server.base_url, **oauth)  # its first dbt command starts from the seeded parse
 
     # Each `auth exchange` adds its org and keeps the others; status lists both, no token text.
     auth_exchange(both, sim_a.issue_authorization_code())

@@ -125,10 +125,10 @@ def test_retention_blanks_old_text_everywhere_and_leaves_every_metric_equal(sim_
     assert not any(OLD in (b or "") for b in bodies.values()) and any(NEW in (b or "") for b in bodies.values())
 
 
-def test_transcripts_copy_only_when_enabled_followed_by_erasure_and_audited_without_pii(sim_env):
+def test_transcripts_copy_only_when_enabled_followed_by_erasure_and_audited_without_pii(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, START, END)
+    synced(simulator, settings, START, END)
     refresh_marts(settings)
     assert not (settings.serving_dir / "transcripts.duckdb").exists(), "off unless configured"
 

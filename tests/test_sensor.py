@@ -56,9 +56,9 @@ def test_sensor_requests_new_inbox_files_once(home, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env):
+def test_the_sensor_job_applies_files_refreshes_marts_and_republishes(sim_env, synced):
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     conversation_id = next(cid for cid, c in simulator.world.conversations.items() if c["status"] == "open")
     payloads = simulator.world.set_status(conversation_id, "closed", at_ms=simulator.world.now_ms + 1000)
     path = write_events_file(settings.inbox_dir, payloads)
@@ -109,9 +109,9 @@ def test_marts_timing_record_says_which_mode_and_where_the_seconds_went():
 
 
 @pytest.mark.slow
-def test_the_sensor_job_logs_its_stages_and_creates_the_views_only_when_they_changed(sim_env):
+def test_the_sensor_job_logs_its_stages_and_creates_the_views_only_when_they_changed(sim_env, synced):
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     job = build_definitions(settings).resolve_job_def("apply_webhooks_job")
     open_ids = [cid for cid, c in simulator.world.conversations.items() if c["status"] == "open"]
     results = []

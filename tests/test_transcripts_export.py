@@ -37,9 +37,9 @@ def _transcript_jobs(settings):
                            "WHERE kind = 'transcripts' ORDER BY started_at")
 
 
-def test_export_killed_midway_resumes_with_nothing_missing_or_doubled(sim_env):
+def test_export_killed_midway_resumes_with_nothing_missing_or_doubled(sim_env, synced):
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     expected = sorted(r[0] for r in query(
         settings, "SELECT conversation_id FROM raw.conversations WHERE created_at >= ?", [SINCE]))
     assert len(expected) > 60
@@ -86,11 +86,11 @@ def test_export_killed_midway_resumes_with_nothing_missing_or_doubled(sim_env):
     assert [row[:2] for row in _transcript_jobs(settings)] == [(True, len(expected)), (True, 0), (True, 2)]
 
 
-def test_a_chunk_written_but_not_checkpointed_is_replaced_not_doubled(sim_env, monkeypatch, tmp_path):
+def test_a_chunk_written_but_not_checkpointed_is_replaced_not_doubled(sim_env, synced, monkeypatch, tmp_path):
     from drift_pipeline.transcripts import export
 
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     commit = export.wt.commit_export_chunk
     calls = []
 
@@ -124,9 +124,9 @@ def test_export_and_retention_have_help(capsys):
         assert exit_info.value.code == 0 and "usage: drift-pipeline" in capsys.readouterr().out
 
 
-def test_export_lines_have_no_contact_email_and_respect_the_status_filter(sim_env, tmp_path):
+def test_export_lines_have_no_contact_email_and_respect_the_status_filter(sim_env, synced, tmp_path):
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     result = _export(tmp_path / "closed", "--status", "closed", "--include-notes")
     assert result.returncode == 0, result.stderr
     records = _records(tmp_path / "closed")

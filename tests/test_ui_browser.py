@@ -123,7 +123,7 @@ class DagsterUI:
 
 
 @pytest.fixture
-def dagster_ui(home, make_simulator, tmp_path):
+def dagster_ui(home, dbt_parse_seed, make_simulator, tmp_path):
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     simulator, server = make_simulator(days=3, conversations_per_day=20, end=now, rate_limit_per_minute=60_000)
     port = _free_port()

@@ -27,7 +27,7 @@ from drift_pipeline.webhooks.inbox import (
     write_events_file,
 )
 
-from conftest import SIM_END, deliver, query, sync
+from conftest import SIM_END, deliver, query
 
 END = SIM_END.replace(tzinfo=None)
 
@@ -47,10 +47,10 @@ def synced_conversation(world, settings, predicate=lambda c: True) -> int:
                 and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
 
 
-def synced_open_conversation(sim_env):
+def synced_open_conversation(sim_env, synced):
     """Three days synced; the simulator, the settings, the world and an open conversation in raw."""
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     world = simulator.world
     return simulator, settings, world, synced_conversation(world, settings, lambda c: c["status"] == "open")
 
@@ -77,13 +77,13 @@ def _raw_state(settings):
 
 @both_shapes
 def test_events_delivered_three_times_out_of_order_are_applied_once_as_if_in_order(
-        sim_env, monkeypatch, tmp_path):
+        sim_env, synced, monkeypatch, tmp_path):
     simulator, _ = sim_env
     start = END - timedelta(days=3)
     in_order = _home(monkeypatch, tmp_path / "in_order")
-    sync(in_order, start, END)
+    synced(simulator, in_order, start, END)
     shuffled = _home(monkeypatch, tmp_path / "shuffled")
-    sync(shuffled, start, END)
+    synced(simulator, shuffled, start, END)
 
     payloads = simulator.world.advance(minutes=120)
     assert {p["type"] for p in payloads} >= {"new_message", "conversation_status_updated"}
@@ -114,9 +114,9 @@ def test_events_delivered_three_times_out_of_order_are_applied_once_as_if_in_ord
     assert _raw_state(in_order) == _raw_state(shuffled)
 
 
-def test_a_malformed_inbox_file_is_quarantined_and_the_good_ones_applied(sim_env, monkeypatch):
+def test_a_malformed_inbox_file_is_quarantined_and_the_good_ones_applied(sim_env, synced, monkeypatch):
     simulator, settings = sim_env
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     good = simulator.world.advance(minutes=240)
     assert len(good) >= 2
     write_events_file(settings.inbox_dir, good[: len(good) // 2])
@@ -134,10 +134,10 @@ def test_a_malformed_inbox_file_is_quarantined_and_the_good_ones_applied(sim_env
 # Legacy shapes: the events carry changedAt, so even reversed deliveries order exactly (without
 # it they count from their arrival: test_status_events_without_changed_at_*).
 @pytest.mark.parametrize("sim_env", ["legacy"], indirect=True)
-def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_env, monkeypatch):
+def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_env, synced, monkeypatch):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     conversation_id = next(cid for cid, c in world.conversations.items() if c["status"] == "open")
     base = world.now_ms
     payloads = []
@@ -157,12 +157,12 @@ def test_open_closed_open_closed_gives_one_reopen_and_the_first_close_time(sim_e
     assert served[0][0] > 0
 
 
-def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
+def test_replay_conversation_and_replay_event_are_idempotent(sim_env, synced, tmp_path):
     from drift_pipeline.cli import main
 
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     conversation_id = next(cid for cid, c in world.conversations.items() if c["status"] == "open"
                            and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
     contact_id = world.conversations[conversation_id]["contactId"]
@@ -184,10 +184,10 @@ def test_replay_conversation_and_replay_event_are_idempotent(sim_env, tmp_path):
     assert main(["replay", "event", str(tmp_path / "missing.json")]) == 2
 
 
-def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_env):
+def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     conversation_id = next(cid for cid, c in world.conversations.items() if len(c["participants"]) >= 1
                            and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid]))
     conversation = world.conversations[conversation_id]
@@ -212,10 +212,10 @@ def test_participant_removed_and_contact_updated_events_refresh_those_rows(sim_e
 # --- Drift's documented shapes, through the receiver ---------------------------------------------
 
 @both_shapes
-def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehouse(sim_env):
+def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehouse(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     payloads = world.advance(minutes=180)
     if world.config.shapes == "current":
         assert all("token" not in p and isinstance(p["orgId"], str) for p in payloads)
@@ -237,8 +237,8 @@ def test_deliveries_authenticated_as_drift_sends_them_are_applied_to_the_warehou
 
 
 @both_shapes
-def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+def test_status_events_without_changed_at_count_from_the_time_received(sim_env, synced):
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     base = world.now_ms
     payloads = (world.set_status(conversation_id, "closed", at_ms=base + 60_000)
                 + world.set_status(conversation_id, "open", at_ms=base + 120_000))
@@ -259,8 +259,8 @@ def test_status_events_without_changed_at_count_from_the_time_received(sim_env):
 
 
 @both_shapes
-def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_env):
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_env, synced):
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     [payload] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     shouted = {**payload, "orgId": str(world.org_id),
                "data": {**payload["data"], "status": "CLOSED"}}
@@ -272,10 +272,10 @@ def test_an_upper_case_status_with_a_string_org_id_is_applied_in_lower_case(sim_
 
 @both_shapes
 def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_replays_once_fixed(
-        sim_env):
+        sim_env, synced):
     from drift_pipeline.cli import main
 
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     [payload] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     unusable = {**payload, "data": {**payload["data"], "status": "archived"}}
 
@@ -308,10 +308,10 @@ def test_an_authenticated_unusable_event_is_quarantined_with_its_reason_and_repl
 # --- contacts ------------------------------------------------------------------------------------
 
 @both_shapes
-def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(sim_env):
+def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     contact_id = query(settings, "SELECT min(contact_id) FROM raw.contacts")[0][0]
     payloads = world.update_contact(contact_id, at_ms=world.now_ms + 1000, email="moved@example.com")
     named = "endUserId" if world.config.shapes == "current" else "contactId"
@@ -325,10 +325,10 @@ def test_contact_updated_with_a_diff_by_end_user_id_refetches_the_contact(sim_en
 
 
 @both_shapes
-def test_a_contact_event_naming_only_an_email_looks_the_contact_up(sim_env):
+def test_a_contact_event_naming_only_an_email_looks_the_contact_up(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     contact_id = query(settings, "SELECT min(contact_id) FROM raw.contacts")[0][0]
     payloads = world.update_contact(contact_id, at_ms=world.now_ms + 1000, by_email=True,
                                     externalId="crm-moved-1")
@@ -344,12 +344,12 @@ def test_a_contact_event_naming_only_an_email_looks_the_contact_up(sim_env):
 @pytest.mark.parametrize("sim_env, by_email", [("current", False), ("legacy", False), ("current", True)],
                          ids=["current-by_id", "legacy-by_id", "current-by_email"], indirect=["sim_env"])
 def test_a_gdpr_request_by_end_user_id_erases_the_contact_from_warehouse_files_and_serving_copy(
-        sim_env, by_email):
+        sim_env, synced, by_email):
     import duckdb
 
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     stored = {r[0] for r in query(settings, "SELECT contact_id FROM raw.contacts")}
     conversation_id = synced_conversation(
         world, settings, lambda c: c["contactId"] in stored and c["status"] == "open")
@@ -398,10 +398,10 @@ def _calls(simulator) -> Counter:
 
 
 @both_shapes
-def test_fifty_events_over_five_conversations_in_ten_files_fetch_each_conversation_once(sim_env):
+def test_fifty_events_over_five_conversations_in_ten_files_fetch_each_conversation_once(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     chosen = [cid for cid, c in world.conversations.items() if c["status"] == "open"
               and query(settings, "SELECT 1 FROM raw.conversations WHERE conversation_id = ?", [cid])][:5]
     assert len(chosen) == 5
@@ -456,10 +456,10 @@ def test_fifty_events_over_five_conversations_in_ten_files_fetch_each_conversati
                                  ms_to_ts(world.conversations[cid]["updatedAt"]))]
 
 
-def test_an_edit_of_a_message_not_stored_fetches_the_pages(sim_env):
+def test_an_edit_of_a_message_not_stored_fetches_the_pages(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
     # A message whose webhook never arrived, then an edit of it that did.
     lost = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
@@ -476,10 +476,10 @@ def test_an_edit_of_a_message_not_stored_fetches_the_pages(sim_env):
                  [cid, lost_message["id"]]) == [(1,)]
 
 
-def test_a_partial_new_message_payload_fetches_the_pages(sim_env):
+def test_a_partial_new_message_payload_fetches_the_pages(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
     [payload] = [p for p in world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
                  if p["type"] == "new_message"]
@@ -493,10 +493,10 @@ def test_a_partial_new_message_payload_fetches_the_pages(sim_env):
                  [payload["data"]["id"]]) == [(payload["data"]["body"],)]
 
 
-def test_a_newer_change_no_event_explains_fetches_the_pages(sim_env):
+def test_a_newer_change_no_event_explains_fetches_the_pages(sim_env, synced):
     simulator, settings = sim_env
     world = simulator.world
-    sync(settings, END - timedelta(days=3), END)
+    synced(simulator, settings, END - timedelta(days=3), END)
     cid = synced_conversation(world, settings, lambda c: c["status"] == "open")
     delivered = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 1000)
     late = world.add_message(cid, author_type="contact", at_ms=world.now_ms + 2000)  # not yet delivered
@@ -514,8 +514,8 @@ def _status_rows(settings, conversation_id) -> list[tuple]:
                            "WHERE conversation_id = ? ORDER BY changed_at, status, source", [conversation_id])
 
 
-def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_row_per_distinct_event(sim_env):
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_row_per_distinct_event(sim_env, synced):
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     synced_rows = _status_rows(settings, conversation_id)
     base = world.now_ms
     closed, reopened = (world.set_status(conversation_id, "closed", at_ms=base + 60_000)
@@ -554,8 +554,8 @@ def test_closed_reopened_closed_again_without_changed_at_ends_closed_with_one_ro
                  [conversation_id]) == [(2,)]
 
 
-def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_adds_no_row(sim_env):
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_adds_no_row(sim_env, synced):
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     [closed] = world.set_status(conversation_id, "closed", at_ms=world.now_ms + 60_000)
     deliver(simulator, settings, [closed])
     apply_inbox(settings)
@@ -573,8 +573,8 @@ def test_a_redelivered_status_event_in_a_later_pass_costs_one_detail_call_and_ad
     assert query(settings, "SELECT * FROM raw.webhook_events ORDER BY event_id") == webhook_rows
 
 
-def test_an_agent_added_removed_and_added_again_without_changed_at_is_current(sim_env):
-    simulator, settings, world, conversation_id = synced_open_conversation(sim_env)
+def test_an_agent_added_removed_and_added_again_without_changed_at_is_current(sim_env, synced):
+    simulator, settings, world, conversation_id = synced_open_conversation(sim_env, synced)
     conversation = world.conversations[conversation_id]
     agent = next(a for a in world.agent_ids if a not in conversation["participants"])
     org = str(world.org_id)
