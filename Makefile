@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
 	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir . --log-path $(DRIFT_PIPELINE_HOME)/logs/dbt
+	$(BIN)/python -c 'from drift_pipeline.dbt_project import record_manifest_fingerprint; record_manifest_fingerprint()'
 
 install: $(STAMP) $(DBT_MANIFEST)
 
