@@ -201,7 +201,9 @@ def prepare_if_dev() -> None:
 prepare_if_dev()  # elsewhere nothing runs at import
 
 
-# The dbt events dagster-dbt's DbtCoreCliEventMessage reads (a node's result and its finish).
+# The dbt events kept from an in-process run: a node's result, the names dagster-dbt's
+# DbtCoreCliEventMessage.is_result_event checks (it keeps them inline, not as a name), and
+# NodeFinished, which every node fires, failed or not.
 DAGSTER_DBT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult",
                                 "NodeFinished"})
 
