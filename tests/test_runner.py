@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from drift_pipeline.dbt_project import DBT_PROJECT_DIR
+from drift_pipeline.dbt_project import ensure_manifest
 from drift_pipeline.runner import materialize_days
 
 from conftest import SIM_END
@@ -42,7 +42,7 @@ def test_a_syncs_dbt_tests_are_asset_checks_and_a_failing_one_fails_the_sync(sim
     dbt_checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
                   and e.asset_check_evaluation_data.asset_key.path[0] != "raw"}
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads(ensure_manifest().read_text())  # the one the definitions loaded
     data_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert set(dbt_checks) == data_tests and all(dbt_checks.values())
     timings = [json.loads(line) for line in (settings.home / "logs" / "timings.jsonl").read_text().splitlines()]
