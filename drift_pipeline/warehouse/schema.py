@@ -242,6 +242,107 @@ WIDGET_EVENTS = Table(
     ("org_id", "event_id"),
 )
 
+# Meetings, playbooks and accounts (the contract's "Meetings, playbooks, accounts"). Drift serves
+# a meeting only while its slot is within the last 30 days: these rows are the only history.
+MEETINGS = Table(
+    "raw.meetings",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("slug", "VARCHAR NOT NULL"),  # Drift's meeting id
+        ("status", "VARCHAR"),  # as Drift sends it: ACTIVE, CANCELED, ...
+        ("meeting_source", "VARCHAR"),
+        ("meeting_type", "VARCHAR"),
+        ("agent_user_id", "BIGINT"),
+        ("scheduler_contact_id", "BIGINT"),
+        ("conversation_id", "BIGINT"),  # null when booked outside a conversation
+        ("booked_by_user_id", "BIGINT"),
+        ("slot_start_at", "TIMESTAMP"),
+        ("slot_end_at", "TIMESTAMP"),
+        ("scheduled_at", "TIMESTAMP"),  # when it was booked
+        ("updated_at", "TIMESTAMP"),
+        ("end_user_time_zone", "VARCHAR"),
+        ("meeting_notes_hash", "VARCHAR"),  # salted hash of meetingNotes: the text is never stored
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "slug"),
+)
+
+MEETING_CHANGES = Table(
+    "raw.meeting_changes",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("slug", "VARCHAR NOT NULL"),
+        ("updated_at", "TIMESTAMP NOT NULL"),
+        ("status", "VARCHAR"),
+        ("slot_start_at", "TIMESTAMP"),
+        ("source", "VARCHAR"),  # poll | webhook
+        ("recorded_at", "TIMESTAMP"),
+    ),
+    ("org_id", "slug", "updated_at"),
+)
+
+PLAYBOOKS = Table(
+    "raw.playbooks",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("playbook_id", "BIGINT NOT NULL"),
+        ("name", "VARCHAR"),
+        ("report_type", "VARCHAR"),
+        ("interaction_id", "BIGINT"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP"),
+        ("first_seen_at", "TIMESTAMP"),
+        ("last_listed_at", "TIMESTAMP"),  # Drift lists only enabled playbooks
+        ("currently_listed", "BOOLEAN"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "playbook_id"),
+)
+
+PLAYBOOK_GOALS_DEFINED = Table(
+    "raw.playbook_goals_defined",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("playbook_id", "BIGINT NOT NULL"),
+        ("goal_id", "VARCHAR NOT NULL"),  # a uuid string
+        ("message", "VARCHAR"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "playbook_id", "goal_id"),
+)
+
+PLAYBOOK_GOALS = Table(
+    "raw.playbook_goals",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("event_id", "VARCHAR NOT NULL"),  # the webhook's payload hash
+        ("playbook_id", "BIGINT"),
+        ("goal_id", "VARCHAR"),
+        ("conversation_id", "BIGINT"),
+        ("contact_id", "BIGINT"),
+        ("occurred_at", "TIMESTAMP"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "event_id"),
+)
+
+ACCOUNTS = Table(
+    "raw.accounts",
+    (
+        ("org_id", "BIGINT NOT NULL"),
+        ("account_id", "VARCHAR NOT NULL"),  # Drift's string id, e.g. "123458_domain.com"
+        ("name", "VARCHAR"),
+        ("domain", "VARCHAR"),
+        ("owner_user_id", "BIGINT"),
+        ("targeted", "BOOLEAN"),
+        ("deleted", "BOOLEAN"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP"),
+        ("synced_at", "TIMESTAMP"),
+    ),
+    ("org_id", "account_id"),
+)
+
 RAW_TABLES: tuple[Table, ...] = (
     CONVERSATIONS,
     MESSAGES,
@@ -255,6 +356,12 @@ RAW_TABLES: tuple[Table, ...] = (
     TRANSCRIPTS,
     ERASURES,
     WIDGET_EVENTS,
+    MEETINGS,
+    MEETING_CHANGES,
+    PLAYBOOKS,
+    PLAYBOOK_GOALS_DEFINED,
+    PLAYBOOK_GOALS,
+    ACCOUNTS,
 )
 
 
