@@ -86,13 +86,17 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 def dbt_run_dir(settings: Settings, label: str) -> Path:
     """A fresh folder under `$DRIFT_PIPELINE_HOME/dbt/` for one dbt invocation's artifacts and
     logs (compiled SQL, run_results.json, dbt.log): never in the checkout, one per run so runs
-    that overlap (a sensor's run and a CLI sync) never share one. Keeps the newest few.
+    that overlap (a sensor's run and a CLI sync) never share one. Keeps the newest few. Makes
+    DuckDB's spill folder too: every pipeline dbt invocation starts here.
 
     It starts with the newest earlier run's partial-parse state: a fresh target folder makes dbt
     parse the whole project again (seconds on every webhook refresh); dbt checks that state
     against the files, vars and profile and parses in full when anything differs."""
     root = settings.home / "dbt"
     root.mkdir(parents=True, exist_ok=True)
+    # The profile's spill folder: DuckDB creates only its last level, and a build that spills
+    # with the parent missing fails ("Failed to create directory").
+    settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
     runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in runs[:max(0, len(runs) - KEEP_DBT_RUNS + 1)]:
         shutil.rmtree(old, ignore_errors=True)
