@@ -16,10 +16,12 @@ from drift_pipeline.settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
-    """The definitions for `settings` as plain values (tests, a CLI run), or by default for
-    the environment: the resources then read each DRIFT_* variable when a step runs (`EnvVar`),
+    """The definitions for `settings` (tests, a CLI run: plain values), or by default for the
+    environment: the resources then read each DRIFT_* variable when a step runs (`EnvVar`),
     and the partitions start on the inherited DRIFT_HISTORY_START, which every Dagster process
-    of one deployment shares. Builds objects only: nothing is created or written."""
+    of one deployment shares. Either way every secret is an `EnvVar` (`SECRET_FIELDS`): the UI
+    and the run storage show its variable's name, never its value. Builds objects only:
+    nothing is created or written."""
     drift = DriftApiResource.for_settings(settings) if settings else DriftApiResource.from_env()
     settings = settings or Settings.from_env()
     partitions = daily_partitions(settings.history_start)
@@ -43,4 +45,4 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
 # What `defs` was built from: callers whose environment changed since import (the demo points
 # DRIFT_PIPELINE_HOME at its own home after importing) compare against this, not the env now.
 DEFS_SETTINGS = Settings.from_env()
-defs = build_definitions(DEFS_SETTINGS)
+defs = build_definitions()

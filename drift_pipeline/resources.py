@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.drift.orgs import DeploymentOrgs, deployment_orgs
 from drift_pipeline.fsutil import atomic_write_text
-from drift_pipeline.settings import ENV_NAMES, Settings
+from drift_pipeline.settings import ENV_NAMES, SECRET_FIELDS, Settings, SettingsError
 from drift_pipeline.warehouse.postgres import connect_postgres
 from drift_pipeline.warehouse.schema import create_raw_schema
 
@@ -51,21 +51,31 @@ class DriftApiResource(ConfigurableResource):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "DriftApiResource":
         """Each variable set in `env` (default: this process's environment) as an `EnvVar`; the
-        home, which every process must agree on, resolved to an absolute path when unset."""
+        home, which every process must agree on, as an absolute path."""
         env = os.environ if env is None else env
         fields: dict = {field: EnvVar(name) for field, name in ENV_NAMES.items() if env.get(name)}
-        fields.setdefault("home", str(Settings.from_env(env).home))
+        fields["home"] = str(Settings.from_env(env).home)  # absolute: a relative one would follow each process's cwd
         return cls(**fields)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "DriftApiResource":
-        """These settings as plain values (a test's or a CLI run's own settings)."""
-        env = settings.as_env()
-        return cls(**{field: env[name] for field, name in ENV_NAMES.items() if name in env})
+    def for_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> "DriftApiResource":
+        """These settings (a test's or a CLI run's own): plain values, but each secret as the
+        `EnvVar` of the process's environment (`env`, default `os.environ`), which must hold
+        that very value. Raises `SettingsError` when it does not."""
+        values = settings.as_env()
+        return cls(**{field: _secret_env_var(name, values[name], env) if field in SECRET_FIELDS else values[name]
+                      for field, name in ENV_NAMES.items() if name in values})
 
     def settings(self) -> Settings:
-        values = {name: getattr(self, field) for field, name in ENV_NAMES.items()
-                  if getattr(self, field) is not None}
+        """The settings this resource carries. Dagster resolves each `EnvVar` when it builds the
+        resource for a step; a resource used outside a run reads its variables here."""
+        values = {}
+        for field, name in ENV_NAMES.items():
+            value = getattr(self, field)
+            if isinstance(value, EnvVar):
+                value = value.get_value()
+            if value is not None:
+                values[name] = value
         return Settings.from_env(values)
 
     def orgs(self) -> DeploymentOrgs:
@@ -92,6 +102,16 @@ class DriftApiResource(ConfigurableResource):
             atomic_write_text(path, json.dumps(known))
 
 
+def _secret_env_var(name: str, value: str, env: Mapping[str, str] | None) -> EnvVar:
+    """`EnvVar(name)` for a secret whose value the process's environment holds: how a secret
+    reaches a resource without its value entering the definitions."""
+    env = os.environ if env is None else env
+    if env.get(name) != value:
+        raise SettingsError(f"{name} must be set in this process's environment to the value the run uses: "
+                            f"secrets reach Dagster's resources only as environment variables")
+    return EnvVar(name)
+
+
 class PostgresWarehouseResource(ConfigurableResource):
     """The warehouse in PostgreSQL (DRIFT_WAREHOUSE_URL): a session per use, many at once."""
 
@@ -111,8 +131,8 @@ def warehouse_resource(settings: Settings | None = None):
     """The warehouse as a resource. Creates nothing: loading the definitions (every Dagster
     process does, often) must not touch `$DRIFT_PIPELINE_HOME`; the first connection does."""
     settings = settings or Settings.from_env()
-    if settings.warehouse_on_postgres:
-        return PostgresWarehouseResource(url=settings.warehouse_url)
+    if settings.warehouse_on_postgres:  # the URL may hold a password: an EnvVar, like every secret
+        return PostgresWarehouseResource(url=_secret_env_var("DRIFT_WAREHOUSE_URL", settings.warehouse_url, None))
     return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config())
 
 

@@ -135,6 +135,16 @@ ENV_NAMES: dict[str, str] = {
 }
 
 
+# The settings that are secrets (credentials, keys, salts, URLs that may hold a password). A
+# Dagster resource carries each as an `EnvVar` naming its variable, never as a value: the UI
+# (Resources page, GraphQL `configuredValues`), run storage and job snapshots show a resource's
+# configured values, and an `EnvVar` shows only the variable's name.
+SECRET_FIELDS: frozenset[str] = frozenset({
+    "access_token", "client_id", "client_secret", "refresh_token", "webhook_token", "token_key",
+    "pii_salt", "widget_secret", "warehouse_url", "dagster_pg_url",
+})
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path

@@ -1,5 +1,5 @@
 """What the browser tests share: Debian's Chromium, the flags it needs on a closed network, and
-the skip marker when Chromium or Playwright is missing."""
+the skip marker when Chromium or Playwright is missing (a failure under CI)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from dependencies import under_ci
 
 CHROMIUM_PATHS = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 CHROMIUM = next((p for p in CHROMIUM_PATHS if os.access(p, os.X_OK)), None)
@@ -22,13 +24,22 @@ except ImportError:  # pragma: no cover - depends on the environment
     expect = sync_playwright = None
 
 
-def browser_marks(timeout_s: int) -> list:
-    """A browser test's marks: browser, slow, its timeout, and a skip with the reason where
-    it cannot run."""
-    marks = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(timeout_s)]
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None."""
     if sync_playwright is None:
-        marks.append(pytest.mark.skip(reason="playwright is not installed (pip install -e '.[browser]')"))
-    elif CHROMIUM is None:
-        marks.append(pytest.mark.skip(
-            reason=f"no Chromium at {' or '.join(CHROMIUM_PATHS)} (`make browser-deps` installs Debian's)"))
+        return "playwright is not installed (pip install -e '.[browser]')"
+    if CHROMIUM is None:
+        return f"no Chromium at {' or '.join(CHROMIUM_PATHS)} (`make browser-deps` installs Debian's)"
+    return None
+
+
+def browser_marks(timeout_s: int) -> list:
+    """A browser test's marks: browser, slow, its timeout, and where it cannot run a skip with
+    the reason (under CI, a failure with the reason instead: tests/dependencies.py)."""
+    marks = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(timeout_s)]
+    reason = missing_browser()
+    if reason and under_ci():
+        marks.append(pytest.mark.usefixtures("require_browser"))
+    elif reason:
+        marks.append(pytest.mark.skip(reason=reason))
     return marks

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from drift_pipeline.settings import Settings
+from dependencies import unavailable
 from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
@@ -319,17 +320,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL on 127.0.0.1 (free port, temp data dir, trust auth on loopback),
-    stopped at the end of the session; skipped with the reason where it cannot run.
+    stopped at the end of the session; skipped with the reason where it cannot run (failed
+    under CI: tests/dependencies.py).
 
     initdb refuses to run as root, so as root the server runs as the `postgres` user (Debian's
     package creates it) or `nobody`, owning its data dir."""
     bin_dir = _postgres_bin_dir()
     if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (Debian's postgresql package; `make postgres-deps` installs it as root)")
+        unavailable("no PostgreSQL server binaries (Debian's postgresql package; `make postgres-deps` installs it as root)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install -e '.[postgres]')")
+        unavailable("psycopg is not installed (pip install -e '.[postgres]')")
     run_as: list[str] = []
     owner = None
     if os.geteuid() == 0:
@@ -341,7 +343,7 @@ def postgres_server():
                 continue
         runuser = shutil.which("runuser")
         if owner is None or runuser is None:
-            pytest.skip("running as root with no unprivileged user (postgres/nobody) or runuser to start PostgreSQL")
+            unavailable("running as root with no unprivileged user (postgres/nobody) or runuser to start PostgreSQL")
         run_as = [runuser, "-u", owner.pw_name, "--"]
     # Not under pytest's tmp_path: its root-owned 0700 parents would lock the server's user out.
     root = Path(tempfile.mkdtemp(prefix="drift-pg-"))
@@ -358,7 +360,8 @@ def postgres_server():
                "--locale=C", "--no-sync")
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"initdb failed: {(init.stderr or init.stdout).strip().splitlines()[-1:]}")
+        # The server is installed but would not initialize: a failure, never a skip.
+        pytest.fail(f"initdb failed: {(init.stderr or init.stdout).strip().splitlines()[-1:]}")
     # Durability is not what a test measures: no fsync, so the server is quick on a busy disk.
     options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
@@ -373,3 +376,13 @@ def postgres_server():
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def require_browser():
+    """Fails the test (browser_marks adds it under CI) where Chromium or Playwright is missing."""
+    from browser import missing_browser
+
+    reason = missing_browser()
+    if reason:
+        unavailable(reason)

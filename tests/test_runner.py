@@ -21,8 +21,10 @@ def test_a_cli_sync_without_dbt_runs_the_raw_assets_with_their_checks(sim_env):
     result = materialize_days(settings, day, day + timedelta(days=1), with_dbt=False)
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    # The simulator's clock stops at SIM_END, weeks before today: its newest update is stale,
+    # so the freshness check (a warning) fails; tests/test_raw_checks.py covers both sides.
     assert checks == {"conversations_unique": True, "messages_unique": True,
-                      "messages_have_conversation": True, "conversations_fresh": checks.get("conversations_fresh")}
+                      "messages_have_conversation": True, "conversations_fresh": False}
     materialized = {tuple(e.asset_key.path) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert ("raw", "conversations") in materialized
     assert not any(key[0] == "marts" for key in materialized)

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from dagster import build_schedule_context
 
 from drift_pipeline.partitions import FULL_WINDOW_TAG
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync, weekly_drift_resync
+
+
+@pytest.fixture(autouse=True)
+def _own_home(home):
+    """Each tick reads the deployment's state (orgs, disconnect marks) under the home: the
+    test's own, never the developer's ./data."""
 
 
 def _request(schedule, when):

@@ -84,7 +84,15 @@ def test_the_deployment_resource_carries_each_set_variable_as_an_env_var_never_i
     settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), "DRIFT_ACCESS_TOKEN": "t",
                                   "DRIFT_RETENTION_DAYS": "30", "DRIFT_PUBLISH_TRANSCRIPTS": "1",
                                   "DRIFT_WIDGET_ORIGINS": "https://www.example.com,http://localhost:8080"})
-    assert DriftApiResource.for_settings(settings).settings() == settings
+    # A test's or CLI run's resource: its settings as values, but each secret still as the
+    # EnvVar of this process's environment, which must hold the run's value.
+    with pytest.raises(SettingsError, match="DRIFT_ACCESS_TOKEN must be set in this process's environment"):
+        DriftApiResource.for_settings(settings)
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", "t")
+    monkeypatch.delenv("DRIFT_PII_SALT", raising=False)
+    resource = DriftApiResource.for_settings(settings)
+    assert resource.access_token == EnvVar("DRIFT_ACCESS_TOKEN") and resource.retention_days == "30"
+    assert resource.settings() == settings
     bad = DriftApiResource.for_settings(settings).model_copy(update={"overlap_minutes": "soon"})
     with pytest.raises(SettingsError, match="DRIFT_OVERLAP_MINUTES must be an integer"):
         bad.settings()

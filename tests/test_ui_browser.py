@@ -10,6 +10,7 @@ Skipped when Playwright or Debian's Chromium (`make browser-deps`) is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -122,6 +123,47 @@ class DagsterUI:
             pass
 
 
+def _secrets(simulator) -> dict[str, str]:
+    """Every secret the pipeline reads, set as a deployment sets them (the static token wins
+    over the OAuth ones, so the run still reaches the simulator): the test looks for each value
+    in what the UI serves and in what Dagster stores."""
+    from cryptography.fernet import Fernet
+
+    return {"DRIFT_ACCESS_TOKEN": simulator.config.static_access_token,
+            "DRIFT_CLIENT_ID": "client-id-value-5e1f", "DRIFT_CLIENT_SECRET": "client-secret-value-77ab",
+            "DRIFT_REFRESH_TOKEN": "refresh-token-value-0c4d", "DRIFT_WEBHOOK_TOKEN": "webhook-token-value-9d2e",
+            "DRIFT_TOKEN_KEY": Fernet.generate_key().decode(), "DRIFT_PII_SALT": "pii-salt-value-3b8a",
+            "DRIFT_WIDGET_SECRET": "widget-secret-value-6f01"}
+
+
+RESOURCES = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
+  ... on RepositoryLocation { repositories { allTopLevelResourceDetails {
+    name configuredValues { key value type } } } } } } } } }"""
+ASSET_DETAILS = """{ assetNodes { assetKey { path } description opName
+  metadataEntries { label ... on TextMetadataEntry { text } ... on JsonMetadataEntry { jsonString }
+                    ... on PathMetadataEntry { path } ... on UrlMetadataEntry { url } } } }"""
+RUN_DETAILS = """query($runId: ID!) { runOrError(runId: $runId) { ... on Run { runConfigYaml tags { key value } } }
+  logsForRun(runId: $runId, limit: 5000) { ... on EventConnection { events { __typename
+    ... on MessageEvent { message }
+    ... on MaterializationEvent { assetKey { path } metadataEntries { label
+      ... on TextMetadataEntry { text } ... on JsonMetadataEntry { jsonString } ... on MarkdownMetadataEntry { mdStr } } }
+  } } } }"""
+
+
+def _secrets_in(text: str, secrets: dict[str, str]) -> list[str]:
+    return sorted(name for name, value in secrets.items() if value in text)
+
+
+def _secrets_in_files(root: Path, secrets: dict[str, str]) -> dict[str, list[str]]:
+    found = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            names = _secrets_in(path.read_bytes().decode("utf-8", errors="replace"), secrets)
+            if names:
+                found[str(path.relative_to(root))] = names
+    return found
+
+
 @pytest.fixture
 def dagster_ui(home, dbt_parse_seed, make_simulator, tmp_path):
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
@@ -131,7 +173,7 @@ def dagster_ui(home, dbt_parse_seed, make_simulator, tmp_path):
     env.update({
         "DRIFT_PIPELINE_HOME": str(home),
         "DRIFT_API_BASE_URL": server.base_url,
-        "DRIFT_ACCESS_TOKEN": simulator.config.static_access_token,
+        **_secrets(simulator),
         "DAGSTER_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     })
@@ -140,6 +182,7 @@ def dagster_ui(home, dbt_parse_seed, make_simulator, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "drift_pipeline.devserver"], cwd=PROJECT_DIR, env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     ui = DagsterUI(f"http://127.0.0.1:{port}", proc, log_path, home)
+    ui.secrets = _secrets(simulator)
     try:
         ui.startup_seconds = ui.wait_until_up()
         yield ui
@@ -222,6 +265,18 @@ def test_dagster_ui_lineage_and_partition_run(dagster_ui: DagsterUI):
     webhook_job = {k for k, n in nodes.items() if "apply_webhooks_job" in n["jobs"]}
     assert {"raw/webhook_events", "raw/widget_events"} | marts <= webhook_job and not webhook_job & raw
     assert not job_assets & {"raw/webhook_events", "raw/widget_events"}
+
+    # -- no secret in what the UI serves: each resource's configured values name the
+    # variables (ENV_VAR), and no asset says a secret's value -----------------------------------
+    resources = ui.graphql(RESOURCES)
+    drift = next(r for entry in resources["workspaceOrError"]["locationEntries"]
+                 for repo in entry["locationOrLoadError"]["repositories"]
+                 for r in repo["allTopLevelResourceDetails"] if r["name"] == "drift")
+    shown = {v["key"]: (v["type"], v["value"]) for v in drift["configuredValues"]}
+    assert shown["access_token"] == ("ENV_VAR", "DRIFT_ACCESS_TOKEN")
+    assert shown["token_key"] == ("ENV_VAR", "DRIFT_TOKEN_KEY")
+    assert _secrets_in(json.dumps(resources), ui.secrets) == []
+    assert _secrets_in(json.dumps(ui.graphql(ASSET_DETAILS)), ui.secrets) == []
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -316,6 +371,16 @@ def test_dagster_ui_lineage_and_partition_run(dagster_ui: DagsterUI):
             page.goto(f"{ui.url}/runs/{run_id}")
             expect(page.get_by_text("Success", exact=True).first).to_be_visible()
             _shot(page, "ui_run_success.png")
+
+            # -- after a whole run, nothing Dagster stored or serves holds a secret: the run's
+            # config, tags and events, and every file under the Dagster home (event log, run
+            # storage, compute logs) and the pipeline's logs --------------------------------------
+            details = ui.graphql(RUN_DETAILS, {"runId": run_id})
+            assert len(details["logsForRun"]["events"]) > 20
+            assert _secrets_in(json.dumps(details), ui.secrets) == []
+            assert _secrets_in(json.dumps(ui.graphql(RESOURCES)), ui.secrets) == []
+            for root in (ui.home / "dagster", ui.home / "logs"):
+                assert _secrets_in_files(root, ui.secrets) == {}, root
         except BaseException:
             try:
                 _shot(page, "ui_failure.png")
