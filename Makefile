@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DBT_MANIFEST := dbt_project/target/manifest.json
 export DRIFT_PIPELINE_HOME ?= $(CURDIR)/data
 
-.PHONY: install demo test dev bench browser-deps postgres-deps clean
+.PHONY: install demo test dev bench reference browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -20,8 +20,10 @@ $(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -ty
 	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir . --log-path $(DRIFT_PIPELINE_HOME)/logs/dbt
 	$(BIN)/python -c 'from drift_pipeline.dbt_project import record_manifest_fingerprint; record_manifest_fingerprint()'
 
+## the venv from the pinned constraints, and the dbt manifest Dagster loads
 install: $(STAMP) $(DBT_MANIFEST)
 
+## simulator, 14-day backfill through Dagster, dbt, serving copy, headline metrics
 demo: install
 	$(BIN)/python -m drift_pipeline.demo
 
@@ -48,16 +50,24 @@ postgres-deps:
 		fi; \
 	fi
 
+## the whole test suite (CI runs exactly this)
 test: install browser-deps postgres-deps
 	$(BIN)/pytest
 
+## the Dagster UI (dagster dev on workspace.yaml) at http://127.0.0.1:3000, against the simulator unless DRIFT_API_BASE_URL is set
 dev: install
 	$(BIN)/python -m drift_pipeline.devserver
 
+## the client, sync and webhook benchmarks (figures printed)
 bench: install
 	$(BIN)/python bench/client.py --seconds 30
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/webhooks.py
 
+## regenerate docs/reference.md from the code
+reference: install
+	$(BIN)/python -m drift_pipeline.reference
+
+## remove the venv and dbt's target folder
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/logs

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = p.add_subparsers(dest="webhooks_command", parser_class=_Parser, metavar="ACTION")
     wsub.required = True
     serve = wsub.add_parser("serve", help="receive Drift's POSTs on /webhooks (GET /healthz for readiness)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787)")
 
     sub.add_parser("apply-inbox", help="apply dropped webhook files once, refresh the marts, republish")
 
@@ -74,17 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = p.add_subparsers(dest="replay_command", parser_class=_Parser, metavar="WHAT")
     rsub.required = True
     rc = rsub.add_parser("conversation", help="re-fetch and upsert conversations by id")
-    rc.add_argument("ids", nargs="+", type=int, metavar="ID")
+    rc.add_argument("ids", nargs="+", type=int, metavar="ID", help="Drift conversation ids")
     rc.add_argument("--org", type=int, metavar="ORG_ID", help="the conversations' Drift org (required when several are connected)")
     re_ = rsub.add_parser("event", help="re-apply one stored webhook file")
-    re_.add_argument("file", type=Path, metavar="FILE")
+    re_.add_argument("file", type=Path, metavar="FILE", help="a stored webhook file (inbox/, processed/ or quarantine/)")
 
     sub.add_parser("publish", help="write the serving copy (serving/analytics.duckdb and Parquet)")
 
     p = sub.add_parser("erase", help="GDPR erasure of a contact from the warehouse, files and serving copy")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--contact-id", type=int)
-    group.add_argument("--email")
+    group.add_argument("--contact-id", type=int, help="the Drift contact (end user) id to erase")
+    group.add_argument("--email", help="erase the contacts with this email address")
     p.add_argument("--org", type=int, metavar="ORG_ID",
                    help="only in this Drift org (required with --contact-id when the warehouse holds several)")
 
@@ -101,13 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"conversations per file and checkpoint (default {DEFAULT_CHUNK_SIZE})")
 
     p = sub.add_parser("retention", help="blank message bodies and transcripts older than N days (metrics stay)")
-    p.add_argument("--days", type=_positive_int, required=True, metavar="N")
+    p.add_argument("--days", type=_positive_int, required=True, metavar="N", help="days of message text to keep")
 
     p = sub.add_parser("auth", help="the OAuth token store")
     asub = p.add_subparsers(dest="auth_command", parser_class=_Parser, metavar="ACTION")
     asub.required = True
     ex = asub.add_parser("exchange", help="exchange an authorization code for tokens (stored encrypted)")
-    ex.add_argument("--code", required=True)
+    ex.add_argument("--code", required=True, help="the authorization code from the app install's redirect")
     asub.add_parser("refresh", help="refresh the access token now (rotates the refresh token)")
     asub.add_parser("status", help="what the store holds (never the tokens)")
 
@@ -115,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = p.add_subparsers(dest="simulator_command", parser_class=_Parser, metavar="ACTION")
     ssub.required = True
     sserve = ssub.add_parser("serve", help="serve a seeded fake Drift API on loopback")
-    sserve.add_argument("--host", default="127.0.0.1")
-    sserve.add_argument("--port", type=int, default=8700)
-    sserve.add_argument("--seed", type=int, default=7)
-    sserve.add_argument("--days", type=int, default=14)
-    sserve.add_argument("--conversations-per-day", type=int, default=300)
+    sserve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sserve.add_argument("--port", type=int, default=8700, help="port to listen on (default 8700)")
+    sserve.add_argument("--seed", type=int, default=7, help="seed of the simulated workspace (default 7)")
+    sserve.add_argument("--days", type=int, default=14, help="days of history ending now (default 14)")
+    sserve.add_argument("--conversations-per-day", type=int, default=300, help="default 300")
     sserve.add_argument("--rate-limit", type=int, default=600, help="requests per minute")
     return parser
 

@@ -20,12 +20,12 @@ from drift_pipeline.warehouse.schema import create_raw_schema
 
 class DriftApiResource(ConfigurableResource):
     """How the pipeline reaches Drift and where it keeps its state: every DRIFT_* setting (the
-    contract's Environment table) is a field named after the `Settings` field it fills.
+    `settings.SETTINGS`) is a field named after the `Settings` field it fills.
 
     The deployment's definitions fill each field from its environment variable (`EnvVar`,
     resolved in the process that runs the step, so no secret enters Dagster's stored run
     config or the UI); tests build the resource from a `Settings` they made. Unset fields take
-    the contract's defaults, and `settings()` validates them as the environment would be."""
+    the documented defaults, and `settings()` validates them as the environment would be."""
 
     home: str
     api_base_url: Optional[str] = None

@@ -1,4 +1,4 @@
-"""Settings read from the environment (see the contract's Environment table).
+"""Settings read from the environment (`SETTINGS`; docs/reference.md lists them).
 
 Nothing here is read at import time: callers build a `Settings` when they need one, so tests
 and Dagster resources can pass their own environment.
@@ -110,39 +110,87 @@ def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
-# Each setting's environment variable (the contract's Environment table), by field name.
-ENV_NAMES: dict[str, str] = {
-    "home": "DRIFT_PIPELINE_HOME",
-    "api_base_url": "DRIFT_API_BASE_URL",
-    "access_token": "DRIFT_ACCESS_TOKEN",
-    "client_id": "DRIFT_CLIENT_ID",
-    "client_secret": "DRIFT_CLIENT_SECRET",
-    "refresh_token": "DRIFT_REFRESH_TOKEN",
-    "webhook_token": "DRIFT_WEBHOOK_TOKEN",
-    "token_key": "DRIFT_TOKEN_KEY",
-    "pii_salt": "DRIFT_PII_SALT",
-    "max_concurrency": "DRIFT_MAX_CONCURRENCY",
-    "overlap_minutes": "DRIFT_OVERLAP_MINUTES",
-    "duckdb_memory_limit": "DRIFT_DUCKDB_MEMORY_LIMIT",
-    "duckdb_threads": "DRIFT_DUCKDB_THREADS",
-    "publish_transcripts": "DRIFT_PUBLISH_TRANSCRIPTS",
-    "retention_days": "DRIFT_RETENTION_DAYS",
-    "history_start": "DRIFT_HISTORY_START",
-    "widget_secret": "DRIFT_WIDGET_SECRET",
-    "widget_origins": "DRIFT_WIDGET_ORIGINS",
-    "warehouse_url": "DRIFT_WAREHOUSE_URL",
-    "dagster_pg_url": "DRIFT_DAGSTER_PG_URL",
-}
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: the `Settings` field it fills, its environment variable, what it means and
+    its default (as docs/reference.md shows them), and whether its value is a secret."""
 
+    field: str
+    env: str
+    meaning: str
+    default: str
+    secret: bool = False
+
+
+# The one list of settings: `Settings.from_env` reads these variables, the Dagster resource has
+# a field for each, docs/reference.md lists them (drift_pipeline/reference.py).
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("home", "DRIFT_PIPELINE_HOME", "where all state lives (docs/reference.md: Files)", "`./data`"),
+    SettingSpec("api_base_url", "DRIFT_API_BASE_URL", "Drift API root", "`https://driftapi.com`"),
+    SettingSpec("access_token", "DRIFT_ACCESS_TOKEN", "a static access token (wins over OAuth)", "unset", True),
+    SettingSpec("client_id", "DRIFT_CLIENT_ID", "OAuth app's client id", "unset", True),
+    SettingSpec("client_secret", "DRIFT_CLIENT_SECRET", "OAuth app's client secret", "unset", True),
+    SettingSpec("refresh_token", "DRIFT_REFRESH_TOKEN",
+                "seeds an empty token store (refresh tokens rotate: the stored one wins after)", "unset", True),
+    SettingSpec("webhook_token", "DRIFT_WEBHOOK_TOKEN",
+                "webhook verification token (`X-Verification-Token` header or body `token`)",
+                "unset: the receiver refuses to start", True),
+    SettingSpec("token_key", "DRIFT_TOKEN_KEY", "Fernet key that encrypts the token store",
+                "generated into `state/token_key` (0600)", True),
+    SettingSpec("pii_salt", "DRIFT_PII_SALT", "salt for hashing contact identifiers",
+                "generated into `state/pii_salt` (0600)", True),
+    SettingSpec("max_concurrency", "DRIFT_MAX_CONCURRENCY", "requests in flight at most", "8"),
+    SettingSpec("overlap_minutes", "DRIFT_OVERLAP_MINUTES", "how far each incremental window reaches back", "60"),
+    SettingSpec("duckdb_memory_limit", "DRIFT_DUCKDB_MEMORY_LIMIT",
+                "DuckDB memory limit of every pipeline and dbt connection (spills to `tmp/duckdb` beyond)",
+                f"`{DEFAULT_DUCKDB_MEMORY_LIMIT}`"),
+    SettingSpec("duckdb_threads", "DRIFT_DUCKDB_THREADS", "DuckDB threads of every pipeline and dbt connection",
+                str(DEFAULT_DUCKDB_THREADS)),
+    SettingSpec("publish_transcripts", "DRIFT_PUBLISH_TRANSCRIPTS",
+                "`1`: also publish `serving/transcripts.duckdb` for QA teams", "off"),
+    SettingSpec("retention_days", "DRIFT_RETENTION_DAYS",
+                "days of message text the `weekly_retention` schedule keeps", "unset: the schedule skips"),
+    SettingSpec("history_start", "DRIFT_HISTORY_START", "first day of the daily partitions (YYYY-MM-DD)",
+                f"`{DEFAULT_HISTORY_START.isoformat()}`"),
+    SettingSpec("widget_secret", "DRIFT_WIDGET_SECRET", "site secret that signs widget events (docs/widget.md)",
+                "unset: `POST /widget-events` answers 404", True),
+    SettingSpec("widget_origins", "DRIFT_WIDGET_ORIGINS",
+                "comma-separated browser origins allowed to post widget events directly", "none"),
+    SettingSpec("warehouse_url", "DRIFT_WAREHOUSE_URL",
+                "`postgresql://...`: the warehouse in PostgreSQL (docs/postgres.md)", "unset: `warehouse.duckdb`", True),
+    SettingSpec("dagster_pg_url", "DRIFT_DAGSTER_PG_URL", "Dagster's runs and events in PostgreSQL",
+                "the warehouse URL when that is Postgres, else SQLite", True),
+)
+
+# Each setting's environment variable, by field name.
+ENV_NAMES: dict[str, str] = {spec.field: spec.env for spec in SETTINGS}
 
 # The settings that are secrets (credentials, keys, salts, URLs that may hold a password). A
 # Dagster resource carries each as an `EnvVar` naming its variable, never as a value: the UI
 # (Resources page, GraphQL `configuredValues`), run storage and job snapshots show a resource's
 # configured values, and an `EnvVar` shows only the variable's name.
-SECRET_FIELDS: frozenset[str] = frozenset({
-    "access_token", "client_id", "client_secret", "refresh_token", "webhook_token", "token_key",
-    "pii_salt", "widget_secret", "warehouse_url", "dagster_pg_url",
-})
+SECRET_FIELDS: frozenset[str] = frozenset(spec.field for spec in SETTINGS if spec.secret)
+
+
+# What lives under $DRIFT_PIPELINE_HOME (docs/reference.md lists it): path, what it holds.
+HOME_LAYOUT: tuple[tuple[str, str], ...] = (
+    ("warehouse.duckdb", "the pipeline's own database (one writer: the pipeline); raw.* and marts.*"),
+    ("serving/analytics.duckdb", "the published copy of marts.* for analysts and BI: replaced atomically, "
+                                 "never locked by the pipeline; no message bodies or emails"),
+    ("serving/parquet/<schema>.<table>.parquet", "the same marts as Parquet files"),
+    ("serving/report.html", "the charts of the marts, one offline file"),
+    ("serving/dbt-docs/", "dbt's documentation site of the models"),
+    ("serving/transcripts.duckdb", "opt-in (DRIFT_PUBLISH_TRANSCRIPTS): chat transcripts for QA teams"),
+    ("inbox/", "webhook and widget events waiting to be applied (`*.json`, one JSON object per line)"),
+    ("processed/", "inbox files after they were applied"),
+    ("quarantine/", "events that could not be applied, each with a `.reason` file beside it"),
+    ("state/", "mode 0700: the encrypted token store (`tokens.fernet`), the generated token key and PII "
+               "salt (0600), the webhook seen-ids file, org ids, disconnect marks, rate-limit budgets"),
+    ("dagster/", "DAGSTER_HOME unless set: Dagster's runs, event log, schedules and sensor cursors"),
+    ("dbt/", "one folder per dbt invocation (compiled SQL, run_results.json, dbt.log); the newest 20 kept"),
+    ("logs/", "the commands' dbt output (`last_sync.log`, ...) and `timings.jsonl` (apply and marts stages)"),
+    ("tmp/duckdb/", "where DuckDB spills what does not fit in DRIFT_DUCKDB_MEMORY_LIMIT"),
+)
 
 
 @dataclass(frozen=True)
@@ -231,7 +279,7 @@ class Settings:
         """Where Dagster keeps runs, events and schedules when not in SQLite under DAGSTER_HOME."""
         return self.dagster_pg_url or self.warehouse_url
 
-    # Layout of $DRIFT_PIPELINE_HOME (contract).
+    # Layout of $DRIFT_PIPELINE_HOME (HOME_LAYOUT).
     @property
     def warehouse_path(self) -> Path:
         return self.home / "warehouse.duckdb"

@@ -1,7 +1,7 @@
-"""An independent, pure-Python reading of the contract's metric definitions.
+"""An independent, pure-Python reading of the metric definitions (dbt_project/DECISIONLOG.md).
 
 Nothing here imports dbt or the warehouse: inputs are Drift API shapes (conversation detail
-dicts, message dicts, status events), outputs are the mart rows the contract names. Tests build
+dicts, message dicts, status events), outputs are the mart rows docs/reference.md names. Tests build
 the marts with dbt and compare them to these functions on the same data.
 
 One workspace at a time: callers split multi-org data by org before calling.

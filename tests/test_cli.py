@@ -104,7 +104,7 @@ def test_auth_status_without_credentials_shows_no_secrets(home, monkeypatch):
     assert "super-secret-value" not in proc.stdout + proc.stderr
 
 
-def test_the_parser_lists_the_contract_commands():
+def test_the_parser_lists_the_documented_commands():
     help_text = build_parser().format_help()
     for command in ("sync", "webhooks", "apply-inbox", "replay", "publish", "erase", "auth", "simulator"):
         assert command in help_text

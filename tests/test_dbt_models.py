@@ -320,7 +320,7 @@ def test_dbt_build_passes_every_model_data_test_and_unit_test(built):
     assert {"model", "test", "unit_test"} <= kinds
 
 
-def test_marts_live_in_schema_marts_with_contract_types(built):
+def test_marts_live_in_schema_marts_with_documented_types(built):
     with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
         tables = {r[0] for r in conn.execute(
             "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}

@@ -1,5 +1,5 @@
 """The whole path through Dagster: one run materializes raw and marts for a partition range, and
-every column of the marts equals an independent Python reading of the contract over the
+every column of the marts equals an independent Python reading of the metric definitions (DECISIONLOG.md) over the
 simulator's own data."""
 
 from __future__ import annotations

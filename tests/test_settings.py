@@ -77,7 +77,7 @@ def test_the_deployment_resource_carries_each_set_variable_as_an_env_var_never_i
     drift = build_definitions().resources["drift"]
     assert drift.access_token == EnvVar("DRIFT_ACCESS_TOKEN")
     assert drift.overlap_minutes == EnvVar("DRIFT_OVERLAP_MINUTES")
-    assert drift.client_secret is None  # unset: the contract's default, not an empty variable
+    assert drift.client_secret is None  # unset: the documented default, not an empty variable
     assert "secret-token-value" not in repr(drift)
     assert not (tmp_path / "home").exists(), "building the definitions creates nothing"
 

@@ -1,4 +1,4 @@
-"""The webhook receiver, its event format and its inbox files (contract: `webhooks serve`)."""
+"""The webhook receiver, its event format and its inbox files (`webhooks serve` in docs/reference.md)."""
 
 from __future__ import annotations
 

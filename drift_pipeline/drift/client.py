@@ -190,8 +190,8 @@ class DriftClient:
 
     @classmethod
     def from_settings(cls, settings: "Settings", **overrides: Any) -> "DriftClient":
-        """A client for the credentials and limits in `settings` (see the contract's
-        Environment table); keyword overrides win (e.g. `transport=` in tests)."""
+        """A client for the credentials and limits in `settings` (docs/reference.md:
+        Environment); keyword overrides win (e.g. `transport=` in tests)."""
         options: dict[str, Any] = {"max_concurrency": settings.max_concurrency,
                                    "shared_budget_dir": settings.state_dir}
         options.update(overrides)

@@ -1,7 +1,7 @@
 """Rendering a conversation's stored messages as a transcript. Pure functions: the dicts that
 `warehouse.transcripts.conversation_inputs` returns in, text and JSON-ready dicts out.
 
-The rules follow the contract's definition of a chat message, so a transcript shows exactly
+The rules follow the definition of a chat message (DECISIONLOG.md), so a transcript shows exactly
 the messages the metrics count:
 - chat messages only; private notes only when asked for (and labelled); prompts, suggestions
   and the edit messages themselves never;

@@ -1,4 +1,4 @@
-"""Raw table definitions (the contract's `raw.*` tables).
+"""Raw table definitions (the `raw.*` tables of docs/reference.md).
 
 Every table carries `org_id` so one warehouse can hold several Drift workspaces; each key below
 is per org. Times are UTC `TIMESTAMP`s, ids `BIGINT`. Types are kept to what Postgres also has.
@@ -242,7 +242,7 @@ WIDGET_EVENTS = Table(
     ("org_id", "event_id"),
 )
 
-# Meetings, playbooks and accounts (the contract's "Meetings, playbooks, accounts"). Drift serves
+# Meetings, playbooks and accounts . Drift serves
 # a meeting only while its slot is within the last 30 days: these rows are the only history.
 MEETINGS = Table(
     "raw.meetings",

@@ -1,6 +1,6 @@
 """The webhook inbox: durable, atomic, deduplicated drop of events as files.
 
-Layout (contract): `$DRIFT_PIPELINE_HOME/inbox/*.json`, one JSON object per line:
+Layout (docs/reference.md): `$DRIFT_PIPELINE_HOME/inbox/*.json`, one JSON object per line:
 `{"event_id": <sha256 hex>, "received_at": <epoch ms>, "payload": <the event without token>}`.
 A file is written under a temporary name (`.tmp-*`, never matching `*.json`), fsynced, then
 linked to its final name `<received ms, 13 digits>-<seq>.json` and the directory fsynced, so a

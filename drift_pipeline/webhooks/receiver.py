@@ -1,4 +1,4 @@
-"""The webhook receiver: `POST /webhooks` and `GET /healthz` (contract: `webhooks serve`).
+"""The webhook receiver: `POST /webhooks` and `GET /healthz` (`webhooks serve` in docs/reference.md).
 
 It only authenticates, validates, deduplicates and durably drops events into the inbox; the
 apply step does the work later. It never calls the Drift API, so Drift gets its 2xx fast.
@@ -323,7 +323,7 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Run the receiver with uvicorn until interrupted (contract: `webhooks serve`)."""
+    """Run the receiver with uvicorn until interrupted (`webhooks serve` in docs/reference.md)."""
     import copy
 
     import uvicorn
