@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DBT_MANIFEST := dbt_project/target/manifest.json
 export DRIFT_PIPELINE_HOME ?= $(CURDIR)/data
 
-.PHONY: install demo test dev bench reference browser-deps postgres-deps clean
+.PHONY: install demo test test-fast dev bench reference browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -53,6 +53,10 @@ postgres-deps:
 ## the whole test suite (CI runs exactly this)
 test: install browser-deps postgres-deps
 	$(BIN)/pytest
+
+## the inner loop's lane: every test that needs no dbt build, whole sync, PostgreSQL or browser
+test-fast: install
+	$(BIN)/pytest -m "not slow and not browser and not postgres" --durations=5
 
 ## the Dagster UI (dagster dev on workspace.yaml) at http://127.0.0.1:3000, against the simulator unless DRIFT_API_BASE_URL is set
 dev: install

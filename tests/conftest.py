@@ -40,7 +40,17 @@ LONGEST_FIRST = ("test_dbt_models.py", "test_webhook_apply.py", "test_ui_browser
                  "test_settings.py")
 
 
+# Fixtures that bring dbt, a whole sync, a PostgreSQL server or the Dagster UI with them: a test
+# that uses one is `slow` and stays out of `make test-fast` (the inner loop's lane).
+SLOW_FIXTURES = frozenset({"dbt_parse_seed", "sim_env", "synced", "postgres_server", "dagster_ui"})
+# Files whose every test runs dbt against a warehouse of its own.
+SLOW_FILES = frozenset({"test_dbt_models.py", "test_dbt_run_dir.py", "test_dbt_spill.py"})
+
+
 def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
     rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
 

@@ -150,6 +150,7 @@ _sync(Settings.from_env(), datetime.fromisoformat({start!r}), datetime.fromisofo
 """
 
 
+@pytest.mark.slow  # several whole syncs through faults
 def test_sync_killed_midway_then_rerun_equals_an_uninterrupted_one(home, make_simulator, monkeypatch, tmp_path):
     simulator, server = make_simulator(seed=11, days=3, conversations_per_day=40, rate_limit_per_minute=60_000)
     monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
@@ -196,6 +197,7 @@ def test_sync_killed_midway_then_rerun_equals_an_uninterrupted_one(home, make_si
     assert jobs == [(False, "interrupted"), (True, None)]
 
 
+@pytest.mark.slow  # several whole syncs through faults
 def test_a_sync_through_every_fault_equals_a_clean_run(home, make_simulator, monkeypatch, tmp_path):
     """The fault matrix: 429 storms, 5xx, resets, malformed bodies, slow answers and an access
     token expiring mid-run (OAuth, rotating refresh token) end with the same tables."""
@@ -325,6 +327,7 @@ def _table_snapshot(settings):
     }
 
 
+@pytest.mark.slow  # several whole syncs through faults
 def test_two_early_token_deaths_in_one_sync_end_in_a_clean_complete_run(home, make_simulator, monkeypatch):
     from drift_pipeline.drift.authorize import auth_exchange
     from drift_pipeline.settings import Settings
