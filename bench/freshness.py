@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from drift_pipeline.devserver import _dagster_command  # noqa: E402
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_pipeline.marts import refresh_timings  # noqa: E402
 from webhooks import free_loopback_port, start_receiver, stop_receiver, wait_until_healthy  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -186,7 +187,7 @@ def stage_breakdown(home: Path, posted_at: dict[int, float], seen_at: dict[int, 
     timings = home / "logs" / "timings.jsonl"
     records = [json.loads(line) for line in timings.read_text().splitlines()] if timings.exists() else []
     applies = sorted((r for r in records if r["kind"] == "apply"), key=lambda r: r["started_at"])
-    refreshes = sorted((r for r in records if r["kind"] == "marts" and r.get("published", True)), key=lambda r: r["started_at"])
+    refreshes = sorted((r for r in refresh_timings(records) if r["published"]), key=lambda r: r["started_at"])
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
         # "run launch" is the wait in the queue and the launch (until RUN_STARTING), then the
         # new process's start (imports, definitions, instance) until the run starts.

@@ -26,7 +26,7 @@ from drift_pipeline.dbt_project import dbt_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.ingest.sync import ConversationSync
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.runner import refresh_marts
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import open_warehouse
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from webhooks import free_loopback_port, start_receiver, stop_receiver, wait_until_healthy  # noqa: E402
 
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_pipeline.marts import refresh_timings  # noqa: E402
 from drift_pipeline.sensors import SENSOR_INTERVAL_SECONDS  # noqa: E402
 
 # Columns of marts.fct_conversations a clean re-sync derives exactly as the webhook path does.
@@ -49,8 +50,7 @@ _APPLIER = """
 import asyncio, json, os, sys, time
 from datetime import datetime
 from drift_pipeline.settings import Settings
-from drift_pipeline.operations import apply_inbox_and_refresh
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.runner import apply_inbox_and_refresh, refresh_marts
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.warehouse.connection import open_warehouse
@@ -183,7 +183,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
         applied = dict(conn.execute("SELECT event_id, epoch(applied_at) FROM raw.webhook_events").fetchall())
         conn.close()
         timings = [json.loads(line) for line in (home / "logs" / "timings.jsonl").read_text().splitlines()]
-        refreshed = sorted(t["finished_at"] for t in timings if t["kind"] == "marts" and t.get("published", True))
+        refreshed = sorted(t["finished_at"] for t in refresh_timings(timings) if t["published"])
         applied_lag, visible_lag = [], []
         for identity, at in posted.items():
             if identity not in applied:
@@ -202,7 +202,7 @@ def soak(minutes: float = 10.0, rate: float = 20.0, seed: int = 5) -> dict:
         if clean.returncode:
             raise RuntimeError(f"clean re-sync failed: {clean.stderr[-500:]}")
         subprocess.run([sys.executable, "-c", "from drift_pipeline.settings import Settings; "
-                        "from drift_pipeline.marts import refresh_marts; refresh_marts(Settings.from_env())"],
+                        "from drift_pipeline.runner import refresh_marts; refresh_marts(Settings.from_env())"],
                        env=env, check=True, capture_output=True)
         ours, theirs = _fct(home), _fct(clean_home)
     return {

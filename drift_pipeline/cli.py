@@ -183,7 +183,7 @@ def cmd_webhooks(args, settings: Settings) -> int:
 
 
 def cmd_apply_inbox(args, settings: Settings) -> int:
-    from drift_pipeline.operations import apply_inbox_and_refresh
+    from drift_pipeline.runner import apply_inbox_and_refresh
 
     _print_json(apply_inbox_and_refresh(settings))
     return 0
@@ -191,18 +191,21 @@ def cmd_apply_inbox(args, settings: Settings) -> int:
 
 def cmd_replay(args, settings: Settings) -> int:
     from drift_pipeline import operations
+    from drift_pipeline.runner import refresh_marts
 
     if args.replay_command == "conversation":
-        _print_json(operations.replay_conversations(settings, args.ids, org_id=args.org))
+        _print_json(operations.replay_conversations(settings, args.ids, org_id=args.org, refresh=refresh_marts))
     else:
-        _print_json(operations.replay_event_file(settings, args.file))
+        _print_json(operations.replay_event_file(settings, args.file, refresh=refresh_marts))
     return 0
 
 
 def cmd_erase(args, settings: Settings) -> int:
     from drift_pipeline.operations import erase
+    from drift_pipeline.runner import refresh_marts
 
-    _print_json(erase(settings, contact_id=args.contact_id, email=args.email, org_id=args.org))
+    _print_json(erase(settings, contact_id=args.contact_id, email=args.email, org_id=args.org,
+                      refresh=refresh_marts))
     return 0
 
 

@@ -81,7 +81,7 @@ def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
     sensor's apply code -> marts -> serving."""
     import httpx
 
-    from drift_pipeline.operations import apply_inbox_and_refresh
+    from drift_pipeline.runner import apply_inbox_and_refresh
     from drift_pipeline.webhooks.widget import SIGNATURE_HEADER, sign
 
     started = time.monotonic()

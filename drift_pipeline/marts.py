@@ -1,9 +1,8 @@
-"""The one place that runs dbt outside the Dagster asset: refresh the marts, then publish.
+"""What the dbt asset and the serving assets share about a marts build: where dbt's console
+output goes, the profile's environment, the timings lines, and which views dbt created.
 
-The dbt asset (`assets/dbt.py`) builds and tests the models in a Dagster run; this module is
-what the webhook path, replay, erasure and retention run between those builds: `dbt run
---select +marts` (the incremental models rebuild only what changed) and a new serving copy.
-dbt's console output goes to `$DRIFT_PIPELINE_HOME/logs/`, its artifacts under `dbt/`.
+The marts are built only by the dbt asset (`assets/dbt.py`), in a Dagster run, whoever starts
+it: a schedule, the webhook sensor, or the CLI (`runner.refresh_marts`).
 """
 
 from __future__ import annotations
@@ -13,22 +12,15 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
-from drift_pipeline.dbt_project import dbt_cli, dbt_environment, dbt_run_dir, dbt_vars, ensure_manifest
-from drift_pipeline.fsutil import append_json_line, atomic_write_text
-from drift_pipeline.serving import publish
+from drift_pipeline.dbt_project import dbt_environment
+from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
-from drift_pipeline.warehouse.connection import exclusive_build, open_warehouse
-from drift_pipeline.webhooks.apply import TIMINGS_LOG
-
-# Models only, with the vars every pipeline invocation passes (so it reuses the last run's
-# partial parse).
-REFRESH_ARGS = ["run", "--select", "+marts", *dbt_vars()]
+from drift_pipeline.warehouse.connection import open_warehouse
 
 
 @contextlib.contextmanager
@@ -69,22 +61,28 @@ def timing_record(mode: str, run_id: str | None, started: float, dbt_done: float
             "published": published is not None}
 
 
-def refresh_marts(settings: Settings) -> None:
-    """Refresh the marts' affected rows, then republish the serving copy.
+def publish_timing_record(run_id: str | None, started: float, finished: float) -> dict:
+    """The `kind: publish` line of `logs/timings.jsonl`: the serving copy asset's publish."""
+    return {"kind": "publish", "run_id": run_id, "started_at": round(started, 3),
+            "finished_at": round(finished, 3), "publish_seconds": round(finished - started, 3)}
 
-    The models run without their tests: the incremental models rebuild just the conversations
-    and days touched since their last build. Data tests run with every scheduled or backfill
-    run, not on this seconds-sensitive path.
-    """
-    point_dbt_at(settings)
-    dbt = dbt_cli()
-    started = time.time()
-    with exclusive_build(settings), dbt_output_to_file(settings, "last_marts_refresh"):
-        dbt.cli(REFRESH_ARGS, manifest=ensure_manifest(), raise_on_error=True,
-                target_path=dbt_run_dir(settings, "refresh")).wait()
-        dbt_done = time.time()
-        publish(settings)
-    append_json_line(settings.home / TIMINGS_LOG, timing_record("refresh", None, started, dbt_done, time.time()))
+
+def refresh_timings(records: list[dict]) -> list[dict]:
+    """The `kind: marts` lines of a timings log, each joined with its run's publish line: the
+    marts refresh as one record, `finished_at` when the serving copy was in place (the dbt
+    step's end when the run published nothing), `publish_seconds` and `published` set from
+    the publish. What bench/freshness.py and bench/soak.py measure lags with."""
+    published = {r["run_id"]: r for r in records if r.get("kind") == "publish" and r.get("run_id")}
+    joined = []
+    for record in records:
+        if record.get("kind") != "marts":
+            continue
+        publish = published.get(record.get("run_id"))
+        if publish is not None and not record.get("published"):
+            record = {**record, "finished_at": publish["finished_at"], "published": True,
+                      "publish_seconds": publish["publish_seconds"]}
+        joined.append(record)
+    return joined
 
 
 # The view models' definitions as dbt last created them (a checksum, under state/): the webhook

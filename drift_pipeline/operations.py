@@ -1,7 +1,9 @@
 """Operations: what the CLI (and the demo) run, composed from the layers below.
 
-Each one changes raw data (apply webhook files, re-fetch conversations, erase a contact) and
-then refreshes the marts and the serving copy through `marts.refresh_marts`.
+Each one changes raw data (re-fetch conversations, re-apply a file, erase a contact), then calls
+the `refresh` it is given for the marts and the serving copy: the CLI gives
+`runner.refresh_marts`, a Dagster run of the dbt and serving assets, so the UI shows every
+refresh (this layer sits below Dagster and does not import it).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable, Optional
 
 from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
 from drift_pipeline.erasure import erase_files, erase_in_warehouse, previously_erased_conversations
 from drift_pipeline.ingest.sync import ConversationSync
-from drift_pipeline.marts import refresh_marts
 from drift_pipeline.serving import publish_transcripts_copy
 from drift_pipeline.settings import Settings, UsageError
 from drift_pipeline.timeutil import utcnow
@@ -28,12 +30,8 @@ from drift_pipeline.webhooks.events import InvalidEvent
 from drift_pipeline.webhooks.inbox import InvalidInboxFile
 
 
-def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
-    """`drift-pipeline apply-inbox`: apply, then refresh the marts and the serving copy."""
-    result = apply_inbox(settings, files)
-    if result.marts_affected:
-        refresh_marts(settings)
-    return result.as_dict()
+# Refreshes the marts and republishes after raw changes (`runner.refresh_marts`).
+Refresh = Optional[Callable[[Settings], object]]
 
 
 def _erase_in_files(settings: Settings, erased: list[dict], keys: set[tuple[int, int]],
@@ -53,9 +51,9 @@ def _erase_in_files(settings: Settings, erased: list[dict], keys: set[tuple[int,
     return lines
 
 
-def replay_conversations(settings: Settings, conversation_ids: list[int], *, refresh: bool = True,
+def replay_conversations(settings: Settings, conversation_ids: list[int], *, refresh: Refresh = None,
                          org_id: int | None = None) -> dict:
-    """Re-fetch and upsert conversations by id (idempotent), then refresh the marts. With
+    """Re-fetch and upsert conversations by id (idempotent), then `refresh` the marts. With
     several orgs in the token store the ids need their org (`org_id`)."""
     async def go():
         async with OrgClients(settings) as clients:
@@ -68,7 +66,7 @@ def replay_conversations(settings: Settings, conversation_ids: list[int], *, ref
 
     stats = asyncio.run(go())
     if refresh:
-        refresh_marts(settings)
+        refresh(settings)
     return {"conversations_refetched": stats.conversations_fetched, "rows": dict(stats.rows)}
 
 
@@ -84,7 +82,7 @@ def _one_org(clients: OrgClients, org_id: int | None, what: str) -> int | None:
     return next(iter(clients.org_ids), None)
 
 
-def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -> dict:
+def replay_event_file(settings: Settings, path: Path, *, refresh: Refresh = None) -> dict:
     """Re-apply one stored webhook file (from processed/ or anywhere); it is not moved.
     Events already applied are recognized by their id and not applied twice."""
     if not path.exists():
@@ -94,13 +92,14 @@ def replay_event_file(settings: Settings, path: Path, *, refresh: bool = True) -
     except (InvalidInboxFile, InvalidEvent) as exc:
         raise UsageError(str(exc)) from None
     if refresh and result.marts_affected:
-        refresh_marts(settings)
+        refresh(settings)
     return result.as_dict()
 
 
 def erase(settings: Settings, *, contact_id: int | None = None, email: str | None = None,
-          org_id: int | None = None) -> dict:
-    """`drift-pipeline erase`: warehouse, files, then rebuild the marts and republish. With
+          org_id: int | None = None, refresh: Refresh = None) -> dict:
+    """`drift-pipeline erase`: warehouse, files, then `refresh` the marts and republish (before
+    the warehouse is compacted, so no freed page keeps an erased mart row). With
     `org_id`, only in that Drift org; a contact id needs it once the warehouse holds several
     orgs (ids are per workspace), an email without it is erased in every org."""
     erased: list[dict] = []
@@ -122,8 +121,8 @@ def erase(settings: Settings, *, contact_id: int | None = None, email: str | Non
             exported_lines = rewrite_exported_lines(settings, conn, keys)
     lines = _erase_in_files(settings, erased, keys, contact_id, email, org_id)
     published = False
-    if erased and (settings.serving_dir / "analytics.duckdb").exists():
-        refresh_marts(settings)  # publish() republishes the transcripts copy too
+    if erased and refresh and (settings.serving_dir / "analytics.duckdb").exists():
+        refresh(settings)  # publish() republishes the transcripts copy too
         published = True
     elif erased:
         publish_transcripts_copy(settings)

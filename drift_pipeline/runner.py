@@ -1,4 +1,6 @@
-"""Runs assets through Dagster from the CLI: a range of days is one run, recorded in the instance."""
+"""Runs assets through Dagster from the CLI: a range of days is one run, and every marts refresh
+a CLI command needs (apply-inbox, replay, erase, retention) is a run of the same dbt and serving
+assets the webhook job runs, recorded in the instance, so the UI shows it."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from datetime import date, timedelta
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from drift_pipeline import definitions
-from drift_pipeline.assets.dbt import DBT_ASSET_OP
+from drift_pipeline.assets.dbt import DBT_ASSET_OP, MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
 from drift_pipeline.assets.drift_raw import RAW_GROUP
+from drift_pipeline.assets.serving import REPORT_KEY, SERVING_COPY_KEY
 from drift_pipeline.instance import ensure_dagster_home
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, check_day_range
 from drift_pipeline.schedules import SYNC_SELECTION
 from drift_pipeline.settings import Settings, UsageError
+from drift_pipeline.webhooks.apply import apply_inbox
 
 
 class RunFailed(RuntimeError):
@@ -83,8 +87,46 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
                    if with_dbt else {}),
             },
         )
+    _raise_unless_success(result)
+    return result
+
+
+# The models in refresh mode (the changed rows, no tests), then the serving copy and report.
+REFRESH_SELECTION = AssetSelection.groups(MODELS_GROUP, MARTS_GROUP).without_checks() \
+    | AssetSelection.assets(SERVING_COPY_KEY, REPORT_KEY)
+
+
+def refresh_marts(settings: Settings, *, reason: str = "cli", log_level: str = "CRITICAL"):
+    """Refresh the marts' affected rows and republish, as one Dagster run in this process: the
+    only way the marts are built outside a sync (the webhook sensor launches the same assets).
+    Raises `RunFailed` naming the step and dbt's first error."""
+    ensure_dagster_home(settings)
+    defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
+    assets = list(defs.assets) + list(defs.asset_checks or [])
+    quiet = log_level not in ("DEBUG", "INFO")
+    with DagsterInstance.get() as instance, \
+            (dbt_output_to_file(settings, "last_marts_refresh") if quiet else contextlib.nullcontext()):
+        result = materialize(
+            assets, instance=instance, resources=defs.resources, selection=REFRESH_SELECTION,
+            tags={"drift/trigger": reason}, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
+                        "ops": {DBT_ASSET_OP: {"config": dict(REFRESH_CONFIG)}}},
+        )
+    _raise_unless_success(result)
+    return result
+
+
+def _raise_unless_success(result) -> None:
     if not result.success:
         failure = next((e for e in result.all_events if e.is_step_failure), None)
         reason = _root_cause(failure.step_failure_data.error) if failure else "see the Dagster run"
         raise RunFailed(f"run {result.run_id} failed in {failure.step_key if failure else '?'}: {reason}")
-    return result
+
+
+def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
+    """`drift-pipeline apply-inbox`: apply the waiting webhook files, then refresh the marts
+    and the serving copy (a Dagster run) when the events touched them."""
+    result = apply_inbox(settings, files)
+    if result.marts_affected:
+        refresh_marts(settings, reason="apply-inbox")
+    return result.as_dict()

@@ -63,7 +63,7 @@ def _published_fingerprints(parquet_dir: Path) -> dict:
         return {}  # none yet, or unreadable: every Parquet file is written
 
 
-def publish(settings: Settings) -> dict:
+def publish(settings: Settings, *, report: bool = True) -> dict:
     """Write `serving/analytics.duckdb` and `serving/parquet/<schema>.<table>.parquet` atomically.
 
     The DuckDB copy is always a new file (it holds no freed pages, so rows erasure removed
@@ -71,6 +71,7 @@ def publish(settings: Settings) -> dict:
     rewritten only when its mart's fingerprint changed since the last publish.
     Returns {"tables": {name: rows}, "path": ..., "parquet_written": [...], "parquet_unchanged": [...]}.
     Must run in the pipeline's own process (the warehouse's single writer), after dbt.
+    `report=False` leaves `report.html` to its own asset (assets/serving.py).
     """
     if not settings.warehouse_on_postgres and not settings.warehouse_path.exists():
         raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
@@ -126,8 +127,8 @@ def publish(settings: Settings) -> dict:
     atomic_write_text(parquet_dir / FINGERPRINTS, json.dumps(fingerprints, indent=1, sort_keys=True))
     fsync_dir(parquet_dir)
     # The report is drawn from what was just published, so pictures and tables always agree.
-    report = write_report(settings, serving / SERVING_DB, serving / REPORT_FILENAME)
-    return {"path": str(serving / SERVING_DB), "tables": counts, "report": report["path"],
+    written = write_report(settings, serving / SERVING_DB, serving / REPORT_FILENAME)["path"] if report else None
+    return {"path": str(serving / SERVING_DB), "tables": counts, "report": written,
             "parquet_written": [final.name for _, final in staged_parquet], "parquet_unchanged": unchanged,
             "transcripts": publish_transcripts_copy(settings)}
 
@@ -229,6 +230,16 @@ SELECT metric_date,
 FROM marts.agg_daily_metrics
 ORDER BY metric_date
 """
+
+
+def serving_table_counts(settings: Settings) -> dict[str, int]:
+    """Rows of each published table, read from the serving copy as an analyst opens it."""
+    conn = connect(settings, settings.serving_dir / SERVING_DB, read_only=True)
+    try:
+        return {f"{schema}.{table}": conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchall()[0][0]
+                for schema, table in published_tables(conn, SERVING_DB.removesuffix(".duckdb"))}
+    finally:
+        conn.close()
 
 
 def headline_metrics(settings: Settings) -> list[tuple]:

@@ -72,8 +72,11 @@ def home(tmp_path_factory, monkeypatch):
         shutil.rmtree(path)
     monkeypatch.setenv("DRIFT_PIPELINE_HOME", str(path))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # A run writes where the deployment's processes read (the Postgres URLs Dagster's run
+    # workers need): nothing an earlier test's run set may reach this one.
     for name in ("DRIFT_ACCESS_TOKEN", "DRIFT_CLIENT_ID", "DRIFT_CLIENT_SECRET", "DRIFT_REFRESH_TOKEN",
-                 "DRIFT_TOKEN_KEY", "DRIFT_WEBHOOK_TOKEN"):
+                 "DRIFT_TOKEN_KEY", "DRIFT_WEBHOOK_TOKEN", "DRIFT_WAREHOUSE_URL", "DRIFT_DAGSTER_PG_URL",
+                 "DRIFT_DAGSTER_STORAGE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DRIFT_PII_SALT", "test-salt")  # the same hashes in every test home
     return path

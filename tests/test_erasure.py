@@ -8,7 +8,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.runner import refresh_marts
 from drift_pipeline.operations import erase
 from drift_pipeline.webhooks.inbox import write_events_file
 
@@ -38,7 +38,7 @@ def test_erase_by_email_reaches_warehouse_files_and_serving_copy(sim_env, synced
     processed = write_events_file(settings.processed_dir, payloads)
     other = write_events_file(settings.inbox_dir, world.advance(minutes=240))
 
-    result = erase(settings, email=email.upper())
+    result = erase(settings, email=email.upper(), refresh=refresh_marts)
     assert result["contacts_erased"] == 1 and result["serving_copy_republished"]
     assert query(settings, "SELECT count(*) FROM raw.contacts WHERE contact_id = ?", [contact_id]) == [(0,)]
     bodies = query(settings, "SELECT count(body) FROM raw.messages WHERE conversation_id IN "

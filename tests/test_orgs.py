@@ -17,7 +17,7 @@ from drift_pipeline.cli import main
 from drift_pipeline.drift.auth import auth_status
 from drift_pipeline.drift.authorize import auth_exchange
 from drift_pipeline.drift.simulator import MultiOrgSimulator, Simulator, SimulatorConfig, SimulatorServer
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.runner import refresh_marts
 from drift_pipeline.partitions import ORG_TAG
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.schedules import nightly_drift_sync

@@ -22,7 +22,7 @@ import pytest
 from drift_pipeline.dbt_project import dbt_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest.sync import ConversationSync
-from drift_pipeline.marts import refresh_marts
+from drift_pipeline.runner import refresh_marts
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
 from drift_pipeline.warehouse.connection import open_warehouse
@@ -154,7 +154,12 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
         runs = dagster_db.execute("SELECT status FROM runs").fetchall()
     assert runs == [("SUCCESS",), ("SUCCESS",)], "both runs are in Dagster's Postgres storage"
     assert (pg_settings.home / "dagster" / "dagster.yaml").read_text().count("postgres_url") == 1
+    # Secrets (the URLs) reach Dagster's resources only from the environment, as in a deployment.
+    monkeypatch.setenv("DRIFT_WAREHOUSE_URL", pg_settings.warehouse_url)
+    monkeypatch.setenv("DRIFT_DAGSTER_PG_URL", pg_settings.dagster_pg_url)
     refresh_marts(pg_settings)  # dbt on dbt-postgres, then the DuckDB serving copy from Postgres
+    for name in ("DRIFT_WAREHOUSE_URL", "DRIFT_DAGSTER_PG_URL", "DRIFT_DAGSTER_STORAGE_URL", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
 
     # DuckDB: the same two orgs, one after the other into one file, the same models.
     for (simulator, server), org in zip(simulators, ORGS):

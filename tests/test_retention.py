@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 from drift_pipeline.dbt_project import dbt_cli, dbt_run_dir, ensure_manifest
-from drift_pipeline.marts import dbt_output_to_file, refresh_marts
+from drift_pipeline.marts import dbt_output_to_file
+from drift_pipeline.runner import refresh_marts
 from drift_pipeline.operations import erase
 from drift_pipeline.pii import hash_pii
 from drift_pipeline.retention import run_retention
@@ -151,7 +152,7 @@ def test_transcripts_copy_only_when_enabled_followed_by_erasure_and_audited_with
         analytics.close()
     assert not columns & {"body", "transcript"}, "the analysts' copy stays body-free"
 
-    result = erase(enabled, email=email)
+    result = erase(enabled, email=email, refresh=refresh_marts)
     assert result["contacts_erased"] == 1
     assert _tables_mentioning(copy, "ERASEME") == [] and _tables_mentioning(settings.warehouse_path, "ERASEME") == []
     assert _files_mentioning(settings.home, "ERASEME") == []

@@ -43,7 +43,7 @@ def test_a_syncs_dbt_tests_are_asset_checks_and_a_failing_one_fails_the_sync(sim
     result = materialize_days(settings, day, day + timedelta(days=1))
     dbt_checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
                   for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                  and e.asset_check_evaluation_data.asset_key.path[0] != "raw"}
+                  and e.asset_check_evaluation_data.asset_key.path[0] not in ("raw", "serving")}
     manifest = json.loads(ensure_manifest().read_text())  # the one the definitions loaded
     data_tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
     assert set(dbt_checks) == data_tests and all(dbt_checks.values())

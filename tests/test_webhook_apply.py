@@ -15,7 +15,8 @@ from datetime import timedelta
 
 import pytest
 
-from drift_pipeline.operations import apply_inbox_and_refresh, replay_conversations, replay_event_file
+from drift_pipeline.operations import replay_conversations, replay_event_file
+from drift_pipeline.runner import apply_inbox_and_refresh, refresh_marts
 from drift_pipeline.pii import hash_pii
 from drift_pipeline.settings import Settings
 from drift_pipeline.timeutil import ms_to_ts

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from dagster import AssetExecutionContext, AssetKey, AssetObservation, AssetSpec, Config, Failure, MetadataValue
+from dagster import AssetExecutionContext, AssetSpec, Config, Failure, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
@@ -22,9 +22,8 @@ from drift_pipeline.dbt_project import (
 from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.partitions import single_run
 from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, timing_record, views_current
-from drift_pipeline.report import headline_charts_markdown
 from drift_pipeline.resources import DriftApiResource
-from drift_pipeline.serving import DBT_DOCS_DIR, SERVING_DB, headline_metrics, publish, publish_dbt_docs
+from drift_pipeline.serving import DBT_DOCS_DIR, publish_dbt_docs
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import exclusive_build
 from drift_pipeline.webhooks.apply import TIMINGS_LOG
@@ -56,8 +55,9 @@ class DriftDbtTranslator(DagsterDbtTranslator):
 
 
 class DbtModelsConfig(Config):
-    """How a run builds the models. A scheduled or CLI run builds and tests them and publishes
-    the docs; the webhook job refreshes the rows that changed and republishes, seconds-sensitive.
+    """How a run builds the models. A scheduled or CLI sync builds and tests them; the webhook
+    job (and the CLI's apply-inbox, replay, erase) refreshes the rows that changed,
+    seconds-sensitive. Publishing is the serving assets' job (assets/serving.py).
 
     By default the data tests read only the conversations the run rebuilt (`drift_tests_scope:
     changed`, dbt_project/macros/tests_scope.sql), so a nightly run costs what changed, not what
@@ -66,7 +66,6 @@ class DbtModelsConfig(Config):
     """
 
     data_tests: bool = True  # `dbt build` (models + data tests); false: `dbt run`
-    docs: bool = True  # regenerate dbt docs into serving/dbt-docs after publishing
     full_refresh: bool = False  # rebuild every model from raw (changed model SQL, hard deletes)
     full_tests: bool = False  # every data test reads every row (a full refresh implies it)
 
@@ -80,8 +79,8 @@ def dbt_command(config: DbtModelsConfig) -> list[str]:
     return command + dbt_vars(full_tests=config.full_tests or config.full_refresh)
 
 
-# What the webhook job runs: the models' changed rows and the serving copy, nothing else.
-REFRESH_CONFIG = {"data_tests": False, "docs": False}
+# What the webhook job runs: the models' changed rows (then the serving copy), nothing else.
+REFRESH_CONFIG = {"data_tests": False}
 
 
 def dbt_mode(config: DbtModelsConfig) -> str:
@@ -125,7 +124,7 @@ def build_dbt_models():
     def drift_dbt_models(context: AssetExecutionContext, config: DbtModelsConfig, dbt: DbtCliResource,
                          drift: DriftApiResource):
         """Build the dbt models and run their data tests (on what changed unless configured
-        otherwise), then republish the serving copy so analysts see the new numbers."""
+        otherwise); the serving assets downstream republish what analysts see."""
         settings = drift.settings()
         started = time.time()
         point_dbt_at(settings)
@@ -149,28 +148,9 @@ def build_dbt_models():
         if all_models and not keep_views:
             record_views_created(settings, manifest)
         dbt_done = time.time()
-        published = None
-        if context.selected_output_names:
-            result = publish(settings)
-            published = time.time()
-            context.log.info(f"published serving copy: {result['tables']}; report: {result['report']}")
-            docs = _publish_dbt_docs(context, dbt, settings) if config.docs else None
-            context.log_event(AssetObservation(
-                asset_key=AssetKey(["marts", "agg_daily_metrics"]),
-                description="Published to the serving copy",
-                metadata={
-                    "serving_copy": MetadataValue.path(result["path"]),
-                    "report": MetadataValue.path(result["report"]),
-                    **({"dbt_docs": MetadataValue.path(str(docs / "index.html"))} if docs else {}),
-                    **{f"rows {name}": MetadataValue.int(rows) for name, rows in result["tables"].items()},
-                    "latest days": MetadataValue.md(_metrics_markdown(headline_metrics(settings)[-7:])),
-                    # The report's headline charts, drawn from the same published numbers.
-                    "charts": MetadataValue.md(
-                        headline_charts_markdown(settings, settings.serving_dir / SERVING_DB)),
-                },
-            ))
+        # The serving copy, the report and the docs are assets downstream (assets/serving.py).
         append_json_line(settings.home / TIMINGS_LOG,
-                         marts_timing_record(config, context.run.run_id, started, dbt_done, published,
+                         marts_timing_record(config, context.run.run_id, started, dbt_done, None,
                                              views_kept=keep_views, in_process=in_process))
 
     return drift_dbt_models
@@ -194,12 +174,11 @@ def _dbt_in_process(context: AssetExecutionContext, args: list[str], target_path
                       metadata={"errors": MetadataValue.md("\n\n".join(result.errors) or "(none reported)")})
 
 
-def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, settings: Settings):
+def publish_dbt_docs_of_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: Settings):
     """`dbt docs generate`, then its files to `serving/dbt-docs/`; the folder, or None if dbt
     failed (docs are a convenience: a data run does not fail for them).
 
-    Runs here because the catalog reads the warehouse and this step is already its writer.
-    Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
+    The serving assets' `serving/dbt_docs` step runs it (the catalog reads the warehouse). Its target is a run folder under $DRIFT_PIPELINE_HOME/dbt/ like every dbt invocation's.
     """
     fingerprint, recorded = docs_fingerprint(settings), settings.state_dir / DOCS_FINGERPRINT
     published = settings.serving_dir / DBT_DOCS_DIR
@@ -220,10 +199,3 @@ def _publish_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, setti
     published = publish_dbt_docs(settings, generated)
     atomic_write_text(recorded, fingerprint)
     return published
-
-
-def _metrics_markdown(rows) -> str:
-    header = "| day | conversations | FRT p50 min | FRT p90 min | handoff % | open->close p50 h |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|"]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
