@@ -1,12 +1,14 @@
 """Readers of the marts outside the pipeline: a BI tool's own, older DuckDB opening the serving
-copy.
+copy, and the dbt semantic layer (MetricFlow's `mf query`) answering the headline metrics.
 
-A small warehouse, built by `dbt build` from explicit raw rows and published; what the reader
-reads is compared with what the pinned DuckDB reads.
+One small warehouse, built by `dbt build` from explicit raw rows, serves both. Each reader's
+answers are compared with what the pinned DuckDB reads (the serving copy) or with values computed
+by hand and, independently, in SQL on marts.fct_conversations (the metrics).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -28,8 +30,11 @@ DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 BI_DUCKDB = "1.4.2"  # the 1.x LTS line, which BI drivers (DBeaver, Metabase, Superset) bundle
 SYNCED = datetime(2026, 11, 14)
 ORG, OTHER_ORG = 1, 2
-# What dbt gets besides this process's environment: no usage statistics.
-OFFLINE = {"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+# What every subprocess here gets besides this one's environment: no usage statistics, and a
+# dead proxy on loopback so `mf`'s check for a newer release on PyPI fails at once (it is
+# caught and ignored) instead of leaving the machine.
+OFFLINE = {"DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
 
 # (org, conversation, inbox, created_at, has a bot, handed off, first response s, closed after s)
 # Weeks start on Monday (ISO, DuckDB's date_trunc('week')): 2026-10-26, 11-02 and 11-09.
@@ -167,3 +172,53 @@ def test_duckdb_1_4_opens_the_serving_copy_and_reads_every_mart_as_the_pinned_du
     assert ours["fct_conversations"][0] == len(CONVERSATIONS)
     assert {table: counts[0] for table, counts in theirs.items()} == {table: counts[0] for table, counts in ours.items()}
     assert theirs == ours, "the same rows, value for value"
+
+
+# ---------------------------------------------------------------- the semantic layer (MetricFlow)
+
+def _mf_query(built: dict, metrics: list[str], group_by: list[str]) -> list[dict]:
+    """`mf query` in the built project; its rows, numbers as floats (None when empty)."""
+    mf = Path(sys.executable).with_name("mf")
+    if not mf.exists():
+        _unavailable(f"no {mf}: dbt-metricflow is not installed (make install)")
+    out = built["project"] / f"mf-{'-'.join(metrics)}.csv"
+    _run([str(mf), "query", "--metrics", ",".join(metrics), "--group-by", ",".join(group_by), "--csv", str(out)],
+         cwd=built["project"], env=built["env"])
+    with out.open() as handle:
+        return [{k: (float(v) if v not in ("", None) and k != "metric_time__week" else (v or None))
+                 for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _mart_sql(built: dict, sql: str) -> list[tuple]:
+    with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_first_response_p50_by_week_from_metricflow_equals_the_mart(built):
+    rows = _mf_query(built, ["first_response_p50_seconds", "open_to_close_p50_seconds", "conversations"],
+                     ["metric_time__week", "conversation__org_id"])
+    answered = {(int(r["conversation__org_id"]), r["metric_time__week"][:10]):
+                (r["first_response_p50_seconds"], r["open_to_close_p50_seconds"], r["conversations"]) for r in rows}
+    # By hand: week 10-26 answers 60, 120, 300, 200 s (the Sunday-night one included) -> median
+    # 160; week 11-02 90 and 30 -> 60; week 11-09 45, 15, 20 -> 20; the other org's one answer.
+    assert {key: value[0] for key, value in answered.items()} == {
+        (ORG, "2026-10-26"): 160.0, (ORG, "2026-11-02"): 60.0, (ORG, "2026-11-09"): 20.0, (OTHER_ORG, "2026-11-02"): 50.0}
+    assert answered[(ORG, "2026-10-26")][1] == 1800.0 and answered[(OTHER_ORG, "2026-11-02")][1] is None
+    expected = _mart_sql(built, """
+        SELECT org_id, strftime(date_trunc('week', created_at), '%Y-%m-%d'),
+               quantile_cont(first_response_seconds, 0.5), quantile_cont(open_to_close_seconds, 0.5), count(*)
+        FROM marts.fct_conversations GROUP BY ALL""")
+    assert answered == {(org, week): (fr, otc, float(n)) for org, week, fr, otc, n in expected}
+
+
+def test_handoff_rate_by_inbox_from_metricflow_equals_the_mart(built):
+    rows = _mf_query(built, ["handoff_rate", "bot_conversations"], ["conversation__org_id", "conversation__inbox_id"])
+    answered = {(int(r["conversation__org_id"]), int(r["conversation__inbox_id"])): r["handoff_rate"] for r in rows}
+    # By hand: inbox 10 handed off 1 of its 2 bot conversations, 20 both, 30 none of 1; inbox
+    # 40 had no bot (null, not 0); the other org's inbox 10 (same id) 1 of 1.
+    assert answered == {(ORG, 10): 0.5, (ORG, 20): 1.0, (ORG, 30): 0.0, (ORG, 40): None, (OTHER_ORG, 10): 1.0}
+    expected = _mart_sql(built, """
+        SELECT org_id, inbox_id,
+               count(*) FILTER (WHERE handed_off) / nullif(count(*) FILTER (WHERE has_bot), 0)
+        FROM marts.fct_conversations GROUP BY ALL""")
+    assert answered == {(org, inbox): rate for org, inbox, rate in expected}
