@@ -41,6 +41,7 @@ class DriftApiResource(ConfigurableResource):
     duckdb_memory_limit: Optional[str] = None
     duckdb_threads: Optional[str] = None
     publish_transcripts: Optional[str] = None
+    serving_storage_version: Optional[str] = None
     retention_days: Optional[str] = None
     history_start: Optional[str] = None
     widget_secret: Optional[str] = None

@@ -4,6 +4,10 @@ DuckDB lets one process write a file and blocks everyone else while it does, so 
 open the warehouse. `publish` builds a fresh `analytics.duckdb` and Parquet files beside the
 published ones and renames them into place: a reader holding the old file keeps reading it, the
 next open sees the new one, and neither side waits for the other.
+
+The DuckDB copies are written in the storage format of `DRIFT_SERVING_STORAGE_VERSION` (default
+v1.0.0), not the pinned DuckDB's own: BI tools read them with the DuckDB their driver bundles,
+usually of the 1.x line, which refuses a file in a newer format.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from drift_pipeline.fsutil import atomic_write_text, fsync_dir
@@ -34,6 +39,25 @@ FINGERPRINTS = ".fingerprints.json"  # beside the Parquet files: what each was w
 
 class PublishError(RuntimeError):
     pass
+
+
+def _new_copy(settings: Settings, path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose default database is a new DuckDB file at `path`, stored in the format
+    of `settings.serving_storage_version` so older DuckDB releases can open it.
+
+    The format is chosen when a file is attached (STORAGE_VERSION), so the file is attached to
+    an in-memory connection rather than opened as the connection's own database."""
+    conn = connect(settings, ":memory:")
+    try:
+        conn.execute(f"ATTACH '{path}' AS serving (STORAGE_VERSION '{settings.serving_storage_version}')")
+    except duckdb.Error as error:
+        conn.close()
+        path.unlink(missing_ok=True)
+        reason = str(error).splitlines()[0][:200]
+        raise PublishError(f"DRIFT_SERVING_STORAGE_VERSION={settings.serving_storage_version} cannot be written "
+                           f"by DuckDB {duckdb.__version__} ({reason}): use a version such as v1.0.0") from None
+    conn.execute("USE serving")
+    return conn
 
 
 def published_tables(conn, catalog: str) -> list[tuple[str, str]]:
@@ -85,7 +109,7 @@ def publish(settings: Settings, *, report: bool = True) -> dict:
     previous = _published_fingerprints(parquet_dir)
     fingerprints: dict[str, list] = {}
     unchanged: list[str] = []
-    conn = connect(settings, staging_db)
+    conn = _new_copy(settings, staging_db)
     try:
         if settings.warehouse_on_postgres:
             tables = _copy_from_postgres(conn, settings.warehouse_url)
@@ -177,7 +201,7 @@ def publish_transcripts_copy(settings: Settings) -> dict:
         refreshed = refresh_transcripts(conn)
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
     staging_db = settings.serving_dir / f".{TRANSCRIPTS_DB}.{uuid.uuid4().hex[:12]}.tmp"
-    conn = connect(settings, staging_db)
+    conn = _new_copy(settings, staging_db)
     try:
         conn.execute(f"ATTACH '{settings.warehouse_path}' AS warehouse (READ_ONLY)")
         conn.execute("CREATE SCHEMA qa")

@@ -20,6 +20,10 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
 DEFAULT_DUCKDB_THREADS = 2
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 DEFAULT_HISTORY_START = date(2015, 1, 1)
+# DuckDB's storage format of the serving copy. The pinned DuckDB (2.x) writes one that the 1.x
+# line, which BI drivers bundle, refuses ("version number 999"); v1.0.0 opens from 1.0 on.
+DEFAULT_SERVING_STORAGE_VERSION = "v1.0.0"
+_STORAGE_VERSION = re.compile(r"^(v\d+\.\d+\.\d+|latest)$")
 
 
 class UsageError(Exception):
@@ -51,6 +55,18 @@ def _memory_limit(env: Mapping[str, str]) -> str:
     if not _MEMORY_LIMIT.match(raw):
         raise SettingsError(f"DRIFT_DUCKDB_MEMORY_LIMIT must be a size such as 2GB or 1500MiB, got {raw!r}")
     return raw.strip()
+
+
+def _storage_version(env: Mapping[str, str]) -> str:
+    """A DuckDB storage version as ATTACH's STORAGE_VERSION takes it (`v1.0.0`, or `latest`
+    for the running DuckDB's own); whether DuckDB knows it is checked when publishing."""
+    raw = (env.get("DRIFT_SERVING_STORAGE_VERSION") or "").strip()
+    if not raw:
+        return DEFAULT_SERVING_STORAGE_VERSION
+    if not _STORAGE_VERSION.match(raw):
+        raise SettingsError("DRIFT_SERVING_STORAGE_VERSION must be a DuckDB version such as v1.0.0 "
+                            f"(or latest), got {raw!r}")
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -148,6 +164,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 str(DEFAULT_DUCKDB_THREADS)),
     SettingSpec("publish_transcripts", "DRIFT_PUBLISH_TRANSCRIPTS",
                 "`1`: also publish `serving/transcripts.duckdb` for QA teams", "off"),
+    SettingSpec("serving_storage_version", "DRIFT_SERVING_STORAGE_VERSION",
+                "DuckDB storage format of the serving copies (`v1.0.0`: opens in DuckDB 1.x, which BI drivers "
+                "bundle; `latest`: the pinned DuckDB's own)", "`v1.0.0`"),
     SettingSpec("retention_days", "DRIFT_RETENTION_DAYS",
                 "days of message text the `weekly_retention` schedule keeps", "unset: the schedule skips"),
     SettingSpec("history_start", "DRIFT_HISTORY_START", "first day of the daily partitions (YYYY-MM-DD)",
@@ -211,6 +230,8 @@ class Settings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int = DEFAULT_DUCKDB_THREADS
     publish_transcripts: bool = False  # opt-in serving/transcripts.duckdb for QA teams
+    # The oldest DuckDB that must open the published copies (BI drivers bundle their own).
+    serving_storage_version: str = DEFAULT_SERVING_STORAGE_VERSION
     retention_days: int | None = None  # the weekly retention schedule's N (unset: it skips)
     # First day of the daily partitions: every process that loads the definitions (CLI,
     # `dagster dev`, its run workers, `dagster asset materialize`) reads the same inherited
@@ -243,6 +264,7 @@ class Settings:
             duckdb_memory_limit=_memory_limit(env),
             duckdb_threads=_int(env, "DRIFT_DUCKDB_THREADS", DEFAULT_DUCKDB_THREADS, minimum=1),
             publish_transcripts=_flag(env, "DRIFT_PUBLISH_TRANSCRIPTS"),
+            serving_storage_version=_storage_version(env),
             retention_days=_int(env, "DRIFT_RETENTION_DAYS", 0, minimum=1) or None,
             history_start=_day(env, "DRIFT_HISTORY_START", DEFAULT_HISTORY_START),
             widget_secret=env.get("DRIFT_WIDGET_SECRET") or None,
@@ -262,6 +284,7 @@ class Settings:
             "max_concurrency": str(self.max_concurrency), "overlap_minutes": str(self.overlap_minutes),
             "duckdb_memory_limit": self.duckdb_memory_limit, "duckdb_threads": str(self.duckdb_threads),
             "publish_transcripts": "1" if self.publish_transcripts else "0",
+            "serving_storage_version": self.serving_storage_version,
             "retention_days": str(self.retention_days) if self.retention_days else None,
             "history_start": self.history_start.isoformat(),
             "widget_secret": self.widget_secret, "widget_origins": ",".join(self.widget_origins) or None,

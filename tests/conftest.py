@@ -35,6 +35,7 @@ SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 # for minutes at the end of the suite.
 LONGEST_FIRST = ("test_dbt_models.py", "test_webhook_apply.py", "test_ui_browser.py", "test_runner.py",
                  "test_history_backfill.py", "test_sync.py", "test_postgres.py", "test_retention.py",
+                 "test_marts_readers.py",
                  "test_dbt_run_dir.py", "test_serving.py", "test_sensor.py", "test_end_to_end.py", "test_orgs.py",
                  "test_erasure.py", "test_client.py", "test_app_disconnected.py", "test_transcripts_export.py",
                  "test_settings.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -227,6 +228,47 @@ def test_publish_rewrites_only_the_parquet_files_of_marts_that_changed(tmp_path)
             "marts.fct_conversations"]
     finally:
         serving.close()
+
+
+def _storage_format(path: Path) -> int:
+    """The storage format number in a DuckDB file's header (after the magic "DUCK"): what a
+    DuckDB release checks before it opens the file at all."""
+    header = path.read_bytes()[:20]
+    assert header[8:12] == b"DUCK", header
+    return int.from_bytes(header[12:20], "little")
+
+
+def test_publish_writes_the_serving_copy_in_the_storage_format_configured(tmp_path):
+    """BI tools open the copy with the DuckDB their driver bundles (1.x): by default it is
+    written in v1.0.0's format (number 64, which DuckDB 0.10 to 1.1 write and 1.x reads), not
+    the pinned DuckDB's own. tests/test_marts_readers.py opens one in DuckDB 1.4."""
+    from drift_pipeline.serving import publish
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    build_serving_copy(settings.warehouse_path)
+    serving = settings.serving_dir / "analytics.duckdb"
+    publish(settings)
+    assert _storage_format(serving) == 64
+    duckdb.connect(str(tmp_path / "native.duckdb")).close()
+    publish(replace(settings, serving_storage_version="latest"))
+    assert _storage_format(serving) == _storage_format(tmp_path / "native.duckdb") != 64
+
+
+def test_a_storage_version_duckdb_cannot_write_fails_the_publish_in_one_line_and_keeps_the_copy(tmp_path):
+    from drift_pipeline.serving import PublishError, publish
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    build_serving_copy(settings.warehouse_path)
+    serving = settings.serving_dir / "analytics.duckdb"
+    publish(settings)
+    published = serving.read_bytes()
+    with pytest.raises(PublishError) as raised:
+        publish(replace(settings, serving_storage_version="v9.9.9"))
+    assert "DRIFT_SERVING_STORAGE_VERSION=v9.9.9" in str(raised.value) and "\n" not in str(raised.value)
+    assert serving.read_bytes() == published
+    assert not list(settings.serving_dir.glob(".*tmp*"))
 
 
 def test_dbt_docs_are_published_whole_or_not_at_all(tmp_path):

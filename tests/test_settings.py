@@ -31,11 +31,21 @@ def test_duckdb_limits_default_to_a_four_gib_machine_and_reach_every_connection(
     ("DRIFT_DUCKDB_MEMORY_LIMIT", "2 parsecs"),
     ("DRIFT_DUCKDB_THREADS", "0"),
     ("DRIFT_MAX_CONCURRENCY", "many"),
+    ("DRIFT_SERVING_STORAGE_VERSION", "1.0.0"),
+    ("DRIFT_SERVING_STORAGE_VERSION", "v1"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_variable(tmp_path, name, value):
     with pytest.raises(SettingsError) as raised:
         Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), name: value})
     assert name in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_serving_storage_version_defaults_to_one_the_duckdb_1_x_line_opens():
+    assert Settings.from_env({}).serving_storage_version == "v1.0.0"
+    for value in ("v1.4.0", "latest"):
+        settings = Settings.from_env({"DRIFT_SERVING_STORAGE_VERSION": value})
+        assert settings.serving_storage_version == value
+        assert Settings.from_env(settings.as_env()) == settings
 
 
 def test_history_start_defaults_to_2015():
@@ -83,6 +93,7 @@ def test_the_deployment_resource_carries_each_set_variable_as_an_env_var_never_i
 
     settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path), "DRIFT_ACCESS_TOKEN": "t",
                                   "DRIFT_RETENTION_DAYS": "30", "DRIFT_PUBLISH_TRANSCRIPTS": "1",
+                                  "DRIFT_SERVING_STORAGE_VERSION": "v1.2.0",
                                   "DRIFT_WIDGET_ORIGINS": "https://www.example.com,http://localhost:8080"})
     # A test's or CLI run's resource: its settings as values, but each secret still as the
     # EnvVar of this process's environment, which must hold the run's value.
