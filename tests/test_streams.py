@@ -202,3 +202,56 @@ def test_a_missing_scope_raises_an_error_naming_it(stream_env):
         run_stream(settings, sync_playbooks)
     assert caught.value.scope == "playbook_read" and caught.value.status == 403
     assert run_stream(settings, sync_accounts).listed == 8  # the other scopes still work
+
+
+@pytest.mark.parametrize("stream_env", [{"missing_scopes": {"playbook_read"}}], indirect=True)
+def test_a_run_without_playbook_read_succeeds_and_its_check_names_the_scope(stream_env):
+    from dagster import AssetKey
+
+    from conftest import run_days
+
+    simulator, settings = stream_env
+    result = run_days(settings, END.date() - timedelta(days=1), END.date(), with_dbt=False)
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    refused = evaluations["playbooks_scope_granted"]
+    assert refused.passed is False and refused.asset_key == AssetKey(["raw", "playbooks"])
+    assert refused.description == "missing scope playbook_read: playbooks not read for org(s) 21000001"
+    assert refused.metadata["missing_scope"].value == "playbook_read"
+    assert evaluations["meetings_scope_granted"].passed and evaluations["accounts_scope_granted"].passed
+    assert query(settings, "SELECT count(*) FROM raw.playbooks") == [(0,)]
+    # The rest of the run went on: conversations, meetings and accounts are in.
+    assert query(settings, "SELECT count(*) > 0 FROM raw.conversations") == [(True,)]
+    assert query(settings, "SELECT count(*) FROM raw.meetings") == [(len(simulator.world.served_meetings(0, 10**14, 10**6)),)]
+    assert query(settings, "SELECT count(*) FROM raw.accounts") == [(8,)]
+
+
+def test_sixty_days_of_daily_syncs_keep_the_meetings_drift_stopped_serving(home, make_simulator, monkeypatch):
+    """The clock moves 60 days, a sync runs every day: every meeting Drift ever served is in
+    raw.meetings as Drift last served it, including those whose slot is now more than 30 days
+    old (Drift no longer returns them)."""
+    simulator, server = make_simulator(seed=3, days=2, conversations_per_day=8, rate_limit_per_minute=60_000)
+    monkeypatch.setenv("DRIFT_API_BASE_URL", server.base_url)
+    monkeypatch.setenv("DRIFT_ACCESS_TOKEN", simulator.config.static_access_token)
+    settings = Settings.from_env()
+    settings.ensure_dirs()
+    world = simulator.world
+    last_served: dict[str, dict] = {}
+    for _ in range(60):
+        world.advance(24 * 60)
+        for meeting in world.served_meetings(0, 10**14, 10**6):
+            last_served[meeting["slug"]] = meeting
+        sync_meetings_now(settings)
+    assert world.now_ms == END_MS + 60 * DAY_MS
+    stored = {r[0]: r[1:] for r in query(settings, "SELECT slug, status, slot_start_at, updated_at, conversation_id "
+                                                   "FROM raw.meetings")}
+    assert set(stored) == set(last_served)
+    for slug, m in last_served.items():
+        assert stored[slug] == (m["status"], ms_to_ts(m["slotStart"]), ms_to_ts(m["updatedAt"]), m.get("conversationId"))
+    served_now = {m["slug"] for m in world.served_meetings(0, 10**14, 10**6)}
+    gone = [slug for slug, m in last_served.items() if m["slotStart"] < world.now_ms - 30 * DAY_MS]
+    assert len(gone) >= 10 and not served_now & set(gone)
+    # Each meeting's last served state is among its recorded changes.
+    changes = set(query(settings, "SELECT slug, updated_at, status FROM raw.meeting_changes"))
+    assert {(slug, ms_to_ts(m["updatedAt"]), m["status"]) for slug, m in last_served.items()} <= changes
+    assert any(m["status"] == "CANCELED" for m in last_served.values())
