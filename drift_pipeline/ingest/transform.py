@@ -157,7 +157,8 @@ def meeting_row(org_id: int, meeting: dict, salt: str, synced_at: datetime) -> d
         "scheduled_at": ms_to_ts(int_or_none(meeting.get("scheduledAt"))),
         "updated_at": ms_to_ts(int_or_none(meeting.get("updatedAt"))),
         "end_user_time_zone": meeting.get("endUserTimeZone"),
-        "meeting_notes_hash": hash_pii(meeting.get("meetingNotes"), salt),
+        # A webhook's notes were hashed by the receiver (webhooks/events.py, NOTES_HASH_KEY).
+        "meeting_notes_hash": hash_pii(meeting.get("meetingNotes"), salt) or meeting.get("meetingNotesHash"),
         "synced_at": synced_at,
     }
 
