@@ -116,3 +116,48 @@ def test_bad_meeting_and_goal_payloads_are_quarantined_with_their_reason(hook_en
     assert answers[0]["status"] == "quarantined" and reason in answers[0]["reason"]
     reasons = [p.read_text() for p in settings.quarantine_dir.glob("*.reason")]
     assert len(reasons) == 1 and reason in reasons[0]
+
+
+def test_erasing_a_contact_blanks_its_meetings_and_goals_and_later_syncs_keep_them_blank(hook_env):
+    import asyncio
+
+    from drift_pipeline.drift.client import DriftClient
+    from drift_pipeline.erasure import erase_files, erase_in_warehouse
+    from drift_pipeline.ingest.streams import sync_meetings
+    from drift_pipeline.warehouse.connection import open_warehouse
+
+    simulator, settings = hook_env
+    world = simulator.world
+    org = world.org_id
+    erased, kept = sorted(world.contacts)[:2]
+    _, booked = world.book_meeting(END_MS + DAY_MS, contact_id=erased, slug="erase-me", notes="private", at_ms=END_MS)
+    world.book_meeting(END_MS + DAY_MS, contact_id=kept, slug="keep-me", notes="other", at_ms=END_MS)
+    goal = {"type": "playbook_goal_met", "orgId": str(org),
+            "data": {"playbookId": 881001, "goalId": "g-1", "endUserId": erased}}
+    deliver(simulator, settings, booked + [goal])
+    apply_inbox(settings)
+
+    def sync():
+        async def go():
+            async with DriftClient.from_settings(settings) as client:
+                with open_warehouse(settings) as conn:
+                    await sync_meetings(client, conn, org_id=org, salt=settings.secret("pii_salt"))
+        asyncio.run(go())
+
+    sync()
+    other_hash = hashlib.sha256(b"test-salt:other").hexdigest()
+    with open_warehouse(settings) as conn:
+        done = erase_in_warehouse(conn, settings, org_id=org, contact_id=erased, trigger="cli")
+    assert [d["contact_id"] for d in done] == [erased]
+    expected = [("erase-me", None, None, None), ("keep-me", kept, other_hash, "Europe/Paris")]
+    columns = "SELECT slug, scheduler_contact_id, meeting_notes_hash, end_user_time_zone FROM raw.meetings " \
+              "WHERE slug IN ('erase-me', 'keep-me') ORDER BY slug"
+    assert query(settings, columns) == expected
+    assert query(settings, "SELECT contact_id, goal_id FROM raw.playbook_goals") == [(None, "g-1")]
+    assert query(settings, "SELECT count(*) FROM raw.webhook_events WHERE payload IS NULL") == [(2,)]
+    counts = query(settings, "SELECT counts FROM raw.erasures")[0][0]
+    assert '"raw.meetings": 1' in counts and '"raw.playbook_goals.contact_id": 1' in counts
+    sync()  # Drift still serves the meeting with its scheduler: it stays erased here
+    assert query(settings, columns) == expected
+    assert erase_files(settings, {erased}, set(), None, org_id=org) == 2  # the meeting's and the goal's lines
+    assert "erase-me" not in files_text(settings)

@@ -255,3 +255,20 @@ def test_sixty_days_of_daily_syncs_keep_the_meetings_drift_stopped_serving(home,
     changes = set(query(settings, "SELECT slug, updated_at, status FROM raw.meeting_changes"))
     assert {(slug, ms_to_ts(m["updatedAt"]), m["status"]) for slug, m in last_served.items()} <= changes
     assert any(m["status"] == "CANCELED" for m in last_served.values())
+
+
+def test_retention_drops_the_notes_hash_of_meetings_booked_before_its_cutoff(stream_env):
+    from drift_pipeline.ingest.streams import store_meetings
+    from drift_pipeline.retention import run_retention
+
+    simulator, settings = stream_env
+    old = {"slug": "old", "status": "ACTIVE", "scheduledAt": END_MS - 40 * DAY_MS, "updatedAt": END_MS - 40 * DAY_MS,
+           "slotStart": END_MS - 39 * DAY_MS, "meetingNotes": "old notes"}
+    new = {**old, "slug": "new", "scheduledAt": END_MS - 5 * DAY_MS, "updatedAt": END_MS - 5 * DAY_MS,
+           "meetingNotes": "new notes"}
+    with open_warehouse(settings) as conn:
+        store_meetings(conn, 7, [old, new], salt="test-salt", source="poll")
+    result = run_retention(settings, 30, trigger="cli", now=END)
+    assert result["counts"]["raw.meetings.meeting_notes_hash"] == 1
+    assert query(settings, "SELECT slug, meeting_notes_hash FROM raw.meetings ORDER BY slug") == [
+        ("new", notes_hash("new notes")), ("old", None)]
