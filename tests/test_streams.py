@@ -272,3 +272,33 @@ def test_retention_drops_the_notes_hash_of_meetings_booked_before_its_cutoff(str
     assert result["counts"]["raw.meetings.meeting_notes_hash"] == 1
     assert query(settings, "SELECT slug, meeting_notes_hash FROM raw.meetings ORDER BY slug") == [
         ("new", notes_hash("new notes")), ("old", None)]
+
+
+@pytest.mark.parametrize("order, calls", [("ascending", 3), ("descending", None)])
+def test_meetings_past_the_cap_of_1000_a_call_are_all_read(order, calls):
+    """2,500 meetings, one a minute: in slot order the answer is continued from its last slot
+    (1000, 1000 with the boundary again, 502: three calls, the minimum); in another order the
+    range is halved until no answer is full."""
+    import httpx
+
+    meetings = [{"slug": f"m{i:04d}", "slotStart": 1_000_000 + i * 60_000} for i in range(2500)]
+    asked = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        low, high = int(request.url.params["min_start_time"]), int(request.url.params["max_start_time"])
+        limit = int(request.url.params["limit"])
+        found = [m for m in meetings if low <= m["slotStart"] <= high]
+        found.sort(key=lambda m: m["slotStart"], reverse=order == "descending")
+        asked.append((low, high))
+        return httpx.Response(200, json={"data": found[:limit]})
+
+    async def go():
+        async with DriftClient("https://driftapi.com", access_token="t", transport=httpx.MockTransport(answer),
+                               rate_limit_per_minute=10**6) as client:
+            return await client.get_meetings(0, 10**12)
+
+    read = asyncio.run(go())
+    assert sorted(m["slug"] for m in read) == [m["slug"] for m in meetings]
+    if calls is not None:
+        assert len(asked) == calls
+        assert asked[1][0] == meetings[999]["slotStart"] and asked[2][0] == meetings[1998]["slotStart"]

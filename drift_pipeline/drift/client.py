@@ -342,25 +342,43 @@ class DriftClient:
         return stated + timedelta(seconds=time.monotonic() - at)
 
     async def get_meetings(self, min_start_ms: int, max_start_ms: int) -> list[dict[str, Any]]:
-        """Every meeting Drift serves with a slot starting in [min_start_ms, max_start_ms]: one
-        call when the range holds fewer than 1,000 (Drift's cap per call), else the range is
-        halved until each half does. Drift serves only slots of its last 30 days."""
+        """Every meeting Drift serves with a slot starting in [min_start_ms, max_start_ms]
+        (Drift serves only slots of its last 30 days), at most 1,000 a call.
+
+        A full answer in slot order (choice: Drift's docs do not say how it orders or cuts)
+        is continued from its last slot, like a cursor: the minimum of one call per 1,000
+        meetings. A full answer in any other order halves the range until each half is not
+        full. Meetings are told apart by slug."""
+        found: dict[str, dict[str, Any]] = {}
+        low, high = int(min_start_ms), int(max_start_ms)
+        while True:
+            data = await self._meetings_call(low, high)
+            found.update({str(m.get("slug")): m for m in data if isinstance(m, dict)})
+            if len(data) < MEETINGS_LIMIT:
+                return list(found.values())
+            slots = [m.get("slotStart") if isinstance(m, dict) else None for m in data]
+            ordered = all(isinstance(s, int) and not isinstance(s, bool) for s in slots) and slots == sorted(slots)
+            if ordered and slots[-1] > low:
+                low = slots[-1]  # that slot again: meetings sharing it past the cut come back
+                continue
+            if high - low < 2:
+                log.warning("GET /users/meetings/org: over %d meetings in one millisecond; some may be missing",
+                            MEETINGS_LIMIT)
+                return list(found.values())
+            middle = (low + high) // 2
+            for part in (await self.get_meetings(low, middle), await self.get_meetings(middle + 1, high)):
+                found.update({str(m.get("slug")): m for m in part})
+            return list(found.values())
+
+    async def _meetings_call(self, low: int, high: int) -> list[dict[str, Any]]:
         body = await self._request_json("GET", "/users/meetings/org", endpoint="meetings", params=[
-            ("min_start_time", int(min_start_ms)), ("max_start_time", int(max_start_ms)), ("limit", MEETINGS_LIMIT)])
+            ("min_start_time", low), ("max_start_time", high), ("limit", MEETINGS_LIMIT)])
         data = body.get("data")
         if data is None:
             return []
         if not isinstance(data, list):
             raise DriftBadResponse("GET /users/meetings/org answered without a data list", endpoint="meetings")
-        if len(data) < MEETINGS_LIMIT or max_start_ms - min_start_ms < 2:
-            if len(data) >= MEETINGS_LIMIT:
-                log.warning("GET /users/meetings/org: %d meetings in one millisecond; some may be missing", len(data))
-            return data
-        middle = (int(min_start_ms) + int(max_start_ms)) // 2
-        found = {}
-        for part in (await self.get_meetings(min_start_ms, middle), await self.get_meetings(middle + 1, max_start_ms)):
-            found.update({str(m.get("slug")): m for m in part if isinstance(m, dict)})
-        return list(found.values())
+        return data
 
     async def list_playbooks(self) -> list[dict[str, Any]]:
         """The enabled playbooks (Drift lists no disabled one). A bare list, as Drift's docs
