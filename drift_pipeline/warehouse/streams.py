@@ -37,10 +37,10 @@ def unlist_playbooks(conn, org_id: int, listed_ids: Iterable[int], now: datetime
     """Playbooks of this org missing from today's list (disabled, or gone) stay, marked
     `currently_listed = false`; returns how many changed."""
     ids = sorted(set(listed_ids)) or [-1]
-    return conn.execute(
+    return len(conn.execute(
         "UPDATE raw.playbooks SET currently_listed = false, synced_at = ? WHERE org_id = ? "
-        "AND currently_listed AND playbook_id NOT IN (SELECT unnest(?::BIGINT[]))",
-        [now, org_id, ids]).fetchall()[0][0]
+        "AND currently_listed AND playbook_id NOT IN (SELECT unnest(?::BIGINT[])) RETURNING playbook_id",
+        [now, org_id, ids]).fetchall())
 
 
 def meetings_scheduled_by(conn, org_id: int, contact_id: int) -> list[str]:
