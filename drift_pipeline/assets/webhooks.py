@@ -16,6 +16,8 @@ WEBHOOKS_GROUP = "drift_webhooks"
 WEBHOOK_EVENTS_KEY = AssetKey(["raw", "webhook_events"])
 WIDGET_EVENTS_KEY = AssetKey(["raw", "widget_events"])
 PLAYBOOK_GOALS_KEY = AssetKey(["raw", "playbook_goals"])
+# Everything `webhook_inbox` materializes: a job selects all of them or none.
+INBOX_KEYS = (WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY, PLAYBOOK_GOALS_KEY)
 # The raw tables the apply pass writes besides its own log: a model reading them is also
 # downstream of the webhook events (the dbt translator adds that dependency).
 WEBHOOK_FED_SOURCES = frozenset({"conversations", "messages", "status_events", "meetings", "meeting_changes",
