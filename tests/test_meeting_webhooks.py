@@ -161,3 +161,22 @@ def test_erasing_a_contact_blanks_its_meetings_and_goals_and_later_syncs_keep_th
     assert query(settings, columns) == expected
     assert erase_files(settings, {erased}, set(), None, org_id=org) == 2  # the meeting's and the goal's lines
     assert "erase-me" not in files_text(settings)
+
+
+def test_a_replayed_drift_payload_with_notes_stores_only_their_hash(hook_env):
+    import asyncio
+    import json
+
+    from drift_pipeline.webhooks.apply import apply_files
+
+    simulator, settings = hook_env
+    world = simulator.world
+    _, payloads = world.book_meeting(END_MS + DAY_MS, contact_id=min(world.contacts), slug="replayed",
+                                     notes="Replay Secret", at_ms=END_MS)
+    path = settings.home / "new_meeting.json"
+    path.write_text(json.dumps(payloads[0]))
+    asyncio.run(apply_files(settings, [path], moving=False))
+    assert query(settings, "SELECT meeting_notes_hash FROM raw.meetings WHERE slug = 'replayed'") == [
+        (hashlib.sha256(b"test-salt:replay secret").hexdigest(),)]
+    (payload,), = query(settings, "SELECT payload FROM raw.webhook_events WHERE event_type = 'new_meeting'")
+    assert "Replay Secret" not in payload and "meetingNotesHash" in payload

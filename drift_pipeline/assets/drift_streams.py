@@ -74,6 +74,7 @@ def run_streams(drift: DriftApiResource, duckdb: WarehouseResource,
         if org is None:
             # A static token names no org: the users list does (the conversation sync reads it too).
             org = int((await client.list_users())[0]["orgId"])
+            drift.remember_org_id(org)
         done = []
         for stream, sync in _SYNC.items():
             calls = client.stats.calls

@@ -45,6 +45,7 @@ from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.ingest import transform
+from drift_pipeline.pii import hash_pii
 from drift_pipeline.ingest.streams import fetch_served_meetings, store_meetings
 from drift_pipeline.ingest.sync import ConversationSync, TouchedConversation, complete_message
 from drift_pipeline.settings import Settings
@@ -58,6 +59,7 @@ from drift_pipeline.webhooks.events import (
     WebhookEvent,
     complete_meeting,
     goal_met_ids,
+    hash_meeting_notes,
     validate_event,
 )
 from drift_pipeline.webhooks.orgs import require_org_tokens
@@ -287,7 +289,10 @@ class InboxApplier:
                     f.widget_records.append((number, record))
                     continue
                 try:
-                    candidates.append((f, record, require_org_tokens(self.clients, validate_event(record["payload"]))))
+                    # A replayed payload as Drift sent it may carry meeting notes: hashed as the
+                    # receiver does (the same event id), so raw.webhook_events never holds them.
+                    payload = hash_meeting_notes(record["payload"], lambda notes: hash_pii(notes, self.salt))
+                    candidates.append((f, record, require_org_tokens(self.clients, validate_event(payload))))
                 except InvalidEvent as exc:
                     if force:
                         raise InvalidEvent(f"{f.name} line {number}: {exc.reason}") from None
