@@ -22,7 +22,11 @@ def test_a_cli_sync_without_dbt_runs_the_raw_assets_with_their_checks(sim_env):
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert checks == {"conversations_unique": True, "messages_unique": True,
-                      "messages_have_conversation": True, "conversations_fresh": checks.get("conversations_fresh")}
+                      "messages_have_conversation": True, "conversations_fresh": checks.get("conversations_fresh"),
+                      # The meetings, playbooks and accounts streams' checks (drift_streams).
+                      "meetings_scope_granted": True, "playbooks_scope_granted": True,
+                      "accounts_scope_granted": True, "meeting_states_recorded": True,
+                      "playbook_goals_have_playbook": True}
     materialized = {tuple(e.asset_key.path) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert ("raw", "conversations") in materialized
     assert not any(key[0] == "marts" for key in materialized)
