@@ -66,6 +66,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/client.py --seconds 30
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/streams.py
 	$(BIN)/python bench/webhooks.py
 
 ## regenerate docs/reference.md from the code

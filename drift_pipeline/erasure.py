@@ -2,7 +2,8 @@
 $DRIFT_PIPELINE_HOME and the serving copy, and stays out of later syncs.
 
 What is erased: the contact row; the bodies of every message in the contact's conversations
-(agents quote visitors); the contact's link on conversations and participants; stored webhook
+(agents quote visitors); the contact's link on conversations, participants, the meetings it
+booked (with their notes' hash and time zone) and the playbook goals it met; stored webhook
 payloads and inbox/processed/quarantine lines about those conversations. What stays: ids of
 conversations and messages, timestamps and authorship classes, so the metrics still add up.
 A salted hash of the contact id is kept in `raw.erased_contacts` so a later sync suppresses it.
@@ -52,7 +53,8 @@ def erase_in_warehouse(conn, settings: Settings, *, org_id: int | None, contact_
     now = utcnow()
     erased = []
     counts = dict.fromkeys(("raw.messages.body", "raw.webhook_events.payload", "raw.conversations.contact_id",
-                            "raw.participants", "raw.contacts", "raw.transcripts"), 0)
+                            "raw.participants", "raw.contacts", "raw.transcripts", "raw.meetings",
+                            "raw.playbook_goals.contact_id"), 0)
     with transaction(conn):
         for org, contact in targets:
             conversations, changed = warehouse_erasure.erase_contact(
@@ -87,7 +89,8 @@ def _mentions(record: dict, contact_ids: set[int], conversation_ids: set[int], e
     if data.get("contactId") in contact_ids or (author.get("type") == "contact" and author.get("id") in contact_ids):
         return True
     # Contact events name the contact as endUserId (or id), possibly as a numeric string.
-    named = {str(data.get(key)) for key in ("endUserId", "contactId") if data.get(key) is not None}
+    # Meetings name the contact who booked as schedulerId.
+    named = {str(data.get(key)) for key in ("endUserId", "contactId", "schedulerId") if data.get(key) is not None}
     if payload.get("type") in CONTACT_EVENT_TYPES and data.get("id") is not None:
         named.add(str(data["id"]))
     if named & {str(c) for c in contact_ids}:

@@ -125,6 +125,7 @@ def run_retention(settings: Settings, days: int, *, trigger: str, now: datetime 
                 blanked = wr.blank_message_bodies_before(conn, cutoff)
                 counts["raw.messages.body"] = len(blanked)
                 counts["raw.webhook_events.payload"] = _scrub_webhook_events(conn, ts_to_ms(cutoff))
+                counts["raw.meetings.meeting_notes_hash"] = wr.blank_meeting_notes_before(conn, cutoff)
                 refreshed = refresh_transcripts(conn, sorted(set(blanked)))
                 counts["raw.transcripts"] = refreshed.rendered
                 erasure_id = audit.record_erasure(conn, kind=audit.RETENTION, trigger=trigger,

@@ -18,7 +18,7 @@ from dagster import (
 
 from drift_pipeline.assets.dbt import MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
 from drift_pipeline.assets.serving import REPORT_KEY, SERVING_COPY_KEY
-from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY
+from drift_pipeline.assets.webhooks import INBOX_KEYS
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.webhooks.inbox import iter_inbox_files
 
@@ -33,7 +33,7 @@ WEBHOOK_OP = "webhook_inbox"
 # materialization in it comes from the asset that did the work.
 apply_webhooks_job = define_asset_job(
     "apply_webhooks_job",
-    selection=(AssetSelection.assets(WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY)
+    selection=(AssetSelection.assets(*INBOX_KEYS)
                | AssetSelection.groups(MODELS_GROUP, MARTS_GROUP)).without_checks()
               | AssetSelection.assets(SERVING_COPY_KEY, REPORT_KEY),
     description="Applies webhook inbox files and refreshes the models (launched by webhook_inbox_sensor).",

@@ -20,15 +20,21 @@ def test_partitions_start_on_the_history_start_and_end_today():
 
 
 def test_every_asset_and_the_sync_job_share_the_configured_partitions(home, monkeypatch):
+    from dagster import AssetKey
+
     from drift_pipeline.definitions import build_definitions
 
     monkeypatch.setenv("DRIFT_HISTORY_START", "2016-03-01")
     defs = build_definitions(Settings.from_env())
     graph = defs.resolve_asset_graph()
-    # The sync's six tables (raw/webhook_events and raw/widget_events are the inbox path's,
-    # unpartitioned).
+    # The sync's six tables (raw/webhook_events, raw/widget_events and raw/playbook_goals are
+    # the inbox path's; meetings, playbooks and accounts follow Drift's clock: unpartitioned).
+    streams = ("meetings", "meeting_changes", "playbooks", "playbook_goals_defined", "accounts")
+    for table in streams:
+        assert graph.get(AssetKey(["raw", table])).partitions_def is None
     raw = [key for key in graph.get_all_asset_keys()
-           if key.path[0] == "raw" and key.path[1] not in ("webhook_events", "widget_events")]
+           if key.path[0] == "raw" and key.path[1] not in ("webhook_events", "widget_events", "playbook_goals",
+                                                           *streams)]
     assert len(raw) == 6
     for key in raw:
         assert graph.get(key).partitions_def.get_first_partition_key() == "2016-03-01"

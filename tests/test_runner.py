@@ -24,7 +24,11 @@ def test_a_cli_sync_without_dbt_runs_the_raw_assets_with_their_checks(sim_env):
     # The simulator's clock stops at SIM_END, weeks before today: its newest update is stale,
     # so the freshness check (a warning) fails; tests/test_raw_checks.py covers both sides.
     assert checks == {"conversations_unique": True, "messages_unique": True,
-                      "messages_have_conversation": True, "conversations_fresh": False}
+                      "messages_have_conversation": True, "conversations_fresh": False,
+                      # The meetings, playbooks and accounts streams' checks (drift_streams).
+                      "meetings_scope_granted": True, "playbooks_scope_granted": True,
+                      "accounts_scope_granted": True, "meeting_states_recorded": True,
+                      "playbook_goals_have_playbook": True}
     materialized = {tuple(e.asset_key.path) for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     assert ("raw", "conversations") in materialized
     assert not any(key[0] == "marts" for key in materialized)

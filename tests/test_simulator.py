@@ -247,7 +247,7 @@ def test_users_by_id_answers_a_map_of_at_most_twenty(simulator: Simulator, world
 
 
 def test_requests_to_paths_the_simulator_does_not_serve_are_counted(simulator: Simulator):
-    missing = asgi(simulator, "GET", "/accounts", headers=STATIC)
+    missing = asgi(simulator, "GET", "/teams/org", headers=STATIC)
     assert missing.status_code == 404 and missing.json()["errors"][0]["type"] == "not_found"
     asgi(simulator, "GET", "/_sim/nothing-here")
     stats = simulator.stats.snapshot()

@@ -248,11 +248,15 @@ def test_dagster_ui_lineage_and_partition_run(dagster_ui: DagsterUI):
     }
     synced = {f"raw/{t}" for t in ("conversations", "messages", "participants", "users", "contacts",
                                     "status_events")}
+    streams = {f"raw/{t}" for t in ("meetings", "meeting_changes", "playbooks", "playbook_goals_defined",
+                                     "accounts")}
     raw = {k for k in nodes if k.startswith("raw/")}
-    # The sync's six tables, plus the inbox path's two (webhook and widget events).
-    assert synced <= raw and raw - synced == {"raw/webhook_events", "raw/widget_events"}
-    assert {nodes[k]["group"] for k in raw - synced} == {"drift_webhooks"}
-    assert {nodes[k]["group"] for k in synced} == {"drift_raw"}
+    # The sync's six tables and the streams', plus the inbox path's three (webhook and widget
+    # events, goals met).
+    assert synced | streams <= raw
+    assert raw - synced - streams == {"raw/webhook_events", "raw/widget_events", "raw/playbook_goals"}
+    assert {nodes[k]["group"] for k in raw - synced - streams} == {"drift_webhooks"}
+    assert {nodes[k]["group"] for k in synced | streams} == {"drift_raw"}
     raw = synced
     marts = {k for k, n in nodes.items() if n["group"] == "drift_marts"}
     assert "marts/fct_conversations" in marts and all(k.startswith("marts/") for k in marts)

@@ -126,7 +126,7 @@ def test_new_conversation_takes_its_id_from_data_id():
 
 
 def test_unknown_event_type_is_valid_but_flagged():
-    event = validate_event({"type": "playbook_goal_met", "orgId": 7, "data": {}})
+    event = validate_event({"type": "button_action", "orgId": 7, "data": {}})
     assert event.known is False
     assert event.conversation_id is None
 
@@ -207,7 +207,7 @@ def test_status_and_participant_events_without_changed_at_are_valid_without_a_ti
     new_message(),
     {"type": "new_conversation", "orgId": 7, "data": {"id": 42}},
     {"type": "contact_identified", "orgId": 7, "data": {"endUserId": 5400000001}},
-    {"type": "playbook_goal_met", "orgId": 7, "data": {"goal": 1}},
+    {"type": "button_action", "orgId": 7, "data": {"goal": 1}},
 ], ids=["status-with-changedAt", "participant-with-changedAt", "new_message", "new_conversation",
         "contact_identified", "unknown"])
 def test_only_untimed_status_and_participant_events_are_repeatable(payload):
@@ -577,12 +577,12 @@ async def test_events_still_in_the_inbox_count_as_seen_without_the_seen_list(set
 
 @pytest.mark.anyio
 async def test_unknown_event_type_is_accepted_and_stored(client, settings):
-    payload = {"type": "playbook_goal_met", "token": TOKEN, "orgId": 7, "data": {"goal": 1}}
+    payload = {"type": "button_action", "token": TOKEN, "orgId": 7, "data": {"goal": 1}}
     response = await client.post("/webhooks", json=payload)
     assert response.status_code == 200
     assert response.json()["status"] == "accepted"
     assert [record["payload"]["type"] for record in stored_records(settings)] == \
-        ["playbook_goal_met"]
+        ["button_action"]
 
 
 def test_refuses_to_start_without_a_webhook_token(tmp_path):

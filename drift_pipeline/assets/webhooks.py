@@ -15,9 +15,13 @@ from drift_pipeline.webhooks.apply import apply_inbox
 WEBHOOKS_GROUP = "drift_webhooks"
 WEBHOOK_EVENTS_KEY = AssetKey(["raw", "webhook_events"])
 WIDGET_EVENTS_KEY = AssetKey(["raw", "widget_events"])
+PLAYBOOK_GOALS_KEY = AssetKey(["raw", "playbook_goals"])
+# Everything `webhook_inbox` materializes: a job selects all of them or none.
+INBOX_KEYS = (WEBHOOK_EVENTS_KEY, WIDGET_EVENTS_KEY, PLAYBOOK_GOALS_KEY)
 # The raw tables the apply pass writes besides its own log: a model reading them is also
 # downstream of the webhook events (the dbt translator adds that dependency).
-WEBHOOK_FED_SOURCES = frozenset({"conversations", "messages", "status_events"})
+WEBHOOK_FED_SOURCES = frozenset({"conversations", "messages", "status_events", "meetings", "meeting_changes",
+                                 "playbook_goals"})
 
 
 class ApplyInboxConfig(Config):
@@ -34,6 +38,10 @@ class ApplyInboxConfig(Config):
                               "are applied as they arrive.", skippable=False),
         AssetSpec(WIDGET_EVENTS_KEY, group_name=WEBHOOKS_GROUP, owners=OWNERS, kinds={"duckdb"},
                   description="Widget events sites forwarded (POST /widget-events), filtered, once per id.",
+                  skippable=False),
+        AssetSpec(PLAYBOOK_GOALS_KEY, group_name=WEBHOOKS_GROUP, owners=OWNERS, kinds={"drift", "duckdb"},
+                  description="playbook_goal_met webhooks, one row per event id (playbook, goal, "
+                              "conversation, contact); new_meeting webhooks go to raw.meetings.",
                   skippable=False),
     ],
     description="Apply every waiting webhook inbox file (the receiver's output) to the raw tables.",
@@ -64,3 +72,6 @@ def webhook_inbox(context: AssetExecutionContext, config: ApplyInboxConfig, drif
     })
     yield MaterializeResult(asset_key=WIDGET_EVENTS_KEY, metadata={
         "events_applied": MetadataValue.int(result.widget_events_applied)})
+    yield MaterializeResult(asset_key=PLAYBOOK_GOALS_KEY, metadata={
+        "events_applied": MetadataValue.int(result.playbook_goals_met),
+        "meetings_stored": MetadataValue.int(result.meetings_stored)})

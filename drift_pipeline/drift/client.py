@@ -27,8 +27,11 @@ import hashlib
 import json
 import logging
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
 
@@ -41,6 +44,7 @@ from .errors import (
     DriftBadResponse,
     DriftConfigError,
     DriftError,
+    DriftMissingScope,
     DriftNotFound,
     DriftRateLimited,
     DriftServerError,
@@ -57,7 +61,13 @@ DEFAULT_BASE_URL = "https://driftapi.com"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 600.0
 REPORTS_RATE_LIMIT_PER_MINUTE = 60.0
 # Keys of `ClientStats.calls_by_endpoint`.
-ENDPOINTS = ("list", "detail", "messages", "users", "contact", "contact_lookup", "transcript", "reports", "token")
+ENDPOINTS = ("list", "detail", "messages", "users", "contact", "contact_lookup", "transcript", "reports",
+             "meetings", "playbooks", "accounts", "token")
+# Optional scopes: a workspace whose app lacks one answers 403 on that endpoint alone, and the
+# stream it feeds is skipped (`DriftMissingScope` names the scope).
+ENDPOINT_SCOPES = {"meetings": "user_read", "playbooks": "playbook_read", "accounts": "account_read"}
+MEETINGS_LIMIT = 1000  # Drift answers at most 1,000 meetings a call (and 100 unless asked)
+ACCOUNTS_PAGE_SIZE = 100
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Drift serves the same API on both hosts (older docs name driftapi.com, current ones
 # api.drift.com) and may answer links on either, whichever one we were configured with.
@@ -170,6 +180,7 @@ class DriftClient:
         self.stats = ClientStats()
         self.cursor_param = "next"  # switched to "page_token" if the API answers with that spelling
         self._rng = rng or random.Random()
+        self._server_clock: tuple[datetime, float] | None = None  # (Drift's Date, monotonic then)
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._limiters = {
@@ -320,6 +331,88 @@ class DriftClient:
             return data
         raise DriftBadResponse("GET /contacts answered with an unexpected data shape", endpoint="contact_lookup")
 
+    # -- meetings, playbooks, accounts (optional scopes) -------------------------------------
+    def server_now(self) -> datetime | None:
+        """Drift's clock (naive UTC) as its last answer's `Date` header stated it, moved on by
+        the time since; None before any answer. The window of meetings Drift serves is
+        counted from its clock, not ours."""
+        if self._server_clock is None:
+            return None
+        stated, at = self._server_clock
+        return stated + timedelta(seconds=time.monotonic() - at)
+
+    async def get_meetings(self, min_start_ms: int, max_start_ms: int) -> list[dict[str, Any]]:
+        """Every meeting Drift serves with a slot starting in [min_start_ms, max_start_ms]
+        (Drift serves only slots of its last 30 days), at most 1,000 a call.
+
+        A full answer in slot order (choice: Drift's docs do not say how it orders or cuts)
+        is continued from its last slot, like a cursor: the minimum of one call per 1,000
+        meetings. A full answer in any other order halves the range until each half is not
+        full. Meetings are told apart by slug."""
+        found: dict[str, dict[str, Any]] = {}
+        low, high = int(min_start_ms), int(max_start_ms)
+        while True:
+            data = await self._meetings_call(low, high)
+            found.update({str(m.get("slug")): m for m in data if isinstance(m, dict)})
+            if len(data) < MEETINGS_LIMIT:
+                return list(found.values())
+            slots = [m.get("slotStart") if isinstance(m, dict) else None for m in data]
+            ordered = all(isinstance(s, int) and not isinstance(s, bool) for s in slots) and slots == sorted(slots)
+            if ordered and slots[-1] > low:
+                low = slots[-1]  # that slot again: meetings sharing it past the cut come back
+                continue
+            if high - low < 2:
+                log.warning("GET /users/meetings/org: over %d meetings in one millisecond; some may be missing",
+                            MEETINGS_LIMIT)
+                return list(found.values())
+            middle = (low + high) // 2
+            for part in (await self.get_meetings(low, middle), await self.get_meetings(middle + 1, high)):
+                found.update({str(m.get("slug")): m for m in part})
+            return list(found.values())
+
+    async def _meetings_call(self, low: int, high: int) -> list[dict[str, Any]]:
+        body = await self._request_json("GET", "/users/meetings/org", endpoint="meetings", params=[
+            ("min_start_time", low), ("max_start_time", high), ("limit", MEETINGS_LIMIT)])
+        data = body.get("data")
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise DriftBadResponse("GET /users/meetings/org answered without a data list", endpoint="meetings")
+        return data
+
+    async def list_playbooks(self) -> list[dict[str, Any]]:
+        """The enabled playbooks (Drift lists no disabled one). A bare list, as Drift's docs
+        show; a `{"data": [...]}` wrapper is read too."""
+        body = await self._request("GET", "/playbooks/list", endpoint="playbooks", expect="any_json")
+        if isinstance(body, dict):
+            body = body.get("data")
+        if not isinstance(body, list):
+            raise DriftBadResponse("GET /playbooks/list answered without a list of playbooks", endpoint="playbooks")
+        return body
+
+    async def iter_account_pages(self, size: int = ACCOUNTS_PAGE_SIZE) -> AsyncIterator[Page]:
+        """Pages of `/accounts?index=I&size=S` (deleted accounts included), following the
+        answer's `data.next` (a path, or a URL on a Drift host) until there is none."""
+        target: str = "/accounts"
+        params: list[tuple[str, Any]] | None = [("index", 0), ("size", size)]
+        seen: set[str] = set()
+        while True:
+            body = await self._request_json("GET", target, endpoint="accounts", params=params)
+            data = body.get("data")
+            accounts = data.get("accounts") if isinstance(data, dict) else data
+            if accounts is None:
+                accounts = []
+            if not isinstance(accounts, list):
+                raise DriftBadResponse("GET /accounts answered without an accounts list", endpoint="accounts")
+            next_link = data.get("next") if isinstance(data, dict) else None
+            if not isinstance(next_link, str) or not next_link or next_link in seen or not accounts:
+                yield Page(accounts, target if params is None else None, None)
+                return
+            seen.add(next_link)
+            yield Page(accounts, target if params is None else None, next_link)
+            # A path is taken onto the configured base; a URL only on a Drift API host.
+            target, params = (next_link if _is_url(next_link) else self.base_url + "/" + next_link.lstrip("/")), None
+
     # -- paging ------------------------------------------------------------------------------
     async def _iter_pages(self, path, endpoint, params, cursor, extract) -> AsyncIterator[Page]:
         # The next link is only resolved when it is followed, after the caller has handled (and
@@ -405,7 +498,7 @@ class DriftClient:
         form: dict[str, str] | None = None,
         authenticated: bool = True,
         bucket: str = "default",
-        expect: Literal["json", "text"] = "json",
+        expect: Literal["json", "any_json", "text"] = "json",
     ) -> Any:
         label = f"{method} {_path_of(target)}"
         if _is_url(target):
@@ -477,9 +570,21 @@ class DriftClient:
                 raise _Retry(DriftTransportError(f"{label} failed: {type(exc).__name__}", endpoint=endpoint)) from None
         info = parse_rate_limit_headers(response.headers)
         self._observe(limiter, info, response.status_code)
+        self._observe_clock(response.headers.get("date"))
         log.debug("drift %s -> %s limit=%s remaining=%s reset=%s retry_after=%s", label, response.status_code,
                   _fmt(info.limit), _fmt(info.remaining), _fmt(info.reset), _fmt(info.retry_after))
         return response
+
+    def _observe_clock(self, date_header: str | None) -> None:
+        if not date_header:
+            return
+        try:
+            stated = parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if stated.tzinfo is not None:
+            stated = stated.astimezone(timezone.utc).replace(tzinfo=None)
+        self._server_clock = (stated, time.monotonic())
 
     def _observe(self, limiter: RateLimiter, info: RateLimitInfo, status: int) -> None:
         limiter.observe(info, status)
@@ -509,6 +614,11 @@ class DriftClient:
                 f"the token endpoint refused the credentials ({status}{_oauth_error(response)}); the refresh "
                 "token may have been rotated or revoked: run `drift-pipeline auth exchange --code CODE`",
                 status=status, endpoint=endpoint)
+        if status == 403 and endpoint in ENDPOINT_SCOPES:
+            scope = ENDPOINT_SCOPES[endpoint]
+            raise DriftMissingScope(f"{label} answered 403{self._detail(response)}: the app lacks the optional "
+                                    f"{scope} scope, so this stream is skipped (grant {scope} to the app and "
+                                    "re-install it to read it)", scope=scope, status=403, endpoint=endpoint)
         if status in (401, 403):
             what = "refused the credentials even after a refresh" if status == 401 else "is not allowed (missing scope?)"
             raise DriftAuthError(f"{label} {what} ({status}{self._detail(response)}); the app needs "
@@ -529,7 +639,7 @@ class DriftClient:
             self.stats.malformed_responses += 1
             raise _Retry(DriftBadResponse(f"{label} answered malformed JSON", status=status,
                                           endpoint=endpoint)) from None
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) and expect != "any_json":
             self.stats.malformed_responses += 1
             raise _Retry(DriftBadResponse(f"{label} answered JSON that is not an object", status=status,
                                           endpoint=endpoint))

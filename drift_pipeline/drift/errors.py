@@ -44,6 +44,17 @@ class DriftAuthError(DriftError):
     code = "auth"
 
 
+class DriftMissingScope(DriftAuthError):
+    """403 on an endpoint whose optional scope the app was not granted (`playbook_read`,
+    `account_read`, `user_read` for meetings): that stream is skipped, the rest goes on."""
+
+    code = "missing_scope"
+
+    def __init__(self, message: str, *, scope: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.scope = scope
+
+
 class DriftDisconnected(DriftAuthError):
     """Drift said the app was disconnected from the org (`app_disconnected`): its tokens are
     not used again until `drift-pipeline auth exchange` re-authorizes it."""
@@ -94,6 +105,7 @@ __all__ = [
     "DriftConfigError",
     "DriftDisconnected",
     "DriftError",
+    "DriftMissingScope",
     "DriftNotFound",
     "DriftRateLimited",
     "DriftServerError",

@@ -137,3 +137,72 @@ def report_first_closes(report: dict, wanted: set[int]) -> dict[int, datetime]:
             continue
     return closes
 
+
+
+def meeting_row(org_id: int, meeting: dict, salt: str, synced_at: datetime) -> dict:
+    """A meeting as `raw.meetings` keeps it: `meetingNotes` (free text, personal data) only as a
+    salted hash. Ids may arrive as numeric strings."""
+    return {
+        "org_id": org_id,
+        "slug": str(meeting["slug"]),
+        "status": meeting.get("status"),
+        "meeting_source": meeting.get("meetingSource"),
+        "meeting_type": meeting.get("meetingType"),
+        "agent_user_id": int_or_none(meeting.get("agentId")),
+        "scheduler_contact_id": int_or_none(meeting.get("schedulerId")),
+        "conversation_id": int_or_none(meeting.get("conversationId")),
+        "booked_by_user_id": int_or_none(meeting.get("bookedBy")),
+        "slot_start_at": ms_to_ts(int_or_none(meeting.get("slotStart"))),
+        "slot_end_at": ms_to_ts(int_or_none(meeting.get("slotEnd"))),
+        "scheduled_at": ms_to_ts(int_or_none(meeting.get("scheduledAt"))),
+        "updated_at": ms_to_ts(int_or_none(meeting.get("updatedAt"))),
+        "end_user_time_zone": meeting.get("endUserTimeZone"),
+        # A webhook's notes were hashed by the receiver (webhooks/events.py, NOTES_HASH_KEY).
+        "meeting_notes_hash": hash_pii(meeting.get("meetingNotes"), salt) or meeting.get("meetingNotesHash"),
+        "synced_at": synced_at,
+    }
+
+
+def meeting_change_row(row: dict, source: str, recorded_at: datetime) -> dict:
+    """The observed state of a meeting (`meeting_row`'s output) as a `raw.meeting_changes` row."""
+    return {"org_id": row["org_id"], "slug": row["slug"], "updated_at": row["updated_at"],
+            "status": row["status"], "slot_start_at": row["slot_start_at"], "source": source,
+            "recorded_at": recorded_at}
+
+
+def playbook_row(org_id: int, playbook: dict, first_seen_at: datetime, listed_at: datetime) -> dict:
+    return {
+        "org_id": org_id,
+        "playbook_id": int(playbook["id"]),
+        "name": playbook.get("name"),
+        "report_type": playbook.get("reportType"),
+        "interaction_id": int_or_none(playbook.get("interactionId")),
+        "created_at": ms_to_ts(int_or_none(playbook.get("createdAt"))),
+        "updated_at": ms_to_ts(int_or_none(playbook.get("updatedAt"))),
+        "first_seen_at": first_seen_at,
+        "last_listed_at": listed_at,
+        "currently_listed": True,
+        "synced_at": listed_at,
+    }
+
+
+def playbook_goal_rows(org_id: int, playbook: dict, synced_at: datetime) -> list[dict]:
+    goals = playbook.get("goals") if isinstance(playbook.get("goals"), list) else []
+    return [{"org_id": org_id, "playbook_id": int(playbook["id"]),
+             "goal_id": str(goal["id"]), "message": goal.get("message"), "synced_at": synced_at}
+            for goal in goals if isinstance(goal, dict) and goal.get("id") not in (None, "")]
+
+
+def account_row(org_id: int, account: dict, synced_at: datetime) -> dict:
+    return {
+        "org_id": org_id,
+        "account_id": str(account["accountId"]),
+        "name": account.get("name"),
+        "domain": account.get("domain"),
+        "owner_user_id": int_or_none(account.get("ownerId")),
+        "targeted": None if account.get("targeted") is None else bool(account["targeted"]),
+        "deleted": bool(account.get("deleted", False)),
+        "created_at": ms_to_ts(int_or_none(account.get("createDateTime"))),
+        "updated_at": ms_to_ts(int_or_none(account.get("updateDateTime"))),
+        "synced_at": synced_at,
+    }

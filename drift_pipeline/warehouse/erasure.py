@@ -84,6 +84,17 @@ def erase_contact(conn, org_id: int, contact_id: int, contact_id_hash: str, now:
         # synced_at moves so the incremental marts rebuild these conversations' rows.
         ("raw.conversations.contact_id", "UPDATE raw.conversations SET contact_id = NULL, synced_at = ? "
          "WHERE org_id = ? AND contact_id = ?", [now, org_id, contact_id]),
+        # Meetings the contact scheduled stay (the meeting counts add up) without the contact,
+        # its notes' hash or its time zone; goals it met stay without it.
+        ("raw.meetings", "UPDATE raw.meetings SET scheduler_contact_id = NULL, meeting_notes_hash = NULL, "
+         "end_user_time_zone = NULL, synced_at = ? WHERE org_id = ? AND scheduler_contact_id = ?",
+         [now, org_id, contact_id]),
+        ("raw.playbook_goals.contact_id", "UPDATE raw.playbook_goals SET contact_id = NULL, synced_at = ? "
+         "WHERE org_id = ? AND contact_id = ?", [now, org_id, contact_id]),
+        ("raw.webhook_events.payload", "UPDATE raw.webhook_events SET payload = NULL WHERE org_id = ? "
+         "AND payload IS NOT NULL AND event_type IN ('new_meeting', 'playbook_goal_met') AND ? IN ("
+         "json_extract_string(payload, '$.data.schedulerId'), "
+         "json_extract_string(payload, '$.data.endUserId'))", [org_id, str(contact_id)]),
         ("raw.participants", "DELETE FROM raw.participants WHERE org_id = ? AND participant_type = 'contact' "
          "AND participant_id = ?", [org_id, contact_id]),
         ("raw.contacts", "DELETE FROM raw.contacts WHERE org_id = ? AND contact_id = ?", [org_id, contact_id]),

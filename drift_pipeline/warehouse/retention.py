@@ -24,6 +24,13 @@ def blank_message_bodies_before(conn, cutoff: datetime) -> list[tuple[int, int]]
         "RETURNING org_id, conversation_id", [cutoff]).fetchall()]
 
 
+def blank_meeting_notes_before(conn, cutoff: datetime) -> int:
+    """Drop the hash of `meetingNotes` (free text written at booking) of meetings booked before
+    `cutoff`; returns how many. No mart reads it: `synced_at` stays."""
+    return conn.execute("UPDATE raw.meetings SET meeting_notes_hash = NULL WHERE scheduled_at < ? "
+                        "AND meeting_notes_hash IS NOT NULL", [cutoff]).fetchall()[0][0]
+
+
 def webhook_payloads_with_bodies(conn) -> list[tuple[int, str, str, datetime | None]]:
     """(org_id, event_id, payload, received_at) of stored webhook events carrying a message body."""
     return conn.execute(

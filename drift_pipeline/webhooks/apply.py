@@ -40,11 +40,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_pipeline.drift.errors import DriftDisconnected
+from drift_pipeline.drift.errors import DriftDisconnected, DriftMissingScope
 from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.erasure import erase_files, erase_in_warehouse
 from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.ingest import transform
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.ingest.streams import fetch_served_meetings, store_meetings
 from drift_pipeline.ingest.sync import ConversationSync, TouchedConversation, complete_message
 from drift_pipeline.settings import Settings
 from drift_pipeline.timeutil import ms_to_ts, ts_to_ms, utcnow
@@ -52,7 +54,14 @@ from drift_pipeline.transcripts.export import rewrite_exported_lines
 from drift_pipeline.warehouse import raw, schema
 from drift_pipeline.warehouse.connection import open_warehouse
 from drift_pipeline.warehouse.load import transaction, upsert
-from drift_pipeline.webhooks.events import InvalidEvent, WebhookEvent, validate_event
+from drift_pipeline.webhooks.events import (
+    InvalidEvent,
+    WebhookEvent,
+    complete_meeting,
+    goal_met_ids,
+    hash_meeting_notes,
+    validate_event,
+)
 from drift_pipeline.webhooks.orgs import require_org_tokens
 from drift_pipeline.webhooks.inbox import (
     InvalidInboxFile,
@@ -71,6 +80,8 @@ REFETCH_TYPES = frozenset({
 
 
 CONTACT_TYPES = frozenset({"contact_identified", "contact_updated"})
+
+DAY_MS = 86_400_000
 
 # Stages of one apply pass, in order, as timed in `ApplyResult.stage_seconds`.
 STAGES = ("read", "erase", "fetch", "write", "move")
@@ -97,6 +108,8 @@ class ApplyResult:
     file_lines_erased: int = 0
     orgs_disconnected: list[int] = field(default_factory=list)
     widget_events_applied: int = 0  # also counted in events_applied (they refresh the marts)
+    meetings_stored: int = 0  # meeting rows written (from payloads, or fetched for a subset)
+    playbook_goals_met: int = 0
     widget_fields_dropped: int = 0
     quarantined: list[str] = field(default_factory=list)
     touched_days: set = field(default_factory=set)
@@ -173,6 +186,12 @@ class _OrgWork:
     contact_ids: set[int] = field(default_factory=set)
     contact_emails: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)  # files with an event that needs the API
+    meetings: list[dict] = field(default_factory=list)  # whole meetings from new_meeting payloads
+    # Slot days (epoch ms of 00:00 UTC) whose meetings a subset payload asks to fetch; None:
+    # the payload gave no slot, so the whole window Drift serves.
+    meeting_days: set[int | None] = field(default_factory=set)
+    fetched_meetings: list[dict] = field(default_factory=list)
+    meetings_refused: str | None = None  # the scope Drift refused the meetings fetch for
 
 
 class InboxApplier:
@@ -234,6 +253,7 @@ class InboxApplier:
             for org_id, fetch in fetches.items():
                 stats = self._sync(org_id).write_touched(fetch)
                 result.conversations_refetched += stats.conversations_fetched
+                self._write_meetings(org_id, work[org_id], result)
             self._write_events(files, result, erased)
             self._write_widget_events(files, result, force=force)
         clock.lap("write")
@@ -269,7 +289,10 @@ class InboxApplier:
                     f.widget_records.append((number, record))
                     continue
                 try:
-                    candidates.append((f, record, require_org_tokens(self.clients, validate_event(record["payload"]))))
+                    # A replayed payload as Drift sent it may carry meeting notes: hashed as the
+                    # receiver does (the same event id), so raw.webhook_events never holds them.
+                    payload = hash_meeting_notes(record["payload"], lambda notes: hash_pii(notes, self.salt))
+                    candidates.append((f, record, require_org_tokens(self.clients, validate_event(payload))))
                 except InvalidEvent as exc:
                     if force:
                         raise InvalidEvent(f"{f.name} line {number}: {exc.reason}") from None
@@ -305,6 +328,14 @@ class InboxApplier:
                         touched.partial_payload = True
                 # Only a time Drift sent explains a change; the time received does not.
                 touched.saw_change(event.occurred_at_ms)
+            elif event.type == "new_meeting":
+                org = work.setdefault(event.org_id, _OrgWork())
+                if complete_meeting(event.data):
+                    org.meetings.append(event.data)
+                else:
+                    org.files.add(f.name)
+                    slot = transform.int_or_none(event.data.get("slotStart"))
+                    org.meeting_days.add(None if slot is None else slot - slot % DAY_MS)
             elif event.type in CONTACT_TYPES:
                 org = work.setdefault(event.org_id, _OrgWork())
                 org.files.add(f.name)
@@ -321,7 +352,26 @@ class InboxApplier:
         fetch = await self._sync(org_id).fetch_touched(work.conversations, contact_ids)
         result.conversations_from_payloads += fetch.conversations_from_payloads
         result.contacts_refetched += fetch.contacts_requested
+        await self._fetch_meetings(org_id, work)
         return fetch
+
+    async def _fetch_meetings(self, org_id: int, work: _OrgWork) -> None:
+        """The meetings of each day a subset `new_meeting` names (one call a day), or every
+        meeting Drift serves when one names no slot. Without `user_read` the events are
+        recorded but nothing is fetched (the daily sync skips meetings too)."""
+        if not work.meeting_days:
+            return
+        client = self.clients.for_org(org_id)
+        try:
+            if None in work.meeting_days:
+                work.fetched_meetings = await fetch_served_meetings(client)
+                return
+            for day in sorted(work.meeting_days):
+                work.fetched_meetings += await client.get_meetings(day, day + DAY_MS - 1)
+        except DriftMissingScope as exc:
+            work.meetings_refused = exc.scope
+            log.warning("new_meeting events of org %s: meetings not fetched, the app lacks the %s scope",
+                        org_id, exc.scope)
 
     async def _contact_ids_by_email(self, org_id: int, email: str) -> set[int]:
         # A contact event naming only an email: Drift's lookup gives the id to re-fetch.
@@ -339,7 +389,7 @@ class InboxApplier:
     # -- 5. write --------------------------------------------------------------------------
     def _write_events(self, files: list[_File], result: ApplyResult, erased: set[str]) -> None:
         now = utcnow()
-        status_rows, event_rows = [], []
+        status_rows, event_rows, goal_rows = [], [], []
         for f in files:
             if f.waiting:
                 continue
@@ -355,6 +405,12 @@ class InboxApplier:
                     changed_at = ms_to_ts(at)
                     status_rows.append(transform.status_event_row(event.org_id, event.conversation_id,
                                                            event.status, changed_at, "webhook", now))
+                elif event.type == "playbook_goal_met":
+                    ids = goal_met_ids(event.data)
+                    if event.event_id in erased:
+                        ids["contact_id"] = None
+                    goal_rows.append({"org_id": event.org_id, "event_id": event.event_id, **ids,
+                                      "occurred_at": ms_to_ts(at), "synced_at": now})
                 if event.known:
                     result.events_applied += 1
                 event_rows.append({
@@ -367,7 +423,16 @@ class InboxApplier:
                     "payload": None if event.event_id in erased else event.canonical,
                 })
         result.status_events += upsert(self.conn, schema.STATUS_EVENTS, status_rows)
+        result.playbook_goals_met += upsert(self.conn, schema.PLAYBOOK_GOALS, goal_rows)
         upsert(self.conn, schema.WEBHOOK_EVENTS, event_rows)
+
+    def _write_meetings(self, org_id: int, work: _OrgWork, result: ApplyResult) -> None:
+        # Fetched first, then the payloads: a payload newer than the fetch wins, an older one
+        # only adds its change (store_meetings keeps the newest state per slug).
+        for meetings, source in ((work.fetched_meetings, "poll"), (work.meetings, "webhook")):
+            if meetings:
+                written = store_meetings(self.conn, org_id, meetings, salt=self.salt, source=source)
+                result.meetings_stored += written["meetings"]
 
     def _write_widget_events(self, files: list[_File], result: ApplyResult, *, force: bool) -> None:
         """Upsert widget events into `raw.widget_events`, each id once; after the conversations

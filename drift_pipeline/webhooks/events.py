@@ -40,6 +40,8 @@ KNOWN_EVENT_TYPES = frozenset({
     "contact_updated",
     "gdpr_delete_requested",
     "app_disconnected",
+    "new_meeting",
+    "playbook_goal_met",
 })
 
 
@@ -243,6 +245,64 @@ def _check_nothing(data: Mapping[str, Any], event_type: str) -> None:
     return None
 
 
+# What a `new_meeting` payload must carry to be stored as it is; with less (Drift may send a
+# subset naming the slug), the apply step fetches the meetings of its day.
+MEETING_FIELDS = ("slug", "status", "slotStart", "slotEnd", "updatedAt", "scheduledAt", "agentId")
+# Set by the receiver in place of `meetingNotes` (free text: personal data, never stored).
+NOTES_HASH_KEY = "meetingNotesHash"
+
+
+def _check_new_meeting(data: Mapping[str, Any], event_type: str) -> None:
+    slug = data.get("slug")
+    if not (isinstance(slug, str) and slug.strip()) and not _is_int(slug):
+        raise InvalidEvent(f"{event_type}: data.slug (the meeting id) must be a non-empty string, got {_kind(slug)}")
+    for key in ("slotStart", "slotEnd", "updatedAt", "scheduledAt"):
+        _optional_time(data, key, event_type)
+
+
+def complete_meeting(data: Mapping[str, Any]) -> bool:
+    """True when a `new_meeting` payload is the whole meeting (stored as it is)."""
+    return all(data.get(key) is not None for key in MEETING_FIELDS)
+
+
+GOAL_ID_KEYS = ("playbookId", "conversationId", "endUserId")
+
+
+def _check_goal_met(data: Mapping[str, Any], event_type: str) -> None:
+    # No documented example: any of the four may be absent, ids may be numeric strings; what is
+    # present must be usable, and at least one must be there.
+    if all(data.get(key) is None for key in (*GOAL_ID_KEYS, "goalId")):
+        raise InvalidEvent(f"{event_type}: data names no playbookId, goalId, conversationId or endUserId")
+    for key in GOAL_ID_KEYS:
+        if data.get(key) is not None and _as_int(data[key]) is None:
+            raise InvalidEvent(f"{event_type}: data.{key} must be an integer or a numeric string, "
+                               f"got {_kind(data[key])}")
+    goal = data.get("goalId")
+    if goal is not None and not (isinstance(goal, str) and goal.strip()) and not _is_int(goal):
+        raise InvalidEvent(f"{event_type}: data.goalId must be a string, got {_kind(goal)}")
+
+
+def goal_met_ids(data: Mapping[str, Any]) -> dict[str, Any]:
+    """playbook_id, goal_id, conversation_id, contact_id of a (validated) `playbook_goal_met`."""
+    goal = data.get("goalId")
+    return {"playbook_id": _as_int(data.get("playbookId")), "goal_id": None if goal is None else str(goal),
+            "conversation_id": _as_int(data.get("conversationId")), "contact_id": _as_int(data.get("endUserId"))}
+
+
+def hash_meeting_notes(payload: Any, hash_text) -> Any:
+    """The payload with a `new_meeting`'s `meetingNotes` replaced by `meetingNotesHash`
+    (`hash_text(notes)`): the receiver does it before anything is stored or hashed into the
+    event id, so the notes never reach a file. Other payloads are returned as they are."""
+    if not isinstance(payload, dict) or payload.get("type") != "new_meeting":
+        return payload
+    data = payload.get("data")
+    if not isinstance(data, dict) or "meetingNotes" not in data:
+        return payload
+    kept = {key: value for key, value in data.items() if key != "meetingNotes"}
+    kept[NOTES_HASH_KEY] = hash_text(data["meetingNotes"]) if data["meetingNotes"] is not None else None
+    return {**payload, "data": kept}
+
+
 _CHECKS = {
     "new_message": _check_new_message,
     "new_conversation": _check_new_conversation,
@@ -254,6 +314,8 @@ _CHECKS = {
     "contact_updated": _check_contact,
     "gdpr_delete_requested": _check_contact,
     "app_disconnected": _check_nothing,
+    "new_meeting": _check_new_meeting,
+    "playbook_goal_met": _check_goal_met,
 }
 assert set(_CHECKS) == KNOWN_EVENT_TYPES
 
@@ -261,6 +323,8 @@ assert set(_CHECKS) == KNOWN_EVENT_TYPES
 def _conversation_id(event_type: str, data: Mapping[str, Any]) -> int | None:
     if _is_int(data.get("conversationId")):
         return data["conversationId"]
+    if event_type in ("playbook_goal_met", "new_meeting"):
+        return _as_int(data.get("conversationId"))
     if event_type in ("new_conversation", "conversation_inactive") and _is_int(data.get("id")):
         return data["id"]
     return None

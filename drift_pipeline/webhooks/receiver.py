@@ -44,7 +44,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from drift_pipeline.settings import Settings
-from drift_pipeline.webhooks.events import InvalidEvent, event_id, parse_json, validate_event
+from drift_pipeline.pii import hash_pii
+from drift_pipeline.webhooks.events import InvalidEvent, event_id, hash_meeting_notes, parse_json, validate_event
 from drift_pipeline.webhooks.inbox import (
     InboxUnavailable,
     InboxWriter,
@@ -132,8 +133,14 @@ class _Receiver:
         self.settings = settings
         self.writer = writer
         self._expected = settings.webhook_token.encode("utf-8")
+        self._salt: str | None = None  # read on the first meeting with notes
         self._start_lock = threading.Lock()
         self._shut_down = False
+
+    def _pii_salt(self) -> str:
+        if self._salt is None:
+            self._salt = self.settings.secret("pii_salt")
+        return self._salt
 
     def ensure_writer(self) -> None:
         # Lifespan starts the writer; this covers ASGI servers or test transports without one.
@@ -177,6 +184,8 @@ class _Receiver:
             return _error(400, exc.reason), None, None
         if not token_matches(presented_tokens(request.headers, payload), self._expected):
             return _error(401, "missing or wrong verification token"), None, None
+        # Meeting notes are free text about a person: hashed before anything is written.
+        payload = hash_meeting_notes(payload, lambda notes: hash_pii(notes, self._pii_salt()))
         try:
             event = validate_event(payload)
         except InvalidEvent as exc:

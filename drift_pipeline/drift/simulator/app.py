@@ -18,6 +18,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
+from email.utils import formatdate
 from urllib.parse import parse_qs, urlencode
 
 import httpx
@@ -27,13 +28,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .marketing import ACCOUNTS_MAX_SIZE, MEETINGS_DEFAULT_LIMIT, MEETINGS_MAX_LIMIT
 from .world import STATUS_IDS, DriftWorld, SimulatorConfig
 
 # How many API requests `SimulatorStats.request_log` keeps (tests and benchmarks count calls per URL).
 REQUEST_LOG_SIZE = 100_000
 FAULT_KINDS = ("429", "500", "503", "reset", "malformed", "slow", "expire_token")
 ROUTE_NAMES = ("list", "list_older", "detail", "messages", "transcript", "users", "users_by_id", "contact",
-               "contact_lookup", "reports", "token", "unrouted")
+               "contact_lookup", "reports", "meetings", "playbooks", "accounts", "account", "token", "unrouted")
+# The OAuth scope each route needs (drift-api.md); a workspace whose app lacks it answers 403
+# for that route only (`SimulatorConfig.missing_scopes`).
+ROUTE_SCOPES = {
+    "list": "conversation_read", "list_older": "conversation_read", "detail": "conversation_read",
+    "messages": "conversation_read", "transcript": "conversation_read", "reports": "conversation_read",
+    "users": "user_read", "users_by_id": "user_read", "meetings": "user_read",
+    "contact": "contact_read", "contact_lookup": "contact_read",
+    "playbooks": "playbook_read", "accounts": "account_read", "account": "account_read",
+}
 OLDER_LIST_LIMIT = 50  # `GET /conversations`, the older listing, pages at most 50 (as legacy /list did)
 USERS_BY_ID_LIMIT = 20  # `GET /users?userId=...` answers at most 20 users a call
 REPORT_METRICS = ("firstCloseAt", "lastCloseAt", "timeToCloseMillis", "closeCount", "reopenCount",
@@ -391,6 +402,10 @@ class Simulator:
             Route("/users", api("users_by_id", self._users_by_id), methods=["GET"]),
             Route("/contacts/{contact_id:int}", api("contact", self._contact), methods=["GET"]),
             Route("/contacts", api("contact_lookup", self._contact_lookup), methods=["GET"]),
+            Route("/users/meetings/org", api("meetings", self._meetings), methods=["GET"]),
+            Route("/playbooks/list", api("playbooks", self._playbooks), methods=["GET"]),
+            Route("/accounts", api("accounts", self._accounts), methods=["GET"]),
+            Route("/accounts/{account_id}", api("account", self._account), methods=["GET"]),
             Route("/reports/conversations", self._gated("reports", self._reports, auth=True, bucket="reports"),
                   methods=["POST"]),
             Route("/_sim/health", self._sim_health, methods=["GET"]),
@@ -419,7 +434,8 @@ class Simulator:
             self.stats.enter(name)
             status: int | None = None
             try:
-                response = await self._handle(request, handler, auth=auth, bucket=bucket)
+                response = await self._handle(request, handler, auth=auth, bucket=bucket,
+                                              scope=ROUTE_SCOPES.get(name))
                 status = None if isinstance(response, _NoResponse) else response.status_code
                 return response
             finally:
@@ -428,7 +444,8 @@ class Simulator:
                 self.stats.record(name, request.method, target, status)
         return endpoint
 
-    async def _handle(self, request: Request, handler: Handler, *, auth: bool, bucket: str | None) -> Response:
+    async def _handle(self, request: Request, handler: Handler, *, auth: bool, bucket: str | None,
+                      scope: str | None = None) -> Response:
         limiter = {"api": self.bucket, "reports": self.reports_bucket}.get(bucket or "")
         if self.latency_seconds > 0:
             await asyncio.sleep(self.latency_seconds)
@@ -453,13 +470,20 @@ class Simulator:
             admitted, headers = limiter.admit()
             if not admitted:
                 return _error(429, "rate_limit_exceeded", "Too many requests: rate limit exceeded", headers=headers)
-        try:
-            response = await handler(request)
-        except HTTPException:
-            raise
-        except KeyError:
-            response = _error(404, "not_found", "Resource not found")
+        if scope is not None and scope in self.config.missing_scopes:
+            response = _error(403, "forbidden", f"The access token does not have the {scope} scope")
+        else:
+            try:
+                response = await handler(request)
+            except HTTPException:
+                raise
+            except KeyError:
+                response = _error(404, "not_found", "Resource not found")
         response.headers.update(headers)
+        if auth:
+            # Drift's clock, as every HTTP server states it: the pipeline reads the window of
+            # meetings Drift serves from it (the world's clock, not the machine's).
+            response.headers["Date"] = formatdate(self.world.now_ms / 1000, usegmt=True)
         return response
 
     def _fault_response(self, request: Request, fault: _Fault, limiter: LeakyBucket | None) -> Response:
@@ -656,6 +680,54 @@ class Simulator:
                     values = self.world.conversation_metrics(cid)
                     rows.append({"conversationId": cid, "metrics": [values[m] for m in metrics]})
         return JSONResponse({"count": len(rows), "data": rows})
+
+    async def _meetings(self, request: Request) -> Response:
+        """`GET /users/meetings/org?min_start_time=MS&max_start_time=MS[&limit=N]`: meetings whose
+        slot starts in the range and within the last 30 days of the clock."""
+        params = request.query_params
+        bounds = {}
+        for name in ("min_start_time", "max_start_time"):
+            try:
+                bounds[name] = int(params[name])
+            except KeyError:
+                return _error(400, "validation_error", f"{name} is required (epoch milliseconds)", param=name)
+            except ValueError:
+                return _error(400, "validation_error", f"{name} must be epoch milliseconds", param=name)
+        try:
+            limit = int(params.get("limit", MEETINGS_DEFAULT_LIMIT))
+            if not 0 <= limit <= MEETINGS_MAX_LIMIT:
+                raise ValueError
+        except ValueError:
+            return _error(400, "validation_error", f"limit must be 0-{MEETINGS_MAX_LIMIT}", param="limit")
+        return JSONResponse({"data": self.world.served_meetings(bounds["min_start_time"], bounds["max_start_time"],
+                                                                limit)})
+
+    async def _playbooks(self, request: Request) -> Response:
+        # A bare list, no `data` wrapper (Drift's docs): enabled playbooks only.
+        return JSONResponse(self.world.listed_playbooks())
+
+    async def _accounts(self, request: Request) -> Response:
+        """`GET /accounts?index=I&size=S`: `{"data": {"accounts", "total", "next"}}`, `next` the
+        path of the following page (as Drift's sample code follows it; an absolute URL on the
+        link host in the legacy shapes), absent on the last page."""
+        try:
+            index = int(request.query_params.get("index", "0"))
+            size = int(request.query_params.get("size", "25"))
+            if index < 0 or size < 1:
+                raise ValueError
+        except ValueError:
+            return _error(400, "validation_error", "index and size must be non-negative integers", param="index")
+        size = min(size, ACCOUNTS_MAX_SIZE)
+        accounts, total = self.world.accounts_page(index, size)
+        data: dict[str, Any] = {"accounts": accounts, "total": total}
+        if index + size < total:
+            path = "/accounts?" + urlencode({"index": index + size, "size": size})
+            data["next"] = self.config.link_host.rstrip("/") + path if self.config.legacy else path
+        return JSONResponse({"data": data})
+
+    async def _account(self, request: Request) -> Response:
+        with self.world.lock:
+            return JSONResponse({"data": self.world.accounts[request.path_params["account_id"]]})
 
     # -------------------------------------------------------------- control endpoints
     async def _sim_health(self, request: Request) -> Response:

@@ -54,7 +54,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _uvicorn_server(simulator: Simulator | MultiOrgSimulator) -> uvicorn.Server:
     config = uvicorn.Config(simulator.app, http=_ResettableH11Protocol, lifespan="off", log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=2)
+                            access_log=False, timeout_graceful_shutdown=2,
+                            date_header=False)  # the app states the world's clock in `Date`
     return uvicorn.Server(config)
 
 

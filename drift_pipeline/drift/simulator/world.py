@@ -20,11 +20,12 @@ import random
 import re
 import threading
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import content
+from .marketing import MarketingMixin
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -81,12 +82,19 @@ class SimulatorConfig:
     # again (a few stay open) before the pipeline ever looks: only Drift's reports know
     # their first close.
     history_reopen_share: float = 0.08
+    # Scopes the app lacks in this workspace: their endpoints answer 403 (e.g.
+    # {"playbook_read"}: `/playbooks/list` is refused, the rest works).
+    missing_scopes: frozenset[str] = field(default_factory=frozenset)
+    # Whether `advance` returns `new_meeting` payloads besides the conversation events (off by
+    # default: tests written before meetings existed read every payload `advance` returns).
+    meeting_webhooks: bool = False
 
     def __post_init__(self) -> None:
         if self.shapes not in ("current", "legacy"):
             raise ValueError(f"shapes must be 'current' or 'legacy', got {self.shapes!r}")
         if self.token_answer not in ("snake", "camel"):
             raise ValueError(f"token_answer must be 'snake' or 'camel', got {self.token_answer!r}")
+        self.missing_scopes = frozenset(self.missing_scopes)
 
     @property
     def legacy(self) -> bool:
@@ -155,7 +163,7 @@ class _Plan:
         self.events.append((self.t, _EV_STATUS, status))
 
 
-class DriftWorld:
+class DriftWorld(MarketingMixin):
     """All data of one simulated Drift org plus its virtual clock; deterministic from the seed.
 
     Thread-safe: every mutation and every read the HTTP layer does holds `lock`.
@@ -191,6 +199,7 @@ class DriftWorld:
         self.agent_ids = [u["id"] for u in self.users if not u["bot"]]
         self.bot_ids = [u["id"] for u in self.users if u["bot"]]
         self._build_history(end_ms)
+        self._init_marketing(end_ms)  # its own random stream: the conversations stay as they were
 
     # ------------------------------------------------------------------ users
     def _make_users(self) -> None:
@@ -652,6 +661,7 @@ class DriftWorld:
             while pending and pending[0][0] <= end:
                 at, _, cid, kind, spec = heapq.heappop(pending)
                 self._apply(cid, kind, spec, at, out)
+            self._advance_marketing(end, out)
             self.now_ms = end
             return out
 
