@@ -403,6 +403,27 @@ def test_marts_live_in_schema_marts_with_contract_types(built):
     assert types["meeting_booked"] == "BOOLEAN" and types["first_meeting_scheduled_at"] == "TIMESTAMP"
 
 
+def test_every_model_documents_exactly_the_columns_it_has(built):
+    """Docs and tables agree: every column documented (the intermediate models' `_` bookkeeping
+    columns aside), nothing documented that is not built. An incremental model whose table lacks
+    a documented column rebuilds every row (drift_documented_columns_missing), so a stray
+    documented column would rebuild every run."""
+    assert_all_passed(built["result"])
+    manifest = json.loads((built["target"] / "manifest.json").read_text())
+    with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        built_columns = {}
+        for schema, table, column in conn.execute(
+                "select table_schema, table_name, column_name from information_schema.columns").fetchall():
+            built_columns.setdefault((schema, table), set()).add(column)
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    not_built = {node["name"]: set(node["columns"]) - built_columns[(node["schema"], node["alias"])]
+                 for node in models}
+    undocumented = {node["name"]: {c for c in built_columns[(node["schema"], node["alias"])] - set(node["columns"])
+                                   if not (c.startswith("_") and node["name"].startswith("int_"))}
+                    for node in models}
+    assert {k: v for k, v in not_built.items() if v} == {} and {k: v for k, v in undocumented.items() if v} == {}
+
+
 # (first_contact, first_agent, responder, first_response_s, business_s, has_bot, handed_off,
 #  first_closed, open_to_close_s, reopens, handle_s, messages, contact, agent, bot)
 HAND_COMPUTED_FCT = {
@@ -555,18 +576,25 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built):
     assert incremental == _snapshot(home)
 
 
-def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built):
-    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
+def test_fct_built_before_new_columns_gains_them_on_every_row_at_the_next_incremental_run(built):
+    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns
+    (attribution, playbooks and meetings) and, since they are computed from data every row
+    already had, rebuilds every row once, so the upgrade equals a full refresh."""
     home = copy_of_built(built)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
-        for column in ATTRIBUTION_COLUMNS:
+        for column in (*ATTRIBUTION_COLUMNS, *PLAYBOOK_COLUMNS):
             conn.execute(f"alter table marts.fct_conversations drop column {column}")
+        conn.execute("drop table marts.agg_playbook_daily")
         load_widget_events(conn, [widget(ORG, 102, "2026-10-29 13:59:50", GOOGLE, "/pricing")], SECOND_SYNC)
 
-    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts"))
-    fct = _snapshot(home)["fct"]
+    assert_all_passed(dbt(home, built["target"], "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
+    upgraded = _snapshot(home)
+    fct = upgraded["fct"]
     assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")
-    assert fct[(ORG, 101)]["utm_source"] is None  # built before, untouched: not re-attributed
+    assert tuple(fct[(ORG, 101)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")  # untouched, filled
+    assert tuple(fct[(ORG, 104)][c] for c in PLAYBOOK_COLUMNS) == (*DEMO, True, _at("2026-10-29 16:05:00"))
+    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts", "--full-refresh"))
+    assert upgraded == _snapshot(home)
 
 
 # ---------------------------------------------------------------- meetings and playbooks
