@@ -15,8 +15,9 @@
     )
 }}
 -- The latest load time of everything a conversation's metrics read (its row, its messages, its
--- status events, its widget events, the changes of its meetings, its playbook's name). Every incremental model downstream rebuilds the conversations whose
--- watermark moved past the newest one it holds (macros/metrics/conversations_to_rebuild.sql).
+-- status events, its widget events, the changes of its meetings, its playbook's name). Every
+-- incremental model downstream rebuilds the conversations whose watermark moved past the newest
+-- one it holds (macros/metrics/conversations_to_rebuild.sql).
 -- Incremental runs find the conversations with a raw row loaded after the newest watermark
 -- here, from the load stamps alone (no per-conversation aggregation over all messages), and
 -- recompute just theirs. A conversation that left raw (a hard delete) keeps its row, marked

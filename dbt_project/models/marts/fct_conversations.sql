@@ -13,9 +13,9 @@
   definition every intermediate model uses), or every row when the business-hours schedule
   changed; the pre-hook drops conversations that left raw (erasure), so an incremental run
   equals a full refresh.
-  Columns a newer version adds (attribution) are appended to a table an older version built
-  rather than failing the nightly run: nothing was attributed before them, so null is right
-  for the old rows, and a later widget event rebuilds its conversation's row.
+  Columns a newer version adds are appended to a table an older version built rather than
+  failing the nightly run, and that run rebuilds every row once (drift_documented_columns_missing),
+  so no row keeps a null the new SQL would not give it.
 -#}
 {%- set business_hours_version = drift_business_hours_version() %}
 
