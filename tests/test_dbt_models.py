@@ -922,6 +922,12 @@ def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp
     assert all("drift_changed" in sql for test, sql in compiled.items() if test.startswith(unique_test))
     assert not any("drift_changed" in sql for test, sql in compiled.items() if "agg_daily_metrics" in test), \
         "the per-day aggregates are small and tested whole"
+    meetings_tests = [sql for test, sql in compiled.items() if "fct_meetings" in test or "meeting_latest" in test]
+    assert meetings_tests and not any("drift_changed" in sql for sql in meetings_tests), \
+        "models keyed by a meeting (which may name no conversation) opt out and are tested whole"
+    per_conversation = [sql for test, sql in compiled.items()
+                        if test.startswith("test.drift_pipeline.unique_combination_int_drift__conversation_meetings")]
+    assert per_conversation and all("drift_changed" in sql for sql in per_conversation)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         in_scope = {r[0] for r in conn.execute(
             "select conversation_id from intermediate.int_drift__conversation_watermarks, main.drift_tests_scope "
