@@ -3,7 +3,8 @@
 Simulator (14 days of seeded traffic) -> one Dagster run backfilling 14 daily partitions ->
 dbt marts -> serving copy; then 45 minutes of live activity as webhooks, and the widget events a
 site would forward (UTM and landing page per conversation), through the receiver and the sensor's
-apply code; then the headline metrics, read back from the serving copy, and the report's path.
+apply code; then the headline metrics and the top playbooks by meetings booked, read back from
+the serving copy, and the report's path.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def main() -> int:
         handler.setLevel(logging.WARNING)
     from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
     from drift_pipeline.runner import materialize_days
-    from drift_pipeline.serving import headline_metrics
+    from drift_pipeline.serving import headline_metrics, top_playbooks
 
     base = Settings.from_env()
     home = base.home / "demo"
@@ -169,6 +170,10 @@ def main() -> int:
     rows = headline_metrics(settings)
     print(f"headline metrics from {settings.serving_dir / 'analytics.duckdb'}:\n")
     print(_table(rows, ["day", "conversations", "FRT p50 min", "FRT p90 min", "handoff %", "open->close p50 h"]))
+    playbooks = top_playbooks(settings)
+    print("\ntop playbooks by meetings booked (conversations they started that booked a meeting):\n")
+    print(_table(playbooks, ["playbook", "conversations", "meetings booked", "meeting rate %"])
+          if playbooks else "no conversation was started by a playbook")
     print(f"\nnext: `make dev` for the Dagster UI; SQL on {settings.serving_dir / 'analytics.duckdb'} "
           "(README, 'For analysts').")
     print(f"report: {settings.serving_dir / REPORT_FILENAME}")

@@ -4,6 +4,9 @@ Charts are inline SVG written here from plain numbers: no chart library, no scri
 image fetched from anywhere, so the file opens offline, from a mail attachment or a file share,
 and shows exactly what the serving copy held when it was published.
 
+The page shows, per workspace: the headline charts, the first-response heatmap, agents, sources,
+the playbook funnel with the top playbooks by meetings booked, and meetings booked per week.
+
 Small pure functions turn numbers into SVG (`bar_chart`, `line_chart`, `heatmap`) and rows into
 HTML (`html_table`); `load_report_data` reads the serving copy; `render_report` assembles the
 page; `write_report` is the only function with side effects. The Dagster asset reuses
@@ -16,7 +19,7 @@ import base64
 import html
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +55,13 @@ class OrgReport:
     frt_by_weekday_hour: list[list[float | None]] = field(default_factory=list)
     agents: list[tuple] = field(default_factory=list)  # (name, answered, p50 min, p90 min)
     sources: list[tuple] = field(default_factory=list)  # (source, conversations, responded %, handoff %)
+    # conversations started by a playbook: (conversations, engaged, handed off, meeting booked)
+    playbook_funnel: tuple[int, int, int, int] = (0, 0, 0, 0)
+    # (playbook, conversations, engaged, handed off, meetings booked, meeting rate %), most meetings first
+    playbooks: list[tuple] = field(default_factory=list)
+    meeting_weeks: list[date] = field(default_factory=list)  # Mondays (UTC) of the weeks with bookings
+    meetings_per_week: list[int] = field(default_factory=list)  # booked that week, not cancelled since
+    chat_meetings_per_week: list[int] = field(default_factory=list)  # of those, booked in a conversation
 
 
 # --- numbers to axes ------------------------------------------------------------------------
@@ -344,7 +354,27 @@ def org_section(report: OrgReport, with_heading: bool) -> str:
     parts.append(f"<figure>{source_chart}</figure>")
     parts.append(html_table(["source", "conversations", "responded %", "handoff %"], sources)
                  if sources else "<p>No conversations yet.</p>")
+    parts.append("<h3>Playbooks and meetings</h3>")
+    parts += [f"<figure>{svg}</figure>" for svg in meeting_charts(report).values()]
+    parts.append(html_table(["playbook", "conversations", "engaged", "handed off", "meetings booked",
+                             "meeting rate %"], report.playbooks)
+                 if report.playbooks else "<p>No conversations started by a playbook yet.</p>")
     return "\n".join(parts)
+
+
+FUNNEL_STAGES = ("conversations", "engaged", "handed off", "meeting booked")
+
+
+def meeting_charts(report: OrgReport) -> dict[str, str]:
+    """The playbook funnel (every playbook together) and the meetings booked per week."""
+    funnel = (bar_chart_horizontal("Playbook funnel (conversations started by a playbook)",
+                                   FUNNEL_STAGES, report.playbook_funnel, "conversations", COLORS[2])
+              if report.playbook_funnel[0] else _empty("Playbook funnel (conversations started by a playbook)"))
+    # Weeks by their Monday (UTC), meetings by the day they were booked; cancelled ones left out.
+    per_week = line_chart("Meetings booked per week", _day_labels(report.meeting_weeks),
+                          [("all", report.meetings_per_week),
+                           ("in a conversation", report.chat_meetings_per_week)], "meetings (not cancelled)")
+    return {"playbook_funnel": funnel, "meetings_per_week": per_week}
 
 
 _STYLE = """
@@ -444,8 +474,40 @@ def load_report_data(conn: duckdb.DuckDBPyConnection, days: int = REPORT_DAYS) -
                 FROM marts.agg_attribution_daily
                 WHERE org_id = ? AND metric_date >= ?
                 GROUP BY 1 ORDER BY 2 DESC, 1""", [org_id, since]).fetchall()]
+        _load_playbooks_and_meetings(conn, report, since)
         reports.append(report)
     return reports
+
+
+def _load_playbooks_and_meetings(conn: duckdb.DuckDBPyConnection, report: OrgReport, since: date) -> None:
+    """The playbook funnel, the top playbooks by meetings booked and the meetings per week,
+    over the report's days (conversations by the day they started, meetings by the day booked)."""
+    org_id = report.org_id
+    playbooks = conn.execute("""
+        SELECT playbook_id, max(playbook_name), sum(conversations), sum(engaged_conversations),
+               sum(handed_off_conversations), sum(meetings_booked)
+        FROM marts.agg_playbook_daily
+        WHERE org_id = ? AND metric_date >= ?
+        GROUP BY 1 ORDER BY 6 DESC, 3 DESC, 1""", [org_id, since]).fetchall()
+    report.playbooks = [
+        (name or f"playbook {playbook_id} (never listed)", conversations, engaged, handed_off, booked,
+         round(100 * booked / conversations, 1))
+        for playbook_id, name, conversations, engaged, handed_off, booked in playbooks[:10]]
+    report.playbook_funnel = tuple(int(sum(row[i] for row in playbooks)) for i in (2, 3, 4, 5))
+    weeks = {week: (booked, in_chat) for week, booked, in_chat in conn.execute("""
+        SELECT cast(date_trunc('week', scheduled_at) AS DATE), count(*),
+               count(*) FILTER (WHERE booked_in_conversation)
+        FROM marts.fct_meetings
+        WHERE org_id = ? AND NOT is_cancelled AND cast(scheduled_at AS DATE) >= ?
+        GROUP BY 1""", [org_id, since]).fetchall()}
+    if weeks:  # every week from the first booking to the last, a quiet week as 0, not skipped
+        week = min(weeks)
+        while week <= max(weeks):
+            booked, in_chat = weeks.get(week, (0, 0))
+            report.meeting_weeks.append(week)
+            report.meetings_per_week.append(booked)
+            report.chat_meetings_per_week.append(in_chat)
+            week += timedelta(days=7)
 
 
 class ReportError(RuntimeError):

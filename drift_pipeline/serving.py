@@ -273,3 +273,26 @@ def headline_metrics(settings: Settings) -> list[tuple]:
         return conn.execute(HEADLINE_SQL).fetchall()
     finally:
         conn.close()
+
+
+TOP_PLAYBOOKS_SQL = """
+SELECT coalesce(max(playbook_name), 'playbook ' || playbook_id || ' (never listed)') AS playbook,
+       sum(conversations) AS conversations,
+       sum(meetings_booked) AS meetings_booked,
+       round(100 * sum(meetings_booked)::DOUBLE / sum(conversations), 1) AS meeting_rate_pct
+FROM marts.agg_playbook_daily
+GROUP BY org_id, playbook_id
+ORDER BY meetings_booked DESC, conversations DESC, org_id, playbook_id
+LIMIT ?
+"""
+
+
+def top_playbooks(settings: Settings, limit: int = 5) -> list[tuple]:
+    """The playbooks that booked the most meetings (conversations with a meeting still booked),
+    over every day held: (playbook, conversations, meetings booked, meeting rate %), from the
+    serving copy."""
+    conn = connect(settings, settings.serving_dir / SERVING_DB, read_only=True)
+    try:
+        return conn.execute(TOP_PLAYBOOKS_SQL, [limit]).fetchall()
+    finally:
+        conn.close()

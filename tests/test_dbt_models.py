@@ -55,9 +55,9 @@ def ms(text: str) -> int:
     return round((value - datetime(1970, 1, 1)).total_seconds() * 1000)
 
 
-def conversation(conversation_id, status, created, updated, contact_id=None):
+def conversation(conversation_id, status, created, updated, contact_id=None, playbook=None):
     return {"id": conversation_id, "status": status, "contactId": contact_id or 500 + conversation_id,
-            "inboxId": 3, "createdAt": ms(created), "updatedAt": ms(updated)}
+            "inboxId": 3, "createdAt": ms(created), "updatedAt": ms(updated), "relatedPlaybookId": playbook}
 
 
 def message(message_id, at, kind, author_type, author_id, bot=False, edited=None, edit_type=None, **extra):
@@ -85,15 +85,15 @@ def event(conversation_id, status, at):
 def base_dataset() -> dict:
     """org_id -> {conversations, messages, status_events, users}."""
     org1_conversations = [
-        conversation(101, "closed", "2026-10-29 11:59:00", "2026-10-29 12:30:00"),
-        conversation(102, "open", "2026-10-29 13:59:50", "2026-10-29 14:05:00"),
-        conversation(103, "closed", "2026-10-29 15:00:00", "2026-10-29 18:00:00"),
-        conversation(104, "closed", "2026-10-29 15:59:00", "2026-10-29 16:30:00"),
+        conversation(101, "closed", "2026-10-29 11:59:00", "2026-10-29 12:30:00", playbook=501),
+        conversation(102, "open", "2026-10-29 13:59:50", "2026-10-29 14:05:00", playbook=501),
+        conversation(103, "closed", "2026-10-29 15:00:00", "2026-10-29 18:00:00", playbook=501),
+        conversation(104, "closed", "2026-10-29 15:59:00", "2026-10-29 16:30:00", playbook=502),
         conversation(105, "closed", "2026-10-29 20:00:00", "2026-10-29 21:00:00"),
-        conversation(106, "closed", "2026-10-30 19:59:00", "2026-11-02 16:00:00"),
-        conversation(107, "open", "2026-10-30 21:00:00", "2026-10-30 21:10:00"),
-        conversation(108, "closed", "2026-11-02 10:00:00", "2026-11-02 10:05:00"),
-        conversation(109, "closed", "2026-11-02 12:59:59.500", "2026-11-02 16:00:00"),
+        conversation(106, "closed", "2026-10-30 19:59:00", "2026-11-02 16:00:00", playbook=501),
+        conversation(107, "open", "2026-10-30 21:00:00", "2026-10-30 21:10:00", playbook=599),
+        conversation(108, "closed", "2026-11-02 10:00:00", "2026-11-02 10:05:00", playbook=502),
+        conversation(109, "closed", "2026-11-02 12:59:59.500", "2026-11-02 16:00:00", playbook=502),
     ]
     org1_messages = {
         # private note and a replace edit ignored; fractional first response
@@ -142,7 +142,7 @@ def base_dataset() -> dict:
                   {"id": BOT, "name": "Driftbot", "bot": True}]
     # A second workspace reusing conversation, message and user ids.
     org2 = {
-        "conversations": [conversation(101, "open", "2026-10-29 11:00:00", "2026-10-29 11:10:00")],
+        "conversations": [conversation(101, "open", "2026-10-29 11:00:00", "2026-10-29 11:10:00", playbook=501)],
         "messages": {101: [contact_says(1001, "2026-10-29 11:00:00"), agent_says(1002, "2026-10-29 11:00:45", 7)]},
         "status_events": [],
         "users": [{"id": 7, "name": "Zed"}],
@@ -184,6 +184,69 @@ def load_widget_events(conn, events: list[dict], synced_at: datetime) -> None:
                       row["page_path"], synced_at])
 
 
+def meeting(org_id, slug, status, conversation_id, scheduled, slot, updated, source="chat"):
+    """A raw.meetings row as the meetings stream writes it (times UTC)."""
+    return {"org_id": org_id, "slug": slug, "status": status, "meeting_source": source, "meeting_type": "demo",
+            "agent_user_id": 7, "conversation_id": conversation_id,
+            "scheduled_at": datetime.fromisoformat(scheduled), "slot_start_at": datetime.fromisoformat(slot),
+            "updated_at": datetime.fromisoformat(updated)}
+
+
+def meeting_change(org_id, slug, updated, status, slot):
+    """A raw.meeting_changes row: one observed state of a meeting."""
+    return {"org_id": org_id, "slug": slug, "updated_at": datetime.fromisoformat(updated), "status": status,
+            "slot_start_at": datetime.fromisoformat(slot), "source": "webhook"}
+
+
+MEETINGS = [
+    # 101: booked, cancelled, then booked again (a new meeting): booked through the second one
+    meeting(ORG, "m-101a", "CANCELED", 101, "2026-10-29 12:05:00", "2026-11-05 15:00:00", "2026-10-29 13:00:00"),
+    meeting(ORG, "m-101b", "ACTIVE", 101, "2026-10-29 13:05:00", "2026-11-06 15:00:00", "2026-10-29 13:05:00"),
+    # 103: Drift's row still says ACTIVE, a later observed change cancelled it (lower case)
+    meeting(ORG, "m-103", "ACTIVE", 103, "2026-10-29 15:10:00", "2026-11-03 16:00:00", "2026-10-29 16:00:00"),
+    # 104: an older cancellation in the history, the current row (later) is active again
+    meeting(ORG, "m-104", "ACTIVE", 104, "2026-10-29 16:05:00", "2026-11-04 16:05:30.500", "2026-10-29 16:20:00"),
+    # 107: its playbook was never listed
+    meeting(ORG, "m-107", "ACTIVE", 107, "2026-10-30 21:03:00", "2026-11-02 17:00:00", "2026-10-30 21:03:00"),
+    # booked outside any conversation (an email link), and in a conversation never synced
+    meeting(ORG, "m-email", "ACTIVE", None, "2026-10-29 10:00:00", "2026-10-30 10:00:00", "2026-10-29 10:00:00",
+            source="EMAIL_DROP"),
+    meeting(ORG, "m-999", "ACTIVE", 999, "2026-10-31 09:00:00", "2026-11-01 09:00:00", "2026-10-31 09:00:00"),
+    meeting(OTHER_ORG, "m-101a", "ACTIVE", 101, "2026-10-29 11:01:00", "2026-10-30 11:01:00", "2026-10-29 11:01:00"),
+]
+MEETING_CHANGES = [
+    meeting_change(ORG, "m-101a", "2026-10-29 12:05:00", "ACTIVE", "2026-11-05 15:00:00"),
+    meeting_change(ORG, "m-101a", "2026-10-29 13:00:00", "CANCELED", "2026-11-05 15:00:00"),
+    meeting_change(ORG, "m-103", "2026-10-29 17:00:00", "cancelled", "2026-11-03 16:00:00"),
+    meeting_change(ORG, "m-104", "2026-10-29 16:10:00", "CANCELLED", "2026-11-04 16:05:30.500"),
+]
+# 599 (conversation 107's) was never listed; org 2 reuses id 501 for its own playbook.
+PLAYBOOKS = [(ORG, 501, "Pricing page"), (ORG, 502, "Demo request"), (OTHER_ORG, 501, "Zed's playbook")]
+
+
+def load_meetings(conn, meetings: list[dict], changes: list[dict], synced_at: datetime) -> None:
+    for row in meetings:
+        conn.execute("insert or replace into raw.meetings (org_id, slug, status, meeting_source, meeting_type, "
+                     "agent_user_id, conversation_id, scheduled_at, slot_start_at, updated_at, synced_at) "
+                     "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [row["org_id"], row["slug"], row["status"], row["meeting_source"], row["meeting_type"],
+                      row["agent_user_id"], row["conversation_id"], row["scheduled_at"], row["slot_start_at"],
+                      row["updated_at"], synced_at])
+    for row in changes:
+        conn.execute("insert or replace into raw.meeting_changes (org_id, slug, updated_at, status, slot_start_at, "
+                     "source, recorded_at) values (?, ?, ?, ?, ?, ?, ?)",
+                     [row["org_id"], row["slug"], row["updated_at"], row["status"], row["slot_start_at"],
+                      row["source"], synced_at])
+
+
+def load_playbooks(conn, playbooks: list[tuple], synced_at: datetime) -> None:
+    """Every listing re-writes every listed playbook (synced_at and last_listed_at move)."""
+    for org_id, playbook_id, name in playbooks:
+        conn.execute("insert or replace into raw.playbooks (org_id, playbook_id, name, report_type, first_seen_at, "
+                     "last_listed_at, currently_listed, synced_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [org_id, playbook_id, name, "BOOK_MORE_MEETINGS", FIRST_SYNC, synced_at, True, synced_at])
+
+
 # ---------------------------------------------------------------- raw rows and dbt
 
 def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) -> None:
@@ -193,9 +256,11 @@ def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) 
             if only is not None and (org_id, c["id"]) not in only:
                 continue
             conn.execute("insert or replace into raw.conversations (org_id, conversation_id, status, contact_id, "
-                         "inbox_id, created_at, updated_at, synced_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                         "inbox_id, created_at, updated_at, related_playbook_id, synced_at) "
+                         "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [org_id, c["id"], c["status"], c["contactId"], c["inboxId"],
-                          to_utc_naive(c["createdAt"]), to_utc_naive(c["updatedAt"]), synced_at])
+                          to_utc_naive(c["createdAt"]), to_utc_naive(c["updatedAt"]),
+                          c.get("relatedPlaybookId"), synced_at])
             for m in data["messages"].get(c["id"], []):
                 conn.execute("insert or replace into raw.messages (org_id, conversation_id, message_id, created_at, "
                              "message_type, author_type, author_id, is_bot, body, edited_message_id, edit_type, "
@@ -289,6 +354,8 @@ def built(tmp_path_factory):
         create_raw_schema(conn)
         load_raw(conn, dataset, FIRST_SYNC)
         load_widget_events(conn, WIDGET_EVENTS, FIRST_SYNC)
+        load_meetings(conn, MEETINGS, MEETING_CHANGES, FIRST_SYNC)
+        load_playbooks(conn, PLAYBOOKS, FIRST_SYNC)
     result = dbt(home, target, "build")
     return {"home": home, "target": target, "dataset": dataset, "result": result}
 
@@ -327,10 +394,34 @@ def test_marts_live_in_schema_marts_with_documented_types(built):
         types = dict(conn.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
-    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily"}
+    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily",
+                      "fct_meetings", "agg_playbook_daily"}
     assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
     assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
     assert types["first_response_business_seconds"] == "DOUBLE"
+    assert types["playbook_id"] == "BIGINT" and types["playbook_name"] == "VARCHAR"
+    assert types["meeting_booked"] == "BOOLEAN" and types["first_meeting_scheduled_at"] == "TIMESTAMP"
+
+
+def test_every_model_documents_exactly_the_columns_it_has(built):
+    """Docs and tables agree: every column documented (the intermediate models' `_` bookkeeping
+    columns aside), nothing documented that is not built. An incremental model whose table lacks
+    a documented column rebuilds every row (drift_documented_columns_missing), so a stray
+    documented column would rebuild every run."""
+    assert_all_passed(built["result"])
+    manifest = json.loads((built["target"] / "manifest.json").read_text())
+    with duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True) as conn:
+        built_columns = {}
+        for schema, table, column in conn.execute(
+                "select table_schema, table_name, column_name from information_schema.columns").fetchall():
+            built_columns.setdefault((schema, table), set()).add(column)
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    not_built = {node["name"]: set(node["columns"]) - built_columns[(node["schema"], node["alias"])]
+                 for node in models}
+    undocumented = {node["name"]: {c for c in built_columns[(node["schema"], node["alias"])] - set(node["columns"])
+                                   if not (c.startswith("_") and node["name"].startswith("int_"))}
+                    for node in models}
+    assert {k: v for k, v in not_built.items() if v} == {} and {k: v for k, v in undocumented.items() if v} == {}
 
 
 # (first_contact, first_agent, responder, first_response_s, business_s, has_bot, handed_off,
@@ -485,18 +576,170 @@ def test_late_widget_event_updates_attribution_in_the_incremental_path(built):
     assert incremental == _snapshot(home)
 
 
-def test_fct_built_before_attribution_gains_the_columns_on_the_next_incremental_run(built):
-    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns."""
+def test_fct_built_before_new_columns_gains_them_on_every_row_at_the_next_incremental_run(built):
+    """An existing warehouse upgrades without a --full-refresh: the nightly run adds the columns
+    (attribution, playbooks and meetings) and, since they are computed from data every row
+    already had, rebuilds every row once, so the upgrade equals a full refresh."""
     home = copy_of_built(built)
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
-        for column in ATTRIBUTION_COLUMNS:
+        for column in (*ATTRIBUTION_COLUMNS, *PLAYBOOK_COLUMNS):
             conn.execute(f"alter table marts.fct_conversations drop column {column}")
+        conn.execute("drop table marts.agg_playbook_daily")
         load_widget_events(conn, [widget(ORG, 102, "2026-10-29 13:59:50", GOOGLE, "/pricing")], SECOND_SYNC)
 
-    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts"))
-    fct = _snapshot(home)["fct"]
+    assert_all_passed(dbt(home, built["target"], "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
+    upgraded = _snapshot(home)
+    fct = upgraded["fct"]
     assert tuple(fct[(ORG, 102)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")
-    assert fct[(ORG, 101)]["utm_source"] is None  # built before, untouched: not re-attributed
+    assert tuple(fct[(ORG, 101)][c] for c in ATTRIBUTION_COLUMNS) == (*GOOGLE, "/pricing")  # untouched, filled
+    assert tuple(fct[(ORG, 104)][c] for c in PLAYBOOK_COLUMNS) == (*DEMO, True, _at("2026-10-29 16:05:00"))
+    assert_all_passed(dbt(home, built["target"], "run", "--select", "+marts", "--full-refresh"))
+    assert upgraded == _snapshot(home)
+
+
+# ---------------------------------------------------------------- meetings and playbooks
+
+PLAYBOOK_COLUMNS = ("playbook_id", "playbook_name", "meeting_booked", "first_meeting_scheduled_at")
+PRICING, DEMO = (501, "Pricing page"), (502, "Demo request")
+NOT_BOOKED = (False, None)
+
+
+def _at(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def test_fct_conversations_playbook_and_meeting_columns_match_hand_computed_values(marts):
+    expected = {
+        101: (*PRICING, True, _at("2026-10-29 13:05:00")),  # cancelled, rebooked: the second booking
+        102: (*PRICING, *NOT_BOOKED),
+        103: (*PRICING, *NOT_BOOKED),                       # cancelled by a later observed change
+        104: (*DEMO, True, _at("2026-10-29 16:05:00")),     # an older cancellation does not count
+        105: (None, None, *NOT_BOOKED),
+        106: (*PRICING, *NOT_BOOKED),
+        107: (599, None, True, _at("2026-10-30 21:03:00")),  # playbook never listed: no name
+        108: (*DEMO, *NOT_BOOKED),
+        109: (*DEMO, *NOT_BOOKED),
+    }
+    got = {cid: tuple(row[c] for c in PLAYBOOK_COLUMNS) for cid, row in marts[ORG]["fct"].items()}
+    assert got == expected
+    assert tuple(marts[OTHER_ORG]["fct"][101][c] for c in PLAYBOOK_COLUMNS) == (
+        501, "Zed's playbook", True, _at("2026-10-29 11:01:00"))
+
+
+MEETING_COLUMNS = ("status", "is_cancelled", "meeting_source", "conversation_id", "playbook_id", "scheduled_at",
+                   "slot_start_at", "lead_time_seconds", "booked_in_conversation")
+
+
+def test_fct_meetings_matches_hand_computed_values(built):
+    assert_all_passed(built["result"])
+    expected = {
+        (ORG, "m-101a"): ("CANCELED", True, "chat", 101, 501, "2026-10-29 12:05:00", "2026-11-05 15:00:00",
+                          7 * 86400 + 2 * 3600 + 55 * 60, True),
+        (ORG, "m-101b"): ("ACTIVE", False, "chat", 101, 501, "2026-10-29 13:05:00", "2026-11-06 15:00:00",
+                          8 * 86400 + 1 * 3600 + 55 * 60, True),
+        (ORG, "m-103"): ("cancelled", True, "chat", 103, 501, "2026-10-29 15:10:00", "2026-11-03 16:00:00",
+                         5 * 86400 + 50 * 60, True),
+        (ORG, "m-104"): ("ACTIVE", False, "chat", 104, 502, "2026-10-29 16:05:00", "2026-11-04 16:05:30.500",
+                         6 * 86400 + 30.5, True),
+        (ORG, "m-107"): ("ACTIVE", False, "chat", 107, 599, "2026-10-30 21:03:00", "2026-11-02 17:00:00",
+                         2 * 86400 + 19 * 3600 + 57 * 60, True),
+        (ORG, "m-email"): ("ACTIVE", False, "EMAIL_DROP", None, None, "2026-10-29 10:00:00", "2026-10-30 10:00:00",
+                           86400, False),
+        (ORG, "m-999"): ("ACTIVE", False, "chat", 999, None, "2026-10-31 09:00:00", "2026-11-01 09:00:00",
+                         86400, True),  # its conversation was never synced: no playbook known
+        (OTHER_ORG, "m-101a"): ("ACTIVE", False, "chat", 101, 501, "2026-10-29 11:01:00", "2026-10-30 11:01:00",
+                                86400, True),
+    }
+    rows = {}
+    for key, values in expected.items():
+        row = dict(zip(MEETING_COLUMNS, values))
+        row["scheduled_at"], row["slot_start_at"] = _at(row["scheduled_at"]), _at(row["slot_start_at"])
+        row["lead_time_seconds"] = float(row["lead_time_seconds"])
+        rows[key] = row
+    assert_rows_match(_snapshot(built["home"])["meetings"], rows, MEETING_COLUMNS)
+
+
+PLAYBOOK_METRICS = ("playbook_name", "conversations", "engaged_conversations", "handed_off_conversations",
+                    "meetings_booked", "meeting_rate", "first_response_p50_seconds")
+
+
+def _playbook_rows(expected: dict) -> dict:
+    return {key: dict(zip(PLAYBOOK_METRICS, values)) for key, values in expected.items()}
+
+
+def test_agg_playbook_daily_matches_hand_computed_values(built):
+    """Conversations without a playbook (105) and meetings outside a conversation count nowhere;
+    a playbook never listed (599) is still a row, without a name; 108 (no message) is not engaged."""
+    assert_all_passed(built["result"])
+    expected = {
+        (ORG, D1, 501): ("Pricing page", 3, 3, 1, 1, 1 / 3, 120.0),      # 101, 102, 103
+        (ORG, D1, 502): ("Demo request", 1, 1, 0, 1, 1.0, None),         # 104
+        (ORG, D2, 501): ("Pricing page", 1, 1, 0, 0, 0.0, 241200.0),     # 106
+        (ORG, D2, 599): (None, 1, 1, 0, 1, 1.0, None),                   # 107
+        (ORG, D3, 502): ("Demo request", 2, 1, 0, 0, 0.0, 9000.0),       # 108, 109
+        (OTHER_ORG, D1, 501): ("Zed's playbook", 1, 1, 0, 1, 1.0, 45.0),
+    }
+    assert_rows_match(_snapshot(built["home"])["playbooks"], _playbook_rows(expected), PLAYBOOK_METRICS)
+
+
+def _refreshed(home: Path) -> dict:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        return dict(conn.execute("select conversation_id, _refreshed_at from marts.fct_conversations "
+                                 "where org_id = ?", [ORG]).fetchall())
+
+
+def test_meeting_changes_and_playbook_renames_reach_the_marts_incrementally(built):
+    """A second sync: 101's rebooked meeting is cancelled too, 103 is rebooked, playbook 501 is
+    renamed and 599 listed for the first time; every other meeting and playbook is re-written
+    unchanged (the streams re-list them). The incremental run rebuilds exactly the conversations
+    those changes touch, the marts show the latest names everywhere, and equal a full refresh."""
+    home = copy_of_built(built)
+    before = _refreshed(home)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        rebooked = meeting(ORG, "m-103b", "ACTIVE", 103, "2026-11-03 11:00:00", "2026-11-10 11:00:00",
+                           "2026-11-03 11:00:00")
+        load_meetings(conn, [*MEETINGS, rebooked], [
+            *MEETING_CHANGES,
+            meeting_change(ORG, "m-101b", "2026-11-03 10:00:00", "CANCELED", "2026-11-06 15:00:00"),
+        ], SECOND_SYNC)
+        load_playbooks(conn, [(ORG, 501, "Pricing page v2"), (ORG, 502, "Demo request"), (ORG, 599, "Webinar"),
+                              (OTHER_ORG, 501, "Zed's playbook")], SECOND_SYNC)
+
+    target = built["target"]
+    assert_all_passed(dbt(home, target, "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
+    incremental = _snapshot(home)
+    after = _refreshed(home)
+    assert {cid for cid in after if after[cid] != before[cid]} == {101, 102, 103, 106, 107}, \
+        "re-listed unchanged meetings and playbooks rebuild nothing (104, 108, 109)"
+
+    fct = {k[1]: v for k, v in incremental["fct"].items() if k[0] == ORG}
+    v2 = (501, "Pricing page v2")
+    assert {cid: tuple(row[c] for c in PLAYBOOK_COLUMNS) for cid, row in fct.items()} == {
+        101: (*v2, *NOT_BOOKED),                          # both meetings cancelled now
+        102: (*v2, *NOT_BOOKED),
+        103: (*v2, True, _at("2026-11-03 11:00:00")),     # rebooked
+        104: (*DEMO, True, _at("2026-10-29 16:05:00")),
+        105: (None, None, *NOT_BOOKED),
+        106: (*v2, *NOT_BOOKED),
+        107: (599, "Webinar", True, _at("2026-10-30 21:03:00")),
+        108: (*DEMO, *NOT_BOOKED),
+        109: (*DEMO, *NOT_BOOKED),
+    }
+    meetings = incremental["meetings"]
+    assert (meetings[(ORG, "m-101b")]["status"], meetings[(ORG, "m-101b")]["is_cancelled"]) == ("CANCELED", True)
+    assert meetings[(ORG, "m-103b")]["playbook_id"] == 501 and not meetings[(ORG, "m-103b")]["is_cancelled"]
+    expected = {
+        (ORG, D1, 501): ("Pricing page v2", 3, 3, 1, 1, 1 / 3, 120.0),   # 103 booked, 101 not any more
+        (ORG, D1, 502): ("Demo request", 1, 1, 0, 1, 1.0, None),
+        (ORG, D2, 501): ("Pricing page v2", 1, 1, 0, 0, 0.0, 241200.0),
+        (ORG, D2, 599): ("Webinar", 1, 1, 0, 1, 1.0, None),
+        (ORG, D3, 502): ("Demo request", 2, 1, 0, 0, 0.0, 9000.0),
+        (OTHER_ORG, D1, 501): ("Zed's playbook", 1, 1, 0, 1, 1.0, 45.0),
+    }
+    assert_rows_match(incremental["playbooks"], _playbook_rows(expected), PLAYBOOK_METRICS)
+
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
+    assert incremental == _snapshot(home)
 
 
 def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
@@ -620,7 +863,9 @@ def _snapshot(home: Path) -> dict:
             "daily": ("marts.agg_daily_metrics", ("org_id", "metric_date")),
             "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id")),
             "attribution": ("marts.agg_attribution_daily",
-                            ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign"))}
+                            ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign")),
+            "meetings": ("marts.fct_meetings", ("org_id", "slug")),
+            "playbooks": ("marts.agg_playbook_daily", ("org_id", "metric_date", "playbook_id"))}
     snapshot = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         for name, (table, key) in keys.items():
@@ -677,6 +922,12 @@ def test_nightly_scoped_tests_catch_a_planted_bad_row_in_what_changed(built, tmp
     assert all("drift_changed" in sql for test, sql in compiled.items() if test.startswith(unique_test))
     assert not any("drift_changed" in sql for test, sql in compiled.items() if "agg_daily_metrics" in test), \
         "the per-day aggregates are small and tested whole"
+    meetings_tests = [sql for test, sql in compiled.items() if "fct_meetings" in test or "meeting_latest" in test]
+    assert meetings_tests and not any("drift_changed" in sql for sql in meetings_tests), \
+        "models keyed by a meeting (which may name no conversation) opt out and are tested whole"
+    per_conversation = [sql for test, sql in compiled.items()
+                        if test.startswith("test.drift_pipeline.unique_combination_int_drift__conversation_meetings")]
+    assert per_conversation and all("drift_changed" in sql for sql in per_conversation)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         in_scope = {r[0] for r in conn.execute(
             "select conversation_id from intermediate.int_drift__conversation_watermarks, main.drift_tests_scope "

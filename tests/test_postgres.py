@@ -182,3 +182,88 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
     fct_columns, fct_rows = pg_marts["fct_conversations"]
     org_index = fct_columns.index("org_id")
     assert {row[org_index] for row in fct_rows} == {org["org_id"] for org in ORGS}
+
+
+# -- the meetings and playbooks marts on Postgres, incremental path included ---------------------
+def _pg_marts(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """conftest.mart_rows for a Postgres warehouse: each mart's columns (no `_` bookkeeping) and rows in order."""
+    out = {}
+    with psycopg.connect(url) as conn:
+        for (table,) in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                                     "AND table_type = 'BASE TABLE' ORDER BY 1").fetchall():
+            columns = [c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+                "AND table_name = %s ORDER BY ordinal_position", [table]).fetchall() if not c.startswith("_")]
+            # Both sort nulls last and compare strings bytewise here (the test server's locale is C).
+            out[table] = (columns, conn.execute(f"SELECT {', '.join(columns)} FROM marts.{table} "
+                                                f"ORDER BY {', '.join(columns)}").fetchall())
+    return out
+
+
+def _assert_same_marts(pg: dict, duck: dict) -> None:
+    assert set(pg) == set(duck) >= {"fct_meetings", "agg_playbook_daily"}
+    for table, (columns, rows) in duck.items():
+        pg_columns, pg_rows = pg[table]
+        assert pg_columns == columns and len(pg_rows) == len(rows), table
+        mismatches = [(table, column, a, b) for pg_row, row in zip(pg_rows, rows)
+                      for column, a, b in zip(columns, pg_row, row) if not _same_value(a, b)]
+        assert not mismatches, f"{len(mismatches)} differences, first: {mismatches[:5]}"
+
+
+def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_included(postgres_server, tmp_path):
+    """tests/test_dbt_models.py's hand-made warehouse (meetings cancelled and rebooked, a
+    playbook never listed), then its second sync (a cancellation, a rebooking, a rename), built
+    on both databases: the same marts after the full build and after the incremental one, and on
+    Postgres the incremental build equals a full refresh."""
+    import duckdb
+
+    import test_dbt_models as hand
+
+    url = postgres_server.create_database("drift_meetings")
+    duck_home, pg_home = tmp_path / "duckdb", tmp_path / "pg"
+    duck_home.mkdir()
+    pg_home.mkdir()
+    pg_env = dbt_environment(Settings.from_env({"DRIFT_PIPELINE_HOME": str(pg_home), "DRIFT_WAREHOUSE_URL": url}))
+
+    def build(*args: str) -> None:
+        for home, env in ((duck_home, {"DRIFT_DBT_TARGET": "dev"}), (pg_home, pg_env)):
+            completed = subprocess.run(
+                [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(hand.DBT_PROJECT),
+                 "--profiles-dir", str(hand.DBT_PROJECT), "--target-path", str(home / "target"),
+                 "--log-path", str(home / "logs")],
+                env={**os.environ, "DRIFT_PIPELINE_HOME": str(home), "DO_NOT_TRACK": "1", **env},
+                capture_output=True, text=True, timeout=300)
+            assert completed.returncode == 0, completed.stdout[-3000:]
+
+    def copy_raw_to_postgres() -> None:
+        with duckdb.connect(str(duck_home / "warehouse.duckdb"), read_only=True) as duck, connect_postgres(url) as pg:
+            for table in schema.RAW_TABLES:
+                upsert(pg, table, duck.sql(f"SELECT {', '.join(table.column_names)} FROM {table.name}").to_arrow_table())
+
+    with duckdb.connect(str(duck_home / "warehouse.duckdb")) as conn:
+        schema.create_raw_schema(conn)
+        hand.load_raw(conn, hand.base_dataset(), hand.FIRST_SYNC)
+        hand.load_widget_events(conn, hand.WIDGET_EVENTS, hand.FIRST_SYNC)
+        hand.load_meetings(conn, hand.MEETINGS, hand.MEETING_CHANGES, hand.FIRST_SYNC)
+        hand.load_playbooks(conn, hand.PLAYBOOKS, hand.FIRST_SYNC)
+    copy_raw_to_postgres()
+    build("run", "--select", "+marts")
+    _assert_same_marts(_pg_marts(url), mart_rows(duck_home / "warehouse.duckdb"))
+
+    with duckdb.connect(str(duck_home / "warehouse.duckdb")) as conn:
+        rebooked = hand.meeting(hand.ORG, "m-103b", "ACTIVE", 103, "2026-11-03 11:00:00", "2026-11-10 11:00:00",
+                                "2026-11-03 11:00:00")
+        cancelled = hand.meeting_change(hand.ORG, "m-101b", "2026-11-03 10:00:00", "CANCELED", "2026-11-06 15:00:00")
+        hand.load_meetings(conn, [*hand.MEETINGS, rebooked], [*hand.MEETING_CHANGES, cancelled], hand.SECOND_SYNC)
+        hand.load_playbooks(conn, [(hand.ORG, 501, "Pricing page v2"), (hand.ORG, 599, "Webinar")], hand.SECOND_SYNC)
+    copy_raw_to_postgres()
+    build("run", "--select", "+marts")
+    incremental = _pg_marts(url)
+    _assert_same_marts(incremental, mart_rows(duck_home / "warehouse.duckdb"))
+    fct_columns, fct_rows = incremental["fct_conversations"]
+    names = {row[fct_columns.index("playbook_name")] for row in fct_rows
+             if row[fct_columns.index("playbook_id")] == 501 and row[fct_columns.index("org_id")] == hand.ORG}
+    assert names == {"Pricing page v2"}
+
+    build("run", "--select", "+marts", "--full-refresh")
+    _assert_same_marts(_pg_marts(url), incremental)

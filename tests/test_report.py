@@ -28,13 +28,18 @@ from drift_pipeline.settings import Settings
 
 FIRST_DAY = date(2026, 11, 2)  # a Monday
 DAYS = 14
-# Charts in the page: four headline charts, the heatmap, conversations by source.
-CHART_COUNT = 6
+# Charts in the page: four headline charts, the heatmap, conversations by source, the playbook
+# funnel, meetings per week.
+CHART_COUNT = 8
 
 
 def build_serving_copy(path: Path) -> None:
     """A serving copy with the marts' columns the report reads and 14 days of explicit numbers:
-    day i has 10 + i conversations, responses of 60 s x (1 + hour % 5), three sources."""
+    day i has 10 + i conversations, responses of 60 s x (1 + hour % 5), three sources; each day
+    playbook 1 (Pricing page) has 4 conversations, 3 engaged, 2 handed off, 1 meeting booked and
+    playbook 2 (never listed) 2, 1, 0 and a meeting on even days; meetings booked in the weeks
+    of Nov 02 (3 standing, 2 of them in a conversation, 1 cancelled) and Nov 23 (1), and one in
+    September, before the report's 60 days."""
     conn = duckdb.connect(str(path))
     conn.execute("CREATE SCHEMA marts")
     conn.execute("""CREATE TABLE marts.fct_conversations (org_id BIGINT, conversation_id BIGINT,
@@ -48,6 +53,15 @@ def build_serving_copy(path: Path) -> None:
     conn.execute("""CREATE TABLE marts.agg_attribution_daily (org_id BIGINT, metric_date DATE,
         utm_source VARCHAR, conversations BIGINT, responded_conversations BIGINT,
         bot_conversations BIGINT, handed_off_conversations BIGINT)""")
+    conn.execute("""CREATE TABLE marts.agg_playbook_daily (org_id BIGINT, metric_date DATE,
+        playbook_id BIGINT, playbook_name VARCHAR, conversations BIGINT, engaged_conversations BIGINT,
+        handed_off_conversations BIGINT, meetings_booked BIGINT)""")
+    conn.execute("""CREATE TABLE marts.fct_meetings (org_id BIGINT, slug VARCHAR, is_cancelled BOOLEAN,
+        booked_in_conversation BOOLEAN, scheduled_at TIMESTAMP)""")
+    for slug, cancelled, in_chat, at in (("a", False, True, "2026-11-02 09:00"), ("b", False, True, "2026-11-05 09:00"),
+                                         ("c", False, False, "2026-11-08 23:59"), ("d", True, True, "2026-11-03 09:00"),
+                                         ("e", False, True, "2026-11-23 10:00"), ("f", False, True, "2026-09-01 10:00")):
+        conn.execute("INSERT INTO marts.fct_meetings VALUES (1, ?, ?, ?, ?)", [slug, cancelled, in_chat, at])
     conversation_id = 0
     for i in range(DAYS):
         day = FIRST_DAY + timedelta(days=i)
@@ -62,6 +76,8 @@ def build_serving_copy(path: Path) -> None:
                       3600.0 * (2 + i % 4)])
         conn.execute("INSERT INTO marts.agg_agent_daily VALUES (1, ?, 7, 'Ada'), (1, ?, 8, 'Grace')",
                      [day, day])
+        conn.execute("INSERT INTO marts.agg_playbook_daily VALUES (1, ?, 1, 'Pricing page', 4, 3, 2, 1), "
+                     "(1, ?, 2, NULL, 2, 1, 0, ?)", [day, day, 1 if i % 2 == 0 else 0])
         for source, share in (("google", 5), ("(untracked)", 3), ("newsletter", 2)):
             conn.execute("INSERT INTO marts.agg_attribution_daily VALUES (1, ?, ?, ?, ?, ?, ?)",
                          [day, source, share, share - 1, 2, 1])
@@ -151,6 +167,18 @@ def test_report_data_comes_from_the_marts_in_chart_units(serving_copy):
     assert report.sources[0] == ("google", 70, 80.0, 50.0)
 
 
+def test_playbooks_and_meetings_come_from_their_marts(serving_copy):
+    with duckdb.connect(str(serving_copy), read_only=True) as conn:
+        [report] = load_report_data(conn)
+    assert report.playbooks == [("Pricing page", 56, 42, 28, 14, 25.0),
+                                ("playbook 2 (never listed)", 28, 14, 0, 7, 25.0)]
+    assert report.playbook_funnel == (84, 56, 28, 21)
+    # A quiet week is a 0, not left out; cancelled and older meetings are not counted.
+    assert report.meeting_weeks == [date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16), date(2026, 11, 23)]
+    assert report.meetings_per_week == [3, 0, 0, 1]
+    assert report.chat_meetings_per_week == [2, 0, 0, 1]
+
+
 def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
     target = tmp_path / "report.html"
     result = write_report(settings_for(serving_copy), serving_copy, target)
@@ -164,7 +192,9 @@ def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
     assert "default-src 'none'" in page
     for title in ("Conversations per day", "First response time (minutes)", "Bot handoff rate (%)",
                   "Open to close, median (hours)", "Median first response by weekday and hour",
-                  "Conversations by first-touch source", "Agents: first responses"):
+                  "Conversations by first-touch source", "Agents: first responses",
+                  "Playbook funnel (conversations started by a playbook)",
+                  "Meetings booked per week", "meetings (not cancelled)", "playbook 2 (never listed)"):
         assert title in page
 
 
@@ -203,6 +233,17 @@ def test_every_publish_writes_the_report_beside_the_serving_copy(tmp_path):
     assert not list(settings.serving_dir.glob(".*tmp"))  # written atomically, nothing left over
 
 
+def test_top_playbooks_rank_by_meetings_booked_from_the_serving_copy(tmp_path):
+    from drift_pipeline.serving import publish, top_playbooks
+
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(tmp_path / "home")})
+    settings.ensure_dirs()
+    build_serving_copy(settings.warehouse_path)
+    publish(settings)
+    assert top_playbooks(settings) == [("Pricing page", 56, 14, 25.0), ("playbook 2 (never listed)", 28, 7, 25.0)]
+    assert top_playbooks(settings, limit=1) == [("Pricing page", 56, 14, 25.0)]
+
+
 def test_publish_rewrites_only_the_parquet_files_of_marts_that_changed(tmp_path):
     from drift_pipeline.serving import publish
 
@@ -210,7 +251,7 @@ def test_publish_rewrites_only_the_parquet_files_of_marts_that_changed(tmp_path)
     settings.ensure_dirs()
     build_serving_copy(settings.warehouse_path)
     first = publish(settings)
-    assert len(first["parquet_written"]) == 4 and first["parquet_unchanged"] == []
+    assert len(first["parquet_written"]) == 6 and first["parquet_unchanged"] == []
 
     assert publish(settings)["parquet_unchanged"] == sorted(first["tables"]), "nothing changed, nothing rewritten"
     with duckdb.connect(str(settings.warehouse_path)) as conn:

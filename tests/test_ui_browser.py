@@ -311,7 +311,16 @@ def test_dagster_ui_lineage_and_partition_run(dagster_ui: DagsterUI):
             if all_depth.count() and all_depth.first.is_enabled():
                 all_depth.first.click()
             # (The graph renders what is in view: the raw nodes checked are the ones it lays out
-            # on screen; /graphql above checks the whole upstream set.)
+            # on screen; /graphql above checks the whole upstream set.) fct_conversations has
+            # enough upstream models that the raw group can lie above the view: zoom out (the
+            # graph's zoom-out control, an icon labelled zoom_out) until it shows.
+            raw_group = page.get_by_text("drift_raw", exact=True).first
+            zoom_out = page.locator('[aria-label="zoom_out"]').first
+            for _ in range(8):
+                if raw_group.is_visible() or not zoom_out.count():
+                    break
+                zoom_out.click()
+                page.wait_for_timeout(500)
             for text in ("drift_raw", "drift_models", "drift_marts", "messages", "status_events"):
                 expect(page.get_by_text(text, exact=True).first).to_be_visible()
             _shot(page, "ui_lineage_fct_conversations.png")

@@ -11,7 +11,10 @@
   Conversations that left raw (`is_departed`) are never rebuilt: they have no rows to build.
 
   `extra_condition` (SQL over `{{ this }}`-free expressions) rebuilds everything when true,
-  e.g. a changed business-hours schedule.
+  e.g. a changed business-hours schedule. So does a table built before a column the model
+  documents (drift_documented_columns_missing): an upgrade that adds columns to an existing
+  table (on_schema_change='append_new_columns') fills them on every row, not only on the rows
+  that happen to change.
 -#}
 {% macro drift_conversations_to_rebuild(extra_condition=none) -%}
     select
@@ -29,8 +32,27 @@
             {%- if extra_condition %}
             or ({{ extra_condition }})
             {%- endif %}
+            or {{ drift_documented_columns_missing() }}
         )
     {%- endif %}
+{%- endmacro %}
+
+
+{#- SQL `true` when the incremental model's table (`this`) lacks a column its yml documents, else
+    `false`. Compared before dbt appends the new columns, so the run that adds them rebuilds every
+    row: a new column computed from data the rows already had (a conversation's playbook) would
+    otherwise stay null on every row that did not change. A documented column the SQL does not
+    produce would rebuild every run: tests/test_dbt_models.py checks docs and tables agree. -#}
+{% macro drift_documented_columns_missing() -%}
+    {#- A unit test's `this` is a string (its given rows): nothing was built before. -#}
+    {%- if not execute or not is_incremental() or this is string -%}
+        {{ return('false') }}
+    {%- endif -%}
+    {%- set built = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- for name in model.columns if name | lower not in built -%}
+        {{ return('true') }}
+    {%- endfor -%}
+    {{ return('false') }}
 {%- endmacro %}
 
 

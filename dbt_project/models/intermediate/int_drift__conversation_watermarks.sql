@@ -15,8 +15,9 @@
     )
 }}
 -- The latest load time of everything a conversation's metrics read (its row, its messages, its
--- status events, its widget events). Every incremental model downstream rebuilds the conversations whose
--- watermark moved past the newest one it holds (macros/metrics/conversations_to_rebuild.sql).
+-- status events, its widget events, the changes of its meetings, its playbook's name). Every
+-- incremental model downstream rebuilds the conversations whose watermark moved past the newest
+-- one it holds (macros/metrics/conversations_to_rebuild.sql).
 -- Incremental runs find the conversations with a raw row loaded after the newest watermark
 -- here, from the load stamps alone (no per-conversation aggregation over all messages), and
 -- recompute just theirs. A conversation that left raw (a hard delete) keeps its row, marked
@@ -73,6 +74,29 @@ loaded_since as (
 
     union
 
+    -- A meeting booked, cancelled or rebooked in the conversation (stamped only by the loads
+    -- that changed it: int_drift__meeting_latest).
+    select meetings.org_id, meetings.conversation_id
+    from {{ ref('int_drift__meeting_latest') }} as meetings
+    cross join previous_build
+    where meetings.conversation_id is not null
+        and (meetings._booking_changed_at is null
+             or meetings._booking_changed_at > previous_build.source_synced_at)
+
+    union
+
+    -- Its playbook renamed, or listed for the first time (int_drift__playbook_names).
+    select conversations.org_id, conversations.conversation_id
+    from {{ ref('stg_drift__conversations') }} as conversations
+    inner join {{ ref('int_drift__playbook_names') }} as playbooks
+        on conversations.org_id = playbooks.org_id
+        and conversations.related_playbook_id = playbooks.playbook_id
+    cross join previous_build
+    where playbooks._name_changed_at is null
+        or playbooks._name_changed_at > previous_build.source_synced_at
+
+    union
+
     -- Previously built on unstamped rows: recompute until they are stamped.
     select org_id, conversation_id
     from {{ this }}
@@ -83,7 +107,11 @@ loaded_since as (
 
 conversations as (
 
-    select conversations.org_id, conversations.conversation_id, conversations.synced_at
+    select
+        conversations.org_id,
+        conversations.conversation_id,
+        conversations.related_playbook_id,
+        conversations.synced_at
     from {{ ref('stg_drift__conversations') }} as conversations
     {%- if is_incremental() %}
     inner join loaded_since
@@ -140,6 +168,31 @@ loads as (
         on widget_events.org_id = conversations.org_id
         and widget_events.conversation_id = conversations.conversation_id
     group by widget_events.org_id, widget_events.conversation_id
+
+    union all
+
+    select
+        meetings.org_id,
+        meetings.conversation_id,
+        max(meetings._booking_changed_at) as synced_at,
+        count(*) - count(meetings._booking_changed_at) as unstamped
+    from {{ ref('int_drift__meeting_latest') }} as meetings
+    inner join conversations
+        on meetings.org_id = conversations.org_id
+        and meetings.conversation_id = conversations.conversation_id
+    group by meetings.org_id, meetings.conversation_id
+
+    union all
+
+    select
+        conversations.org_id,
+        conversations.conversation_id,
+        playbooks._name_changed_at as synced_at,
+        case when playbooks._name_changed_at is null then 1 else 0 end as unstamped
+    from conversations
+    inner join {{ ref('int_drift__playbook_names') }} as playbooks
+        on conversations.org_id = playbooks.org_id
+        and conversations.related_playbook_id = playbooks.playbook_id
 
 )
 

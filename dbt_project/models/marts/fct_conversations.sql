@@ -13,9 +13,9 @@
   definition every intermediate model uses), or every row when the business-hours schedule
   changed; the pre-hook drops conversations that left raw (erasure), so an incremental run
   equals a full refresh.
-  Columns a newer version adds (attribution) are appended to a table an older version built
-  rather than failing the nightly run: nothing was attributed before them, so null is right
-  for the old rows, and a later widget event rebuilds its conversation's row.
+  Columns a newer version adds are appended to a table an older version built rather than
+  failing the nightly run, and that run rebuilds every row once (drift_documented_columns_missing),
+  so no row keeps a null the new SQL would not give it.
 -#}
 {%- set business_hours_version = drift_business_hours_version() %}
 
@@ -71,6 +71,18 @@ first_touches as (
 
     select * from {{ ref('int_drift__first_touch') }}
 
+),
+
+conversation_meetings as (
+
+    select * from {{ ref('int_drift__conversation_meetings') }}
+
+),
+
+playbooks as (
+
+    select * from {{ ref('int_drift__playbook_names') }}
+
 )
 
 select
@@ -102,6 +114,10 @@ select
     first_touches.utm_medium,
     first_touches.utm_campaign,
     first_touches.landing_page,
+    conversations.related_playbook_id as playbook_id,
+    playbooks.playbook_name,
+    coalesce(conversation_meetings.meeting_booked, false) as meeting_booked,
+    conversation_meetings.first_meeting_scheduled_at,
     conversations.source_synced_at as _source_synced_at,
     {{ drift_run_started_at() }} as _refreshed_at,
     '{{ business_hours_version }}' as _business_hours_version
@@ -124,3 +140,9 @@ left join message_counts
 left join first_touches
     on conversations.org_id = first_touches.org_id
     and conversations.conversation_id = first_touches.conversation_id
+left join conversation_meetings
+    on conversations.org_id = conversation_meetings.org_id
+    and conversations.conversation_id = conversation_meetings.conversation_id
+left join playbooks
+    on conversations.org_id = playbooks.org_id
+    and conversations.related_playbook_id = playbooks.playbook_id
