@@ -22,6 +22,8 @@ import pytest
 from drift_pipeline.dbt_project import dbt_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest.sync import ConversationSync
+from drift_pipeline.assets.drift_streams import run_streams
+from drift_pipeline.resources import DriftApiResource, warehouse_resource
 from drift_pipeline.runner import refresh_marts
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
@@ -166,6 +168,10 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
         org_settings = replace(duck_settings, api_base_url=server.base_url,
                                access_token=simulator.config.static_access_token)
         sync(org_settings, start, end, org_id=org["org_id"])
+        # The meetings, playbooks and accounts a `drift-pipeline sync` reads too (drift_streams).
+        monkeypatch.setenv("DRIFT_ACCESS_TOKEN", org_settings.access_token)
+        run_streams(DriftApiResource.for_settings(org_settings), warehouse_resource(org_settings), [org["org_id"]])
+    monkeypatch.delenv("DRIFT_ACCESS_TOKEN", raising=False)
     refresh_marts(duck_settings)
 
     pg_marts = mart_rows(pg_settings.serving_dir / "analytics.duckdb", skip=("synced_at",))
