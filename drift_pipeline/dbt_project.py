@@ -10,14 +10,13 @@ import shutil
 import sys
 import uuid
 from datetime import datetime, timezone
-from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from dagster_dbt import DbtCliResource, DbtProject
-from packaging import version
+from dagster_dbt import DbtProject
 
+from drift_pipeline.adapters import DbtCli
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.schema import RAW_TABLES
@@ -49,26 +48,6 @@ def record_manifest_fingerprint(fingerprint: str | None = None) -> None:
 
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-class DbtCli(DbtCliResource):
-    """dagster-dbt's resource without the two things it does before every dbt command that
-    this pipeline never uses (measured: 7-8 s a command on a loaded 2-core machine, paid by
-    every build, docs and webhook refresh). Both are private hooks of the pinned dagster-dbt.
-
-    - `dbt --version` in a subprocess to learn which dbt it drives (the resource is built
-      afresh in each run): a whole dbt start-up, and dbt-core's version check asks PyPI for the
-      latest release, a network call a private deployment should not make. The dbt on PATH is
-      this environment's dbt-core (pinned `>=1.11,<1.12`): its version is the installed one's.
-    - A dbt adapter built in this process (profile, project, every macro parsed) for
-      `fetch_row_counts()` / `fetch_column_metadata()`, which the assets do not call."""
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        return version.parse(installed_version("dbt-core"))
-
-    def _initialize_dbt_core_adapter(self, args):
-        return None
 
 
 def dbt_cli() -> DbtCli:

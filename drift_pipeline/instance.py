@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Sequence
 
-from dagster import DagsterInstance, EventLogEntry
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._serdes import ConfigurableClassData
+from dagster import DagsterInstance
 
+# The batched event log lives with the other hooks into Dagster's internals (adapters.py); a
+# home's dagster.yaml written before it moved names it here, so the name stays importable.
+from drift_pipeline.adapters import EVENT_BATCH_SIZE, RUN_QUEUE_YAML, BatchedSqliteEventLogStorage  # noqa: F401
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.postgres import PostgresConnection
 
@@ -21,14 +19,7 @@ from drift_pipeline.warehouse.postgres import PostgresConnection
 # The daemon looks at the run queue every second, not every 5 s: a webhook's run (the sensor
 # queues it) waits for that look, 2.5 s on average at 5 s, before its process even starts.
 # The event log is Dagster's SQLite one, storing a batch of asset events in one transaction per
-# file (BatchedSqliteEventLogStorage below): same files and tables, so either class reads them.
-RUN_QUEUE_YAML = """\
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    dequeue_interval_seconds: 1
-"""
+# file (adapters.BatchedSqliteEventLogStorage): same files and tables, so either class reads them.
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -37,7 +28,7 @@ concurrency:
     max_concurrent_runs: 1
 """ + RUN_QUEUE_YAML + """\
 event_log_storage:
-  module: drift_pipeline.instance
+  module: drift_pipeline.adapters
   class: BatchedSqliteEventLogStorage
   config:
     base_dir: {runs_dir}
@@ -52,7 +43,8 @@ concurrency:
   runs:
     max_concurrent_runs: 1
 """,
-    DAGSTER_YAML.replace(RUN_QUEUE_YAML, ""),  # before the 1 s run queue
+    DAGSTER_YAML.replace(RUN_QUEUE_YAML, "").replace("drift_pipeline.adapters", "drift_pipeline.instance"),
+    DAGSTER_YAML.replace("drift_pipeline.adapters", "drift_pipeline.instance"),  # before adapters.py
 )
 
 # Past one DuckDB file (docs/postgres.md): runs, events and schedules in Postgres, read from
@@ -74,76 +66,6 @@ POSTGRES_MAX_CONCURRENT_RUNS = 4
 # Advisory lock taken while Dagster creates its tables: two processes starting on an empty
 # database would both try to and one fails ("relation event_logs already exists").
 _DAGSTER_SCHEMA_LOCK = 4_170_017
-
-# Asset events Dagster hands over in batches (a range run's materializations, its planned
-# events) once DAGSTER_EVENT_BATCH_SIZE is set; at most this many per write.
-EVENT_BATCH_SIZE = "2000"
-
-
-class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log, storing a batch of asset events in two transactions.
-
-    A run over N daily partitions writes one materialization per raw asset per day: 6,600 for
-    three years. The stock SQLite storage opens, commits and closes both its run file and its
-    index file for every one of them (89 ms per event measured on a busy 2-core machine, 13 ms
-    batched); a batch shares one transaction per file. Anything else goes through the stock
-    path, one event at a time.
-    """
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value):
-        return cls(inst_data=inst_data, **config_value)
-
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        if not _plain_asset_events(events):
-            super().store_event_batch(events)
-            return
-        with self.run_connection(events[0].run_id) as conn:
-            conn.execute(self.prepare_insert_event_batch(events))
-        with self.index_transaction() as conn:
-            # Mirrored into the index file one by one: its tags need each row's id.
-            event_ids = [conn.execute(self.prepare_insert_event(event)).inserted_primary_key[0]
-                         for event in events]
-            self._store_asset_event_tags(conn, events, event_ids)
-            # An asset's index row keeps the latest event of each kind: in a batch of 1,000
-            # days of one asset, only the last of each kind changes it.
-            last = {(event.get_dagster_event().asset_key, event.dagster_event_type): i
-                    for i, event in enumerate(events)}
-            for i in sorted(last.values()):
-                self._store_asset_event(conn, events[i], event_ids[i])
-
-    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """One planned row per check, not one per partition of the run.
-
-        Dagster gives every check planned in a range run the run's partition subset, even a
-        check of an unpartitioned dbt model, and stores one row (with the whole serialized
-        event) per partition: 84 checks x 731 days put 61,000 rows and 96 MB into the index of
-        a two-year backfill, and the rows stayed `PLANNED` because no check here evaluates per
-        partition (each evaluation lands on the row without a partition). So the planned row is
-        that one; an evaluation for a partition would find no row and add its own.
-        """
-        planned = event.get_dagster_event().event_specific_data
-        if getattr(planned, "partitions_subset", None) is None:
-            super()._store_asset_check_evaluation_planned(event, event_id)
-            return
-        whole = event._replace(dagster_event=event.get_dagster_event()._replace(
-            event_specific_data=AssetCheckEvaluationPlanned(asset_key=planned.asset_key,
-                                                            check_name=planned.check_name)))
-        super()._store_asset_check_evaluation_planned(whole, event_id)
-
-
-def _plain_asset_events(events: Sequence[EventLogEntry]) -> bool:
-    """Asset events of one run that the stock storage would only log and index (no checks,
-    no run status): the ones a batch can store."""
-    return bool(events) and len({event.run_id for event in events}) == 1 and all(
-        event.is_dagster_event
-        and event.dagster_event_type in ASSET_EVENTS
-        and event.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
-        and event.dagster_event_type not in ASSET_CHECK_EVENTS
-        and event.get_dagster_event().asset_key is not None
-        for event in events
-    )
-
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at $DRIFT_PIPELINE_HOME/dagster (unless the operator set one)."""

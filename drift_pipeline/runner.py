@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from dagster import AssetSelection, DagsterInstance, materialize
 
 from drift_pipeline import definitions
+from drift_pipeline.adapters import dbt_reported_errors
 from drift_pipeline.assets.dbt import DBT_ASSET_OP, MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
 from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.assets.serving import REPORT_KEY, SERVING_COPY_KEY
@@ -26,20 +27,16 @@ class RunFailed(RuntimeError):
 
 
 def _root_cause(error) -> str:
-    """The innermost error of Dagster's wrapped chain, as one line (`Class: message`)."""
+    """The innermost error of Dagster's wrapped chain, as one line (`Class: message`); for a
+    dbt failure, the first model or test dbt reported (`dbt failed: ...`)."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
     text = (error.message or "").strip()
-    # dagster-dbt's error starts "The dbt CLI process with command ..." and lists what dbt
-    # reported after this marker: the first of those says which model or test failed.
-    reported = text.split(DBT_ERRORS_MARKER, 1)[1].strip().splitlines() if DBT_ERRORS_MARKER in text else []
+    reported = dbt_reported_errors(text)
     if reported:
-        return f"dbt failed: {reported[0].strip()}"
+        return f"dbt failed: {reported[0]}"
     message = text.splitlines()
     return message[0] if message else error.cls_name or "unknown error"
-
-
-DBT_ERRORS_MARKER = "Errors parsed from dbt logs:"
 
 
 def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bool = True,

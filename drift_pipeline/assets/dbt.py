@@ -8,8 +8,8 @@ from typing import Any, Mapping, Optional
 
 from dagster import AssetExecutionContext, AssetSpec, Config, Failure, MetadataValue
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
-from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 
+from drift_pipeline.adapters import dbt_events_to_dagster
 from drift_pipeline.assets.webhooks import WEBHOOK_EVENTS_KEY, WEBHOOK_FED_SOURCES
 from drift_pipeline.dbt_project import (
     dbt_project,
@@ -164,10 +164,8 @@ def _dbt_in_process(context: AssetExecutionContext, args: list[str], target_path
     context.log.info(f"Running dbt in process: `dbt {' '.join(args)}` (artifacts and dbt.log: {target_path})")
     result = run_dbt_in_process(args, target_path)
     manifest = json.loads(Path(manifest).read_text())  # once, not once per event
-    for raw_event in result.events:
-        yield from DbtCoreCliEventMessage(raw_event=raw_event, event_history_metadata={}).to_default_asset_events(
-            manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=target_path,
-            project=dbt_project)
+    yield from dbt_events_to_dagster(result.events, manifest=manifest, translator=translator, context=context,
+                                     target_path=target_path, project=dbt_project)
     if not result.success:
         first = "; ".join(error.splitlines()[0] for error in result.errors[:3] if error.strip())
         raise Failure(description=f"dbt {args[0]} failed: {first or 'no error reported'} (dbt's log: {target_path / 'dbt.log'})",
