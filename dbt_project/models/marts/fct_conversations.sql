@@ -4,7 +4,7 @@
         unique_key=['org_id', 'conversation_id'],
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}"
+        pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed() ~ ' or ' ~ drift_columns_missing(['touch_class'])) }}"
     )
 }}
 {#-
@@ -15,7 +15,9 @@
   equals a full refresh.
   Columns a newer version adds (attribution) are appended to a table an older version built
   rather than failing the nightly run: nothing was attributed before them, so null is right
-  for the old rows, and a later widget event rebuilds its conversation's row.
+  for the old rows, and a later widget event rebuilds its conversation's row. Reply breadth
+  is known for every old conversation, so a table without touch_class rebuilds every row
+  (drift_columns_missing).
 -#}
 {%- set business_hours_version = drift_business_hours_version() %}
 
@@ -23,7 +25,7 @@ with
 
 rebuild as (
 
-    {{ drift_conversations_to_rebuild(drift_business_hours_changed()) }}
+    {{ drift_conversations_to_rebuild(drift_business_hours_changed() ~ ' or ' ~ drift_columns_missing(['touch_class'])) }}
 
 ),
 
@@ -71,6 +73,24 @@ first_touches as (
 
     select * from {{ ref('int_drift__first_touch') }}
 
+),
+
+reply_time_metrics as (
+
+    select * from {{ ref('int_drift__reply_time_metrics') }}
+
+),
+
+agent_activity as (
+
+    select * from {{ ref('int_drift__agent_activity') }}
+
+),
+
+touch_resolutions as (
+
+    select * from {{ ref('int_drift__touch_resolution') }}
+
 )
 
 select
@@ -102,6 +122,16 @@ select
     first_touches.utm_medium,
     first_touches.utm_campaign,
     first_touches.landing_page,
+    cast(coalesce(reply_time_metrics.agent_reply_count, 0) as bigint) as agent_reply_count,
+    reply_time_metrics.reply_time_p50_seconds,
+    reply_time_metrics.reply_time_max_seconds,
+    cast(coalesce(reply_time_metrics.contact_wait_seconds, 0) as {{ drift_type_double() }})
+        as contact_wait_seconds,
+    reply_time_metrics.reply_time_p50_business_seconds,
+    reply_time_metrics.reply_time_max_business_seconds,
+    cast(coalesce(agent_activity.unique_agent_count, 0) as bigint) as unique_agent_count,
+    cast(coalesce(agent_activity.agent_switch_count, 0) as bigint) as agent_switch_count,
+    touch_resolutions.touch_class,
     conversations.source_synced_at as _source_synced_at,
     {{ drift_run_started_at() }} as _refreshed_at,
     '{{ business_hours_version }}' as _business_hours_version
@@ -124,3 +154,12 @@ left join message_counts
 left join first_touches
     on conversations.org_id = first_touches.org_id
     and conversations.conversation_id = first_touches.conversation_id
+left join reply_time_metrics
+    on conversations.org_id = reply_time_metrics.org_id
+    and conversations.conversation_id = reply_time_metrics.conversation_id
+left join agent_activity
+    on conversations.org_id = agent_activity.org_id
+    and conversations.conversation_id = agent_activity.conversation_id
+left join touch_resolutions
+    on conversations.org_id = touch_resolutions.org_id
+    and conversations.conversation_id = touch_resolutions.conversation_id
