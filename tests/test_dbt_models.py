@@ -333,7 +333,8 @@ def test_marts_live_in_schema_marts_with_contract_types(built):
         types = dict(conn.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
-    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily"}
+    assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily",
+                      "agg_daily_backlog"}
     assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
     assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
     assert types["first_response_business_seconds"] == "DOUBLE"
@@ -445,6 +446,28 @@ def test_daily_reply_times_and_touch_mix_match_hand_computed_values(marts):
     }
     assert_rows_match(marts[ORG]["agent"], {k: dict(zip(DAILY_REPLY_COLUMNS, v)) for k, v in expected_agents.items()},
                       DAILY_REPLY_COLUMNS)
+
+
+BACKLOG_COLUMNS = ("open_conversations", "open_age_p50_seconds", "open_age_p90_seconds", "pending_conversations")
+
+
+def test_daily_backlog_matches_hand_computed_values(built):
+    """Open conversations at each UTC day's end (inbox 3), to the org's newest time (11-02 16:00).
+    102 and 107 never close; 106 is open from 10-30 19:59 to its close on 11-02 16:00; 103's
+    close, reopen and close all fall inside 10-29; the rest close the day they start."""
+    assert_all_passed(built["result"])
+    expected = {
+        # ages (day end - created_at): 102 from 13:59:50 (36,010 s at the first end), 106 from
+        # 19:59 (14,460), 107 from 21:00 (10,800), each a day older at each end
+        (ORG, D1, 3): (1, 36010.0, 36010.0, 0),
+        (ORG, D2, 3): (3, 14460.0, 100820.0, 0),            # 10800, 14460, 122410
+        (ORG, date(2026, 10, 31), 3): (3, 100860.0, 187220.0, 0),
+        (ORG, date(2026, 11, 1), 3): (3, 187260.0, 273620.0, 0),
+        (ORG, D3, 3): (2, 325805.0, 370449.0, 0),           # 270000, 381610: 106 closed at 16:00
+        (OTHER_ORG, D1, 3): (1, 46800.0, 46800.0, 0),
+    }
+    assert_rows_match(_snapshot(built["home"])["backlog"],
+                      {k: dict(zip(BACKLOG_COLUMNS, v)) for k, v in expected.items()}, BACKLOG_COLUMNS)
 
 
 def test_fct_conversations_keeps_workspaces_apart(marts):
@@ -693,6 +716,11 @@ def test_incremental_build_equals_full_refresh(built):
                        110: (1, 30.0, 30.0, 30.0, 30.0, 30.0, 1, 0, None)}
     assert_rows_match({cid: marts_now[ORG]["fct"][cid] for cid in changed_replies},
                       {cid: dict(zip(REPLY_COLUMNS, v)) for cid, v in changed_replies.items()}, REPLY_COLUMNS)
+    # The backlog across 109's reopen (closed 16:00, open again 17:00 on 11-02): back in it at
+    # the end of 11-02 with 102 and 107, and at the end of 11-03 with the new 110 (11-03 is the
+    # newest day now); org 2's only conversation is gone.
+    backlog = {key[1]: row["open_conversations"] for key, row in full["backlog"].items()}
+    assert backlog == {D1: 1, D2: 3, date(2026, 10, 31): 3, date(2026, 11, 1): 3, D3: 3, D4: 4}
 
 
 def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built):
@@ -726,7 +754,8 @@ def _snapshot(home: Path) -> dict:
             "daily": ("marts.agg_daily_metrics", ("org_id", "metric_date")),
             "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id")),
             "attribution": ("marts.agg_attribution_daily",
-                            ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign"))}
+                            ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign")),
+            "backlog": ("marts.agg_daily_backlog", ("org_id", "metric_date", "inbox_id"))}
     snapshot = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         for name, (table, key) in keys.items():
