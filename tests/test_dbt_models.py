@@ -334,7 +334,7 @@ def test_marts_live_in_schema_marts_with_contract_types(built):
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
     assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily",
-                      "agg_daily_backlog"}
+                      "agg_daily_backlog", "fct_sla_events"}
     assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
     assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
     assert types["first_response_business_seconds"] == "DOUBLE"
@@ -468,6 +468,36 @@ def test_daily_backlog_matches_hand_computed_values(built):
     }
     assert_rows_match(_snapshot(built["home"])["backlog"],
                       {k: dict(zip(BACKLOG_COLUMNS, v)) for k, v in expected.items()}, BACKLOG_COLUMNS)
+
+
+def test_sla_events_on_the_dataset_match_hand_computed_breaches(built):
+    """A calendar policy (first reply 120 s, next reply 60 s) on every inbox, measured at
+    2026-10-30 21:01. A reply exactly at the target meets it; a close ends an unanswered wait."""
+    home = copy_of_built(built)
+    policies = json.dumps({"sla_as_of": "2026-10-30 21:01:00", "sla_policies": [
+        {"name": "Standard", "first_reply_seconds": 120, "next_reply_seconds": 60}]})
+    assert_all_passed(dbt(home, built["target"], "build", "--select", "fct_sla_events",
+                          "--exclude-resource-type", "unit_test", "--vars", policies))
+    sla = _snapshot(home)["sla"]
+    got = {(k[1], k[2]): (r["metric"], r["is_breached"], r["is_active"]) for k, r in sla.items() if k[0] == ORG}
+    assert got == {
+        (101, 1): ("first_reply", False, False),   # 90.25 s
+        (101, 2): ("next_reply", False, False),    # 0 s: user 8 at the contact's instant
+        (102, 1): ("first_reply", False, False),   # 120 s, exactly the target (the deleted reply is gone)
+        (103, 1): ("first_reply", True, False),    # 180 s: the bot did not answer
+        (103, 2): ("next_reply", False, False),    # after the reopen, 60 s: exactly the target
+        (104, 1): ("first_reply", True, False),    # unanswered, closed at 16:30 (updated_at): 1680 s
+        (105, 1): ("first_reply", True, False),    # unanswered, closed at 20:30: 1770 s
+        (106, 1): ("first_reply", True, False),
+        (107, 1): ("first_reply", False, True),    # waiting since 21:00, 60 s at 21:01
+        (109, 1): ("first_reply", True, False),
+    }
+    elapsed = {(k[1], k[2]): r["elapsed_seconds"] for k, r in sla.items() if k[0] == ORG}
+    assert [elapsed[k] for k in ((101, 1), (102, 1), (103, 1), (104, 1), (105, 1), (107, 1))] == \
+        [90.25, 120.0, 180.0, 1680.0, 1770.0, 60.0]
+    assert sla[(ORG, 104, 1, "Standard")]["sla_ended_at"] == datetime(2026, 10, 29, 16, 30)
+    assert sla[(ORG, 107, 1, "Standard")]["sla_breach_at"] == datetime(2026, 10, 30, 21, 2)
+    assert sla[(OTHER_ORG, 101, 1, "Standard")]["is_breached"] is False   # 45 s
 
 
 def test_fct_conversations_keeps_workspaces_apart(marts):
@@ -755,7 +785,8 @@ def _snapshot(home: Path) -> dict:
             "agent": ("marts.agg_agent_daily", ("org_id", "metric_date", "user_id")),
             "attribution": ("marts.agg_attribution_daily",
                             ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign")),
-            "backlog": ("marts.agg_daily_backlog", ("org_id", "metric_date", "inbox_id"))}
+            "backlog": ("marts.agg_daily_backlog", ("org_id", "metric_date", "inbox_id")),
+            "sla": ("marts.fct_sla_events", ("org_id", "conversation_id", "turn_number", "sla_policy"))}
     snapshot = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         for name, (table, key) in keys.items():

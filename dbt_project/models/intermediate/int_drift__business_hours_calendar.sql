@@ -37,22 +37,39 @@ calendar as (
 
     {{ drift_expand_dates('span', 'first_date', 'last_date', 'local_date') }}
 
+),
+
+open_periods as (
+
+    select
+        calendar.local_date,
+        {{ drift_local_to_utc(
+            dbt.dateadd('minute', 'schedule.open_minute', 'cast(calendar.local_date as timestamp)'),
+            tz
+        ) }} as opens_at,
+        {{ drift_local_to_utc(
+            dbt.dateadd('minute', 'schedule.close_minute', 'cast(calendar.local_date as timestamp)'),
+            tz
+        ) }} as closes_at
+    from calendar
+    inner join schedule
+        on schedule.iso_weekday = cast(extract(isodow from calendar.local_date) as integer)
+    where not exists (
+        select 1 from holidays where holidays.holiday_date = calendar.local_date
+    )
+
 )
 
+-- previous_closes_at and business_seconds_before turn the calendar into a clock of business
+-- time: an instant t falls in exactly one [previous_closes_at, closes_at), and its business
+-- position is business_seconds_before plus its seconds past opens_at (SLA breach times).
 select
-    calendar.local_date,
-    {{ drift_local_to_utc(
-        dbt.dateadd('minute', 'schedule.open_minute', 'cast(calendar.local_date as timestamp)'),
-        tz
-    ) }} as opens_at,
-    {{ drift_local_to_utc(
-        dbt.dateadd('minute', 'schedule.close_minute', 'cast(calendar.local_date as timestamp)'),
-        tz
-    ) }} as closes_at,
+    local_date,
+    opens_at,
+    closes_at,
+    lag(closes_at) over (order by opens_at) as previous_closes_at,
+    cast(coalesce(sum({{ drift_seconds_between('opens_at', 'closes_at') }}) over (
+        order by opens_at rows between unbounded preceding and 1 preceding
+    ), 0) as {{ drift_type_double() }}) as business_seconds_before,
     '{{ drift_business_hours_version() }}' as _business_hours_version
-from calendar
-inner join schedule
-    on schedule.iso_weekday = cast(extract(isodow from calendar.local_date) as integer)
-where not exists (
-    select 1 from holidays where holidays.holiday_date = calendar.local_date
-)
+from open_periods
