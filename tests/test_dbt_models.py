@@ -220,6 +220,31 @@ def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) 
                              "values (?, ?, ?, ?, ?)", [org_id, u["id"], u["name"], u.get("bot", False), synced_at])
 
 
+def raw_rows(dataset: dict, synced_at: datetime) -> dict[str, list[dict]]:
+    """The rows load_raw writes, as dicts per raw table (for loaders other than DuckDB's SQL)."""
+    rows: dict[str, list[dict]] = {"conversations": [], "messages": [], "status_events": [], "users": []}
+    for org_id, data in dataset.items():
+        for c in data["conversations"]:
+            rows["conversations"].append({
+                "org_id": org_id, "conversation_id": c["id"], "status": c["status"], "contact_id": c["contactId"],
+                "inbox_id": c["inboxId"], "created_at": to_utc_naive(c["createdAt"]),
+                "updated_at": to_utc_naive(c["updatedAt"]), "synced_at": synced_at})
+            for m in data["messages"].get(c["id"], []):
+                rows["messages"].append({
+                    "org_id": org_id, "conversation_id": c["id"], "message_id": m["id"],
+                    "created_at": to_utc_naive(m["createdAt"]), "message_type": m["type"],
+                    "author_type": m["author"]["type"], "author_id": m["author"]["id"], "is_bot": m["author"]["bot"],
+                    "body": "<p>hi</p>", "edited_message_id": m["editedMessageId"], "edit_type": m["editType"],
+                    "synced_at": synced_at})
+        for conversation_id, status, changed_at in data["status_events"]:
+            rows["status_events"].append({"org_id": org_id, "conversation_id": conversation_id, "status": status,
+                                          "changed_at": changed_at, "source": "webhook", "recorded_at": synced_at})
+        for u in data["users"]:
+            rows["users"].append({"org_id": org_id, "user_id": u["id"], "name": u["name"],
+                                  "is_bot": u.get("bot", False), "synced_at": synced_at})
+    return rows
+
+
 class DbtRun:
     """One dbt invocation: its exit code, output and run_results.json entries."""
 
