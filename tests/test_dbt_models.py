@@ -23,6 +23,7 @@ import pytest
 from drift_pipeline.warehouse.schema import create_raw_schema
 try:
     from reference_metrics import (
+        reference_reply_breadth,
         reference_agent_daily,
         reference_business_seconds,
         reference_daily_metrics,
@@ -31,6 +32,7 @@ try:
     )
 except ImportError:  # tests/ imported as a package
     from tests.reference_metrics import (
+        reference_reply_breadth,
         reference_agent_daily,
         reference_business_seconds,
         reference_daily_metrics,
@@ -337,6 +339,10 @@ def marts(built):
         }
 
 
+def data_messages(dataset: dict, org_id: int) -> dict:
+    return dataset[org_id]["messages"]
+
+
 def reference(dataset: dict, org_id: int):
     data = dataset[org_id]
     fct = reference_fct_conversations(data["conversations"], data["messages"], data["status_events"])
@@ -568,6 +574,8 @@ def _assert_marts_match_reference(marts_of_org: dict, dataset: dict, org_id: int
     assert_rows_match(marts_of_org["daily"], daily, [c for c in next(iter(daily.values()), {}) if c != "metric_date"])
     assert_rows_match(marts_of_org["agent"], agent, ["agent_name", "conversations_first_responded",
                                                       "first_response_p50_seconds"])
+    replies = reference_reply_breadth(data_messages(dataset, org_id), fct)
+    assert_rows_match(marts_of_org["fct"], replies, REPLY_COLUMNS)
 
 
 def test_marts_match_the_python_reference(built, marts):

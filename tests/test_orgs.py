@@ -30,7 +30,7 @@ from conftest import SIM_END, deliver, query
 END = SIM_END.replace(tzinfo=None)
 START = END - timedelta(days=2)
 ORG_A, ORG_B, STRANGER = 21000001, 21000002, 21000099
-MARTS = ("fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily")
+MARTS = ("fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily", "agg_daily_backlog")
 
 
 @pytest.fixture

@@ -35,7 +35,9 @@ select
     count(reply_seconds) as agent_reply_count,
     {{ drift_percentile_cont('reply_seconds', 0.5) }} as reply_time_p50_seconds,
     max(reply_seconds) as reply_time_max_seconds,
-    cast(coalesce(sum(reply_seconds), 0) as {{ drift_type_double() }}) as contact_wait_seconds,
+    -- summed in whole microseconds: a sum of doubles depends on the order rows arrive in
+    cast(coalesce(sum(cast(round(reply_seconds * 1000000) as bigint)), 0) as {{ drift_type_double() }})
+        / 1000000.0 as contact_wait_seconds,
     {{ drift_percentile_cont('reply_business_seconds', 0.5) }} as reply_time_p50_business_seconds,
     max(reply_business_seconds) as reply_time_max_business_seconds,
     max(_source_synced_at) as _source_synced_at,
