@@ -165,6 +165,54 @@ def reference_fct_conversations(
     return rows
 
 
+REPLY_COLUMNS = (
+    "agent_reply_count", "reply_time_p50_seconds", "reply_time_max_seconds", "contact_wait_seconds",
+    "reply_time_p50_business_seconds", "reply_time_max_business_seconds", "unique_agent_count",
+    "agent_switch_count", "touch_class",
+)
+
+
+def reference_reply_breadth(messages: dict[int, list[dict]], fct: dict[int, dict]) -> dict[int, dict]:
+    """conversation_id -> the reply-breadth columns of fct_conversations, for every conversation
+    of `fct` (reference_fct_conversations' rows, for first_closed_at), business hours on the
+    default schedule. A walk over the chat messages in (time, id) order: a contact message
+    starts a wait unless one is running; an agent message ends a running wait (a reply)."""
+    rows = {}
+    for conversation_id, fct_row in fct.items():
+        chats = sorted(
+            (to_utc_naive(m.get("createdAt")), m.get("id"), author_class(m), (m.get("author") or {}).get("id"))
+            for m in chat_messages(messages.get(conversation_id, []))
+        )
+        waiting_since = None
+        replies = []  # (waited from, replied at)
+        agents = []
+        for at, _, cls, author_id in chats:
+            if cls == "contact" and waiting_since is None:
+                waiting_since = at
+            elif cls == "agent":
+                agents.append(author_id)
+                if waiting_since is not None:
+                    replies.append((waiting_since, at))
+                    waiting_since = None
+        seconds = [seconds_between(start, end) for start, end in replies]
+        business = [reference_business_seconds(start, end) for start, end in replies]
+        touch = None
+        if fct_row["first_closed_at"] is not None:
+            touch = {0: "none", 1: "one", 2: "two"}.get(len(agents), "multi")
+        rows[conversation_id] = {
+            "agent_reply_count": len(replies),
+            "reply_time_p50_seconds": quantile_cont(seconds, 0.5),
+            "reply_time_max_seconds": max(seconds, default=None),
+            "contact_wait_seconds": float(sum(seconds)),
+            "reply_time_p50_business_seconds": quantile_cont(business, 0.5),
+            "reply_time_max_business_seconds": max(business, default=None),
+            "unique_agent_count": len({a for a in agents if a is not None}),
+            "agent_switch_count": sum(1 for a, b in zip(agents, agents[1:]) if a is not None and b is not None and a != b),
+            "touch_class": touch,
+        }
+    return rows
+
+
 def reference_daily_metrics(fct: dict[int, dict]) -> dict[date, dict]:
     """metric_date (UTC day of created_at) -> agg_daily_metrics row; only days with conversations."""
     by_day: dict[date, list[dict]] = defaultdict(list)

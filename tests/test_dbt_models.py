@@ -23,6 +23,7 @@ import pytest
 from drift_pipeline.warehouse.schema import create_raw_schema
 try:
     from reference_metrics import (
+        reference_reply_breadth,
         reference_agent_daily,
         reference_business_seconds,
         reference_daily_metrics,
@@ -31,6 +32,7 @@ try:
     )
 except ImportError:  # tests/ imported as a package
     from tests.reference_metrics import (
+        reference_reply_breadth,
         reference_agent_daily,
         reference_business_seconds,
         reference_daily_metrics,
@@ -101,17 +103,23 @@ def base_dataset() -> dict:
               message(1002, "2026-10-29 12:00:30", "private_note", "user", 7),
               agent_says(1003, "2026-10-29 12:01:30.250", 7),
               message(1004, "2026-10-29 12:02:00", "edit", "contact", 900, edited=1001, edit_type="replace"),
-              contact_says(1005, "2026-10-29 12:03:00")],
+              contact_says(1005, "2026-10-29 12:03:00"),
+              # same instant as the contact's, higher id: after it, so a reply in 0 s
+              agent_says(1006, "2026-10-29 12:03:00", 8)],
         # the first agent reply (user 8) was deleted: user 7 answered first
         102: [contact_says(2001, "2026-10-29 14:00:00"),
               agent_says(2002, "2026-10-29 14:00:10", 8),
               agent_says(2003, "2026-10-29 14:02:00", 7),
               message(2004, "2026-10-29 14:05:00", "edit", "user", 8, edited=2002, edit_type="delete")],
-        # bot first, then handed off to user 9; bot replies are not a response
+        # bot first, then handed off to user 9; bot replies are not a response. Reopened at
+        # 17:00: the contact writes again, user 7 replies, user 9 takes it back (two switches)
         103: [bot_says(3001, "2026-10-29 15:00:00"),
               contact_says(3002, "2026-10-29 15:00:05"),
               bot_says(3003, "2026-10-29 15:00:06"),
-              agent_says(3004, "2026-10-29 15:03:05", 9)],
+              agent_says(3004, "2026-10-29 15:03:05", 9),
+              contact_says(3005, "2026-10-29 17:05:00"),
+              agent_says(3006, "2026-10-29 17:06:00", 7),
+              agent_says(3007, "2026-10-29 17:06:30", 9)],
         # agent opener before the bot and the contact: no response, not handed off
         104: [agent_says(4001, "2026-10-29 16:00:00", 7),
               bot_says(4002, "2026-10-29 16:01:00"),
@@ -279,6 +287,31 @@ def load_raw(conn, dataset: dict, synced_at: datetime, only: set | None = None) 
                              "values (?, ?, ?, ?, ?)", [org_id, u["id"], u["name"], u.get("bot", False), synced_at])
 
 
+def raw_rows(dataset: dict, synced_at: datetime) -> dict[str, list[dict]]:
+    """The rows load_raw writes, as dicts per raw table (for loaders other than DuckDB's SQL)."""
+    rows: dict[str, list[dict]] = {"conversations": [], "messages": [], "status_events": [], "users": []}
+    for org_id, data in dataset.items():
+        for c in data["conversations"]:
+            rows["conversations"].append({
+                "org_id": org_id, "conversation_id": c["id"], "status": c["status"], "contact_id": c["contactId"],
+                "inbox_id": c["inboxId"], "created_at": to_utc_naive(c["createdAt"]),
+                "updated_at": to_utc_naive(c["updatedAt"]), "synced_at": synced_at})
+            for m in data["messages"].get(c["id"], []):
+                rows["messages"].append({
+                    "org_id": org_id, "conversation_id": c["id"], "message_id": m["id"],
+                    "created_at": to_utc_naive(m["createdAt"]), "message_type": m["type"],
+                    "author_type": m["author"]["type"], "author_id": m["author"]["id"], "is_bot": m["author"]["bot"],
+                    "body": "<p>hi</p>", "edited_message_id": m["editedMessageId"], "edit_type": m["editType"],
+                    "synced_at": synced_at})
+        for conversation_id, status, changed_at in data["status_events"]:
+            rows["status_events"].append({"org_id": org_id, "conversation_id": conversation_id, "status": status,
+                                          "changed_at": changed_at, "source": "webhook", "recorded_at": synced_at})
+        for u in data["users"]:
+            rows["users"].append({"org_id": org_id, "user_id": u["id"], "name": u["name"],
+                                  "is_bot": u.get("bot", False), "synced_at": synced_at})
+    return rows
+
+
 class DbtRun:
     """One dbt invocation: its exit code, output and run_results.json entries."""
 
@@ -373,6 +406,10 @@ def marts(built):
         }
 
 
+def data_messages(dataset: dict, org_id: int) -> dict:
+    return dataset[org_id]["messages"]
+
+
 def reference(dataset: dict, org_id: int):
     data = dataset[org_id]
     fct = reference_fct_conversations(data["conversations"], data["messages"], data["status_events"])
@@ -395,7 +432,8 @@ def test_marts_live_in_schema_marts_with_documented_types(built):
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'marts' and table_name = 'fct_conversations'").fetchall())
     assert tables == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily",
-                      "fct_meetings", "agg_playbook_daily"}
+                      "fct_meetings", "agg_playbook_daily",
+                      "agg_daily_backlog", "fct_sla_events"}
     assert types["conversation_id"] == "BIGINT" and types["first_response_seconds"] == "DOUBLE"
     assert types["created_at"] == "TIMESTAMP" and types["handed_off"] == "BOOLEAN"
     assert types["first_response_business_seconds"] == "DOUBLE"
@@ -428,11 +466,11 @@ def test_every_model_documents_exactly_the_columns_it_has(built):
 #  first_closed, open_to_close_s, reopens, handle_s, messages, contact, agent, bot)
 HAND_COMPUTED_FCT = {
     101: ("2026-10-29 12:00:00", "2026-10-29 12:01:30.250", 7, 90.25, 0.0, False, False,
-          "2026-10-29 12:30:00", 1860.0, 0, 1709.75, 3, 2, 1, 0),
+          "2026-10-29 12:30:00", 1860.0, 0, 1709.75, 4, 2, 2, 0),
     102: ("2026-10-29 14:00:00", "2026-10-29 14:02:00", 7, 120.0, 120.0, False, False,
           None, None, 0, None, 2, 1, 1, 0),
     103: ("2026-10-29 15:00:05", "2026-10-29 15:03:05", 9, 180.0, 180.0, True, True,
-          "2026-10-29 16:00:00", 3600.0, 1, 3415.0, 4, 1, 1, 2),
+          "2026-10-29 16:00:00", 3600.0, 1, 3415.0, 7, 2, 3, 2),
     104: ("2026-10-29 16:02:00", None, None, None, None, True, False,
           "2026-10-29 16:30:00", 1860.0, 0, None, 3, 1, 1, 1),
     105: ("2026-10-29 20:00:30", None, None, None, None, True, False,
@@ -464,6 +502,124 @@ def _hand_fct() -> dict:
 
 def test_fct_conversations_matches_hand_computed_values(marts):
     assert_rows_match(marts[ORG]["fct"], _hand_fct(), FCT_HAND_COLUMNS)
+
+
+# Reply breadth by hand (contract: "Meetings, playbooks, accounts, reply breadth"). Business
+# hours are New York 09:00-17:00 on weekdays.
+# (agent_reply_count, reply_time_p50_seconds, reply_time_max_seconds, contact_wait_seconds,
+#  reply_time_p50_business_seconds, reply_time_max_business_seconds, unique_agent_count,
+#  agent_switch_count, touch_class)
+HAND_COMPUTED_REPLIES = {
+    # 90.25 s (the private note and the replace edit change nothing), then 0 s: user 8 at the
+    # contact's instant with a higher id. 08:00-08:03 EDT: before opening. 7 -> 8: one switch.
+    101: (2, 45.125, 90.25, 90.25, 0.0, 0.0, 2, 1, "two"),
+    # user 8's deleted reply is gone: user 7's at 120 s is the only one (10:00 EDT: in hours)
+    102: (1, 120.0, 120.0, 120.0, 120.0, 120.0, 1, 0, None),
+    # a bot between the contact and user 9 does not reply: 180 s; after the reopen 60 s by
+    # user 7, then user 9 again: agents 9, 7, 9 are two switches; three agent messages: multi
+    103: (2, 120.0, 180.0, 240.0, 120.0, 180.0, 2, 2, "multi"),
+    # the agent's opener came before the contact, who then waits unanswered: no reply
+    104: (0, None, None, 0.0, None, None, 1, 0, "one"),
+    # only a bot answered: no reply, no agent, closed: none
+    105: (0, None, None, 0.0, None, None, 0, 0, "none"),
+    # Fri 16:00 EDT -> Mon 10:00 EST: 2 business hours across the weekend and the DST end
+    106: (1, 241200.0, 241200.0, 241200.0, 7200.0, 7200.0, 1, 0, "one"),
+    107: (0, None, None, 0.0, None, None, 0, 0, None),
+    # no messages at all, closed: none
+    108: (0, None, None, 0.0, None, None, 0, 0, "none"),
+    # 09:00 -> 11:30 EST, 1.5 h in hours
+    109: (1, 9000.0, 9000.0, 9000.0, 5400.0, 5400.0, 1, 0, "one"),
+}
+REPLY_COLUMNS = ("agent_reply_count", "reply_time_p50_seconds", "reply_time_max_seconds", "contact_wait_seconds",
+                 "reply_time_p50_business_seconds", "reply_time_max_business_seconds", "unique_agent_count",
+                 "agent_switch_count", "touch_class")
+
+
+def test_fct_reply_breadth_matches_hand_computed_values(marts):
+    assert_rows_match(marts[ORG]["fct"], {cid: dict(zip(REPLY_COLUMNS, v)) for cid, v in HAND_COMPUTED_REPLIES.items()},
+                      REPLY_COLUMNS)
+    # org 2 reuses conversation 101: 45 s at 07:00 EDT, outside hours; open, so no touch class
+    assert_rows_match(marts[OTHER_ORG]["fct"], {101: dict(zip(REPLY_COLUMNS, (1, 45.0, 45.0, 45.0, 0.0, 0.0, 1, 0, None)))},
+                      REPLY_COLUMNS)
+
+
+DAILY_REPLY_COLUMNS = ("reply_time_p50_seconds", "reply_time_p90_seconds", "one_touch_conversations",
+                       "two_touch_conversations", "multi_touch_conversations")
+
+
+def test_daily_reply_times_and_touch_mix_match_hand_computed_values(marts):
+    expected = {
+        # replies 0, 60, 90.25, 120, 180 (101, 103, 102): p90 at 3.6 = 120 + 0.6 * 60;
+        # 101 two, 103 multi, 104 one, 105 none, 102 open
+        D1: (90.25, 156.0, 1, 1, 1),
+        D2: (241200.0, 241200.0, 1, 0, 0),     # 106; 107 is open
+        D3: (9000.0, 9000.0, 1, 0, 0),         # 109; 108 is none
+    }
+    assert_rows_match(marts[ORG]["daily"], {d: dict(zip(DAILY_REPLY_COLUMNS, v)) for d, v in expected.items()},
+                      DAILY_REPLY_COLUMNS)
+    assert_rows_match(marts[OTHER_ORG]["daily"], {D1: dict(zip(DAILY_REPLY_COLUMNS, (45.0, 45.0, 0, 0, 0)))},
+                      DAILY_REPLY_COLUMNS)
+    expected_agents = {
+        # user 7 answered 101 and 102 first: their replies 0, 90.25, 120; p90 at 1.8
+        (D1, 7): (90.25, 114.05, 0, 1, 0),
+        (D1, 9): (120.0, 168.0, 0, 0, 1),      # 103: 180 and 60 (user 7's reply counts for 9)
+        (D2, 8): (241200.0, 241200.0, 1, 0, 0),
+        (D3, 8): (9000.0, 9000.0, 1, 0, 0),
+    }
+    assert_rows_match(marts[ORG]["agent"], {k: dict(zip(DAILY_REPLY_COLUMNS, v)) for k, v in expected_agents.items()},
+                      DAILY_REPLY_COLUMNS)
+
+
+BACKLOG_COLUMNS = ("open_conversations", "open_age_p50_seconds", "open_age_p90_seconds", "pending_conversations")
+
+
+def test_daily_backlog_matches_hand_computed_values(built):
+    """Open conversations at each UTC day's end (inbox 3), to the org's newest time (11-02 16:00).
+    102 and 107 never close; 106 is open from 10-30 19:59 to its close on 11-02 16:00; 103's
+    close, reopen and close all fall inside 10-29; the rest close the day they start."""
+    assert_all_passed(built["result"])
+    expected = {
+        # ages (day end - created_at): 102 from 13:59:50 (36,010 s at the first end), 106 from
+        # 19:59 (14,460), 107 from 21:00 (10,800), each a day older at each end
+        (ORG, D1, 3): (1, 36010.0, 36010.0, 0),
+        (ORG, D2, 3): (3, 14460.0, 100820.0, 0),            # 10800, 14460, 122410
+        (ORG, date(2026, 10, 31), 3): (3, 100860.0, 187220.0, 0),
+        (ORG, date(2026, 11, 1), 3): (3, 187260.0, 273620.0, 0),
+        (ORG, D3, 3): (2, 325805.0, 370449.0, 0),           # 270000, 381610: 106 closed at 16:00
+        (OTHER_ORG, D1, 3): (1, 46800.0, 46800.0, 0),
+    }
+    assert_rows_match(_snapshot(built["home"])["backlog"],
+                      {k: dict(zip(BACKLOG_COLUMNS, v)) for k, v in expected.items()}, BACKLOG_COLUMNS)
+
+
+def test_sla_events_on_the_dataset_match_hand_computed_breaches(built):
+    """A calendar policy (first reply 120 s, next reply 60 s) on every inbox, measured at
+    2026-10-30 21:01. A reply exactly at the target meets it; a close ends an unanswered wait."""
+    home = copy_of_built(built)
+    policies = json.dumps({"sla_as_of": "2026-10-30 21:01:00", "sla_policies": [
+        {"name": "Standard", "first_reply_seconds": 120, "next_reply_seconds": 60}]})
+    assert_all_passed(dbt(home, built["target"], "build", "--select", "fct_sla_events",
+                          "--exclude-resource-type", "unit_test", "--vars", policies))
+    sla = _snapshot(home)["sla"]
+    got = {(k[1], k[2]): (r["metric"], r["is_breached"], r["is_active"]) for k, r in sla.items() if k[0] == ORG}
+    assert got == {
+        (101, 1): ("first_reply", False, False),   # 90.25 s
+        (101, 2): ("next_reply", False, False),    # 0 s: user 8 at the contact's instant
+        (102, 1): ("first_reply", False, False),   # 120 s, exactly the target (the deleted reply is gone)
+        (103, 1): ("first_reply", True, False),    # 180 s: the bot did not answer
+        (103, 2): ("next_reply", False, False),    # after the reopen, 60 s: exactly the target
+        (104, 1): ("first_reply", True, False),    # unanswered, closed at 16:30 (updated_at): 1680 s
+        (105, 1): ("first_reply", True, False),    # unanswered, closed at 20:30: 1770 s
+        (106, 1): ("first_reply", True, False),
+        (107, 1): ("first_reply", False, True),    # waiting since 21:00, 60 s at 21:01
+        (109, 1): ("first_reply", True, False),
+    }
+    elapsed = {(k[1], k[2]): r["elapsed_seconds"] for k, r in sla.items() if k[0] == ORG}
+    assert [elapsed[k] for k in ((101, 1), (102, 1), (103, 1), (104, 1), (105, 1), (107, 1))] == \
+        [90.25, 120.0, 180.0, 1680.0, 1770.0, 60.0]
+    assert sla[(ORG, 104, 1, "Standard")]["sla_ended_at"] == datetime(2026, 10, 29, 16, 30)
+    assert sla[(ORG, 107, 1, "Standard")]["sla_breach_at"] == datetime(2026, 10, 30, 21, 2)
+    assert sla[(OTHER_ORG, 101, 1, "Standard")]["is_breached"] is False   # 45 s
 
 
 def test_fct_conversations_keeps_workspaces_apart(marts):
@@ -509,6 +665,8 @@ def _assert_marts_match_reference(marts_of_org: dict, dataset: dict, org_id: int
     assert_rows_match(marts_of_org["daily"], daily, [c for c in next(iter(daily.values()), {}) if c != "metric_date"])
     assert_rows_match(marts_of_org["agent"], agent, ["agent_name", "conversations_first_responded",
                                                       "first_response_p50_seconds"])
+    replies = reference_reply_breadth(data_messages(dataset, org_id), fct)
+    assert_rows_match(marts_of_org["fct"], replies, REPLY_COLUMNS)
 
 
 def test_marts_match_the_python_reference(built, marts):
@@ -742,6 +900,29 @@ def test_meeting_changes_and_playbook_renames_reach_the_marts_incrementally(buil
     assert incremental == _snapshot(home)
 
 
+def test_marts_built_before_reply_breadth_are_filled_on_the_next_incremental_run(built):
+    """An upgrade needs no --full-refresh: fct and the daily aggregates built before the reply
+    columns existed gain them, filled for every old row, as a full refresh would."""
+    home = copy_of_built(built)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for column in REPLY_COLUMNS:
+            conn.execute(f"alter table marts.fct_conversations drop column {column}")
+        for table in ("agg_daily_metrics", "agg_agent_daily"):
+            for column in DAILY_REPLY_COLUMNS:
+                conn.execute(f"alter table marts.{table} drop column {column}")
+        for model in ("int_drift__replies", "int_drift__business_hours_replies", "int_drift__reply_time_metrics",
+                      "int_drift__agent_activity", "int_drift__touch_resolution", "int_drift__business_hours_calendar"):
+            conn.execute(f"drop table intermediate.{model}")
+
+    target = built["target"]
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts"))
+    upgraded = _snapshot(home)
+    assert upgraded["fct"][(ORG, 103)]["touch_class"] == "multi"
+    assert upgraded["daily"][(ORG, D1)]["reply_time_p90_seconds"] == 156.0
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
+    assert upgraded == _snapshot(home)
+
+
 def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
     """The dataset after a second sync: (new dataset, re-loaded keys, erased keys)."""
     org1 = dataset[ORG]
@@ -833,6 +1014,19 @@ def test_incremental_build_equals_full_refresh(built):
     assert marts_now[OTHER_ORG] == {"fct": {}, "daily": {}, "agent": {}}
     assert (D3, 8) not in marts_now[ORG]["agent"] and marts_now[ORG]["agent"][(D1, 7)]["agent_name"] == "Ada Lovelace"
     assert marts_now[ORG]["fct"][109]["reopen_count"] == 1
+    # Reply breadth follows the changes: 107 got a reply (300 s, Fri 17:00 EDT: after closing);
+    # 109 lost its only reply and agent message, keeps its first close: touch none; 110 is new
+    # (30 s at 09:00 EST).
+    changed_replies = {107: (1, 300.0, 300.0, 300.0, 0.0, 0.0, 1, 0, None),
+                       109: (0, None, None, 0.0, None, None, 0, 0, "none"),
+                       110: (1, 30.0, 30.0, 30.0, 30.0, 30.0, 1, 0, None)}
+    assert_rows_match({cid: marts_now[ORG]["fct"][cid] for cid in changed_replies},
+                      {cid: dict(zip(REPLY_COLUMNS, v)) for cid, v in changed_replies.items()}, REPLY_COLUMNS)
+    # The backlog across 109's reopen (closed 16:00, open again 17:00 on 11-02): back in it at
+    # the end of 11-02 with 102 and 107, and at the end of 11-03 with the new 110 (11-03 is the
+    # newest day now); org 2's only conversation is gone.
+    backlog = {key[1]: row["open_conversations"] for key, row in full["backlog"].items()}
+    assert backlog == {D1: 1, D2: 3, date(2026, 10, 31): 3, date(2026, 11, 1): 3, D3: 3, D4: 4}
 
 
 def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built):
@@ -855,6 +1049,9 @@ def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built):
     assert incremental == _snapshot(home)
     assert incremental["fct"][(ORG, 102)]["first_response_business_seconds"] == 0.0  # 120 s before
     assert incremental["fct"][(ORG, 109)]["first_response_business_seconds"] == 5400.0
+    # the reply times in business hours follow the schedule too (103's replies were on 10-29)
+    assert incremental["fct"][(ORG, 103)]["reply_time_max_business_seconds"] == 0.0
+    assert incremental["fct"][(ORG, 109)]["reply_time_max_business_seconds"] == 5400.0
 
 
 def _snapshot(home: Path) -> dict:
@@ -865,7 +1062,9 @@ def _snapshot(home: Path) -> dict:
             "attribution": ("marts.agg_attribution_daily",
                             ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign")),
             "meetings": ("marts.fct_meetings", ("org_id", "slug")),
-            "playbooks": ("marts.agg_playbook_daily", ("org_id", "metric_date", "playbook_id"))}
+            "playbooks": ("marts.agg_playbook_daily", ("org_id", "metric_date", "playbook_id")),
+            "backlog": ("marts.agg_daily_backlog", ("org_id", "metric_date", "inbox_id")),
+            "sla": ("marts.fct_sla_events", ("org_id", "conversation_id", "turn_number", "sla_policy"))}
     snapshot = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         for name, (table, key) in keys.items():

@@ -22,9 +22,11 @@ from reference_metrics import (
     AGENT_DAILY_COLUMNS,
     DAILY_COLUMNS,
     FCT_COLUMNS,
+    REPLY_COLUMNS,
     reference_agent_daily,
     reference_daily_metrics,
     reference_fct_conversations,
+    reference_reply_breadth,
 )
 
 pytestmark = pytest.mark.slow
@@ -102,6 +104,14 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
 
     fct = rows(f"SELECT {', '.join(FCT_COLUMNS)} FROM marts.fct_conversations", ["conversation_id"])
     _compare(fct, expected, FCT_COLUMNS, "fct_conversations")
+
+    # Reply breadth: an independent walk over the same messages (tests/reference_metrics.py).
+    messages = {c["id"]: world.messages[c["id"]] for c in conversations}
+    replies = rows(f"SELECT conversation_id, {', '.join(REPLY_COLUMNS)} FROM marts.fct_conversations",
+                   ["conversation_id"])
+    _compare(replies, reference_reply_breadth(messages, expected), REPLY_COLUMNS, "fct_conversations replies")
+    assert any(r["agent_switch_count"] > 0 for r in replies.values())
+    assert {r["touch_class"] for r in replies.values()} >= {"one", "two", "multi"}
 
     daily = rows(f"SELECT {', '.join(DAILY_COLUMNS)} FROM marts.agg_daily_metrics", ["metric_date"])
     _compare(daily, reference_daily_metrics(expected), DAILY_COLUMNS, "agg_daily_metrics")

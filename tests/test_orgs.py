@@ -31,7 +31,8 @@ END = SIM_END.replace(tzinfo=None)
 START = END - timedelta(days=2)
 ORG_A, ORG_B, STRANGER = 21000001, 21000002, 21000099
 # fct_meetings joins once the simulator serves meetings: every mart compared here must hold rows.
-MARTS = ("fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily", "agg_playbook_daily")
+MARTS = ("fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily", "agg_playbook_daily",
+         "agg_daily_backlog")
 
 
 @pytest.fixture

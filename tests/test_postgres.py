@@ -7,6 +7,7 @@ skipped with a one-line reason where Debian's postgresql is not installed.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import subprocess
@@ -16,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import psycopg
 import pytest
 
@@ -32,6 +34,7 @@ from drift_pipeline.warehouse.load import transaction, upsert
 from drift_pipeline.warehouse.postgres import connect_postgres
 
 from conftest import SIM_END, mart_rows, query, sync
+from test_dbt_models import FIRST_SYNC, assert_all_passed, base_dataset, dbt, load_raw, raw_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -273,3 +276,64 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
 
     build("run", "--select", "+marts", "--full-refresh")
     _assert_same_marts(_pg_marts(url), incremental)
+
+
+# -- the dbt project itself on Postgres: unit tests, data tests and the marts DuckDB builds -------
+SLA_VARS = json.dumps({"sla_as_of": "2026-10-30 21:01:00", "sla_policies": [
+    {"name": "Standard", "first_reply_seconds": 120, "next_reply_seconds": 60},
+    {"name": "Business", "inbox_ids": [3], "first_reply_seconds": 3600, "next_reply_seconds": 1800,
+     "in_business_hours": True}]})
+
+
+def _postgres_marts(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """mart_rows' shape, read from the Postgres warehouse."""
+    out = {}
+    with psycopg.connect(url) as conn:
+        tables = [t for (t,) in conn.execute("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = 'marts' AND table_type = 'BASE TABLE' ORDER BY 1")]
+        for table in tables:
+            columns = [c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+                "AND table_name = %s ORDER BY ordinal_position", [table]) if not c.startswith("_")]
+            out[table] = (columns, conn.execute(
+                f"SELECT {', '.join(columns)} FROM marts.{table} ORDER BY {', '.join(str(i + 1) for i in range(len(columns)))}"
+            ).fetchall())
+    return out
+
+
+def test_the_dbt_project_on_postgres_passes_its_unit_tests_and_builds_the_duckdb_marts(
+        home, postgres_server, monkeypatch, tmp_path):
+    """`dbt build` on dbt-postgres runs every unit test (the hand-computed expectations) and data
+    test there, and the marts equal DuckDB's on the same raw rows, SLA policies in business hours
+    included."""
+    dataset = base_dataset()
+    duck_home = tmp_path / "duckdb"
+    duck_home.mkdir()
+    with duckdb.connect(str(duck_home / "warehouse.duckdb")) as conn:
+        schema.create_raw_schema(conn)
+        load_raw(conn, dataset, FIRST_SYNC)
+    assert_all_passed(dbt(duck_home, tmp_path / "duck-target", "build", "--vars", SLA_VARS))
+
+    pg_settings = replace(Settings.from_env(), home=home / "pg",
+                          warehouse_url=postgres_server.create_database("drift_dbt"))
+    with connect_postgres(pg_settings.warehouse_url) as conn:
+        tables = {"conversations": schema.CONVERSATIONS, "messages": schema.MESSAGES,
+                  "status_events": schema.STATUS_EVENTS, "users": schema.USERS}
+        for name, rows in raw_rows(dataset, FIRST_SYNC).items():
+            upsert(conn, tables[name], rows)
+    for name, value in dbt_environment(pg_settings).items():
+        monkeypatch.setenv(name, value)
+    pg_run = dbt(pg_settings.home, tmp_path / "pg-target", "build", "--vars", SLA_VARS)
+    assert_all_passed(pg_run)
+    assert any(r["unique_id"].startswith("unit_test.drift_pipeline.fct_sla_events") for r in pg_run.results)
+
+    duck_marts = mart_rows(duck_home / "warehouse.duckdb")
+    pg_marts = _postgres_marts(pg_settings.warehouse_url)
+    assert set(pg_marts) == set(duck_marts) >= {"fct_sla_events", "agg_daily_backlog"}
+    for table, (columns, rows) in duck_marts.items():
+        pg_columns, pg_rows = pg_marts[table]
+        assert pg_columns == columns, table
+        assert len(pg_rows) == len(rows) > 0, table
+        mismatches = [(table, column, a, b) for pg_row, row in zip(pg_rows, rows)
+                      for column, a, b in zip(columns, pg_row, row) if not _same_value(a, b)]
+        assert not mismatches, f"{len(mismatches)} differences, first: {mismatches[:5]}"

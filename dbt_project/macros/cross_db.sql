@@ -130,3 +130,15 @@
   {% set table = load_result('get_columns_in_relation').table %}
   {{ return(sql_convert_columns_in_relation(table)) }}
 {%- endmacro %}
+
+
+{# `timestamp_expr` plus a fractional number of seconds, kept to the microsecond. #}
+{% macro drift_add_seconds(timestamp_expr, seconds_expr) -%}
+    {{ return(adapter.dispatch('drift_add_seconds', 'drift_pipeline')(timestamp_expr, seconds_expr)) }}
+{%- endmacro %}
+{% macro duckdb__drift_add_seconds(timestamp_expr, seconds_expr) -%}
+    (({{ timestamp_expr }}) + to_microseconds(cast(round(({{ seconds_expr }}) * 1000000) as bigint)))
+{%- endmacro %}
+{% macro default__drift_add_seconds(timestamp_expr, seconds_expr) -%}
+    (({{ timestamp_expr }}) + make_interval(secs => round(cast(({{ seconds_expr }}) as numeric), 6)))
+{%- endmacro %}

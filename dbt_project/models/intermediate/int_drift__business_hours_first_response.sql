@@ -108,7 +108,9 @@ business_seconds as (
     select
         org_id,
         conversation_id,
-        sum({{ drift_seconds_between('overlap_starts_at', 'overlap_ends_at') }}) as seconds_in_hours
+        -- whole microseconds: a sum of doubles depends on the order rows arrive in
+        cast(sum(cast(round({{ drift_seconds_between('overlap_starts_at', 'overlap_ends_at') }} * 1000000) as bigint))
+            as {{ drift_type_double() }}) / 1000000.0 as seconds_in_hours
     from overlapping_periods
     group by org_id, conversation_id
 

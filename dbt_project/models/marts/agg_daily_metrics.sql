@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key=['org_id', 'metric_date'],
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         post_hook=["delete from {{ this }} where conversations = 0"]
     )
 }}
@@ -37,6 +37,14 @@ days_to_build as (
 
     {{ drift_changed_days('conversations', 'current_counts', this, 'conversations') }}
 
+    {%- if drift_columns_missing(['reply_time_p50_seconds', 'one_touch_conversations']) == 'true' %}
+    -- built before the reply columns existed: every day again (macros/metrics/columns_missing.sql)
+    union
+
+    select distinct org_id, metric_date
+    from conversations
+    {%- endif %}
+
 ),
 {% else %}
 days_to_build as (
@@ -46,6 +54,37 @@ days_to_build as (
 
 ),
 {% endif %}
+
+-- Reply times are per reply, not per conversation: a day's p50 is over every reply in the
+-- conversations created that day (a long conversation weighs by its replies).
+replies as (
+
+    select
+        conversations.org_id,
+        conversations.metric_date,
+        replies.reply_seconds
+    from {{ ref('int_drift__replies') }} as replies
+    inner join conversations
+        on replies.org_id = conversations.org_id
+        and replies.conversation_id = conversations.conversation_id
+    where replies.reply_seconds is not null
+
+),
+
+daily_replies as (
+
+    select
+        days_to_build.org_id,
+        days_to_build.metric_date,
+        {{ drift_percentile_cont('replies.reply_seconds', 0.5) }} as reply_time_p50_seconds,
+        {{ drift_percentile_cont('replies.reply_seconds', 0.9) }} as reply_time_p90_seconds
+    from days_to_build
+    inner join replies
+        on days_to_build.org_id = replies.org_id
+        and days_to_build.metric_date = replies.metric_date
+    group by days_to_build.org_id, days_to_build.metric_date
+
+),
 
 daily as (
 
@@ -65,6 +104,9 @@ daily as (
             as open_to_close_p50_seconds,
         {{ drift_percentile_cont('conversations.open_to_close_seconds', 0.9) }}
             as open_to_close_p90_seconds,
+        count(case when conversations.touch_class = 'one' then 1 end) as one_touch_conversations,
+        count(case when conversations.touch_class = 'two' then 1 end) as two_touch_conversations,
+        count(case when conversations.touch_class = 'multi' then 1 end) as multi_touch_conversations,
         max(conversations._refreshed_at) as _fct_refreshed_at
     from days_to_build
     left join conversations
@@ -75,8 +117,8 @@ daily as (
 )
 
 select
-    org_id,
-    metric_date,
+    daily.org_id,
+    daily.metric_date,
     cast(conversations as bigint) as conversations,
     cast(responded_conversations as bigint) as responded_conversations,
     first_response_p50_seconds,
@@ -90,5 +132,13 @@ select
     cast(closed_conversations as bigint) as closed_conversations,
     open_to_close_p50_seconds,
     open_to_close_p90_seconds,
+    daily_replies.reply_time_p50_seconds,
+    daily_replies.reply_time_p90_seconds,
+    cast(one_touch_conversations as bigint) as one_touch_conversations,
+    cast(two_touch_conversations as bigint) as two_touch_conversations,
+    cast(multi_touch_conversations as bigint) as multi_touch_conversations,
     _fct_refreshed_at
 from daily
+left join daily_replies
+    on daily.org_id = daily_replies.org_id
+    and daily.metric_date = daily_replies.metric_date

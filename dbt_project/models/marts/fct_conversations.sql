@@ -83,6 +83,24 @@ playbooks as (
 
     select * from {{ ref('int_drift__playbook_names') }}
 
+),
+
+reply_time_metrics as (
+
+    select * from {{ ref('int_drift__reply_time_metrics') }}
+
+),
+
+agent_activity as (
+
+    select * from {{ ref('int_drift__agent_activity') }}
+
+),
+
+touch_resolutions as (
+
+    select * from {{ ref('int_drift__touch_resolution') }}
+
 )
 
 select
@@ -118,6 +136,16 @@ select
     playbooks.playbook_name,
     coalesce(conversation_meetings.meeting_booked, false) as meeting_booked,
     conversation_meetings.first_meeting_scheduled_at,
+    cast(coalesce(reply_time_metrics.agent_reply_count, 0) as bigint) as agent_reply_count,
+    reply_time_metrics.reply_time_p50_seconds,
+    reply_time_metrics.reply_time_max_seconds,
+    cast(coalesce(reply_time_metrics.contact_wait_seconds, 0) as {{ drift_type_double() }})
+        as contact_wait_seconds,
+    reply_time_metrics.reply_time_p50_business_seconds,
+    reply_time_metrics.reply_time_max_business_seconds,
+    cast(coalesce(agent_activity.unique_agent_count, 0) as bigint) as unique_agent_count,
+    cast(coalesce(agent_activity.agent_switch_count, 0) as bigint) as agent_switch_count,
+    touch_resolutions.touch_class,
     conversations.source_synced_at as _source_synced_at,
     {{ drift_run_started_at() }} as _refreshed_at,
     '{{ business_hours_version }}' as _business_hours_version
@@ -146,3 +174,12 @@ left join conversation_meetings
 left join playbooks
     on conversations.org_id = playbooks.org_id
     and conversations.related_playbook_id = playbooks.playbook_id
+left join reply_time_metrics
+    on conversations.org_id = reply_time_metrics.org_id
+    and conversations.conversation_id = reply_time_metrics.conversation_id
+left join agent_activity
+    on conversations.org_id = agent_activity.org_id
+    and conversations.conversation_id = agent_activity.conversation_id
+left join touch_resolutions
+    on conversations.org_id = touch_resolutions.org_id
+    and conversations.conversation_id = touch_resolutions.conversation_id
