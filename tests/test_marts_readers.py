@@ -170,7 +170,7 @@ def test_duckdb_1_4_opens_the_serving_copy_and_reads_every_mart_as_the_pinned_du
                            env=dict(os.environ)).stdout)
     assert theirs.pop("version") == BI_DUCKDB and ours.pop("version") == duckdb.__version__
     assert set(ours) == {"fct_conversations", "agg_daily_metrics", "agg_agent_daily", "agg_attribution_daily",
-                         "fct_meetings", "agg_playbook_daily"}
+                         "fct_meetings", "agg_playbook_daily", "agg_daily_backlog", "fct_sla_events"}
     assert ours["fct_conversations"][0] == len(CONVERSATIONS)
     assert {table: counts[0] for table, counts in theirs.items()} == {table: counts[0] for table, counts in ours.items()}
     assert theirs == ours, "the same rows, value for value"
