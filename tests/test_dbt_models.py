@@ -295,7 +295,8 @@ def raw_rows(dataset: dict, synced_at: datetime) -> dict[str, list[dict]]:
             rows["conversations"].append({
                 "org_id": org_id, "conversation_id": c["id"], "status": c["status"], "contact_id": c["contactId"],
                 "inbox_id": c["inboxId"], "created_at": to_utc_naive(c["createdAt"]),
-                "updated_at": to_utc_naive(c["updatedAt"]), "synced_at": synced_at})
+                "updated_at": to_utc_naive(c["updatedAt"]), "related_playbook_id": c.get("relatedPlaybookId"),
+                "synced_at": synced_at})
             for m in data["messages"].get(c["id"], []):
                 rows["messages"].append({
                     "org_id": org_id, "conversation_id": c["id"], "message_id": m["id"],

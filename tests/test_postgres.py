@@ -333,7 +333,8 @@ def test_the_dbt_project_on_postgres_passes_its_unit_tests_and_builds_the_duckdb
     for table, (columns, rows) in duck_marts.items():
         pg_columns, pg_rows = pg_marts[table]
         assert pg_columns == columns, table
-        assert len(pg_rows) == len(rows) > 0, table
+        # (this dataset books no meeting: fct_meetings is empty on both; the meetings test above has them)
+        assert len(pg_rows) == len(rows) and (rows or table == "fct_meetings"), table
         mismatches = [(table, column, a, b) for pg_row, row in zip(pg_rows, rows)
                       for column, a, b in zip(columns, pg_row, row) if not _same_value(a, b)]
         assert not mismatches, f"{len(mismatches)} differences, first: {mismatches[:5]}"
