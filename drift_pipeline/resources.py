@@ -152,3 +152,9 @@ def warehouse_connection(duckdb) -> Iterator:
     with duckdb.get_connection() as conn:
         create_raw_schema(conn)
         yield conn
+
+
+def measure(duckdb, query):
+    """`query(conn)` on a warehouse connection (what an asset check counts)."""
+    with warehouse_connection(duckdb) as conn:
+        return query(conn)

@@ -23,7 +23,7 @@ from drift_pipeline.drift.errors import DriftConfigError
 from drift_pipeline.drift.orgs import OrgClients, missing_tokens_reason
 from drift_pipeline.ingest.sync import ConversationSync, SyncStats
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, range_label, single_run
-from drift_pipeline.resources import DriftApiResource, WarehouseResource, warehouse_connection
+from drift_pipeline.resources import DriftApiResource, WarehouseResource, measure, warehouse_connection
 from drift_pipeline.warehouse import checks
 
 RAW_GROUP = "drift_raw"
@@ -193,26 +193,21 @@ def _summary_markdown(stats: SyncStats) -> str:
 
 
 # -- asset checks --------------------------------------------------------------------------
-def _measure(duckdb: WarehouseResource, query):
-    with warehouse_connection(duckdb) as conn:
-        return query(conn)
-
-
 @asset_check(asset=raw_key("conversations"), description="No conversation key appears twice.")
 def conversations_unique(duckdb: WarehouseResource) -> AssetCheckResult:
-    dupes = _measure(duckdb, checks.duplicate_conversation_keys)
+    dupes = measure(duckdb, checks.duplicate_conversation_keys)
     return AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
 
 
 @asset_check(asset=raw_key("messages"), description="No message key appears twice.")
 def messages_unique(duckdb: WarehouseResource) -> AssetCheckResult:
-    dupes = _measure(duckdb, checks.duplicate_message_keys)
+    dupes = measure(duckdb, checks.duplicate_message_keys)
     return AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
 
 
 @asset_check(asset=raw_key("messages"), description="Every message belongs to a stored conversation.")
 def messages_have_conversation(duckdb: WarehouseResource) -> AssetCheckResult:
-    orphans = _measure(duckdb, checks.orphan_messages)
+    orphans = measure(duckdb, checks.orphan_messages)
     return AssetCheckResult(passed=orphans == 0, metadata={"orphan_messages": orphans})
 
 
@@ -220,7 +215,7 @@ def messages_have_conversation(duckdb: WarehouseResource) -> AssetCheckResult:
              description="The newest conversation update is recent (warns after 36 hours).")
 def conversations_fresh(duckdb: WarehouseResource) -> AssetCheckResult:
     # The clock is read here, not in SQL: naive UTC timestamps subtract alike on both engines.
-    newest = _measure(duckdb, checks.newest_conversation_update)
+    newest = measure(duckdb, checks.newest_conversation_update)
     lag_hours = None if newest is None else (
         datetime.now(timezone.utc).replace(tzinfo=None) - newest).total_seconds() / 3600
     passed = lag_hours is not None and lag_hours <= 36

@@ -30,7 +30,7 @@ from drift_pipeline.drift.errors import DriftMissingScope
 from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.ingest.streams import StreamStats, sync_accounts, sync_meetings, sync_playbooks
 from drift_pipeline.partitions import single_run
-from drift_pipeline.resources import DriftApiResource, WarehouseResource, warehouse_connection
+from drift_pipeline.resources import DriftApiResource, WarehouseResource, measure, warehouse_connection
 from drift_pipeline.warehouse import streams as stream_checks
 
 # Stream -> the raw tables it fills, in the order a run reads them: the short lists first, so
@@ -143,21 +143,16 @@ def drift_streams(context: AssetExecutionContext, drift: DriftApiResource, duckd
             metadata={"missing_scope": scope if missing else "", "orgs_skipped": len(missing)})
 
 
-def _measure(duckdb: WarehouseResource, query):
-    with warehouse_connection(duckdb) as conn:
-        return query(conn)
-
-
 @asset_check(asset=raw_key("meeting_changes"),
              description="Every meeting's stored state (slug, updated_at) is recorded as a change.")
 def meeting_states_recorded(duckdb: WarehouseResource) -> AssetCheckResult:
-    missing = _measure(duckdb, stream_checks.unrecorded_meeting_states)
+    missing = measure(duckdb, stream_checks.unrecorded_meeting_states)
     return AssetCheckResult(passed=missing == 0, metadata={"unrecorded_states": missing})
 
 
 @asset_check(asset=raw_key("playbook_goals_defined"), description="Every defined goal belongs to a stored playbook.")
 def playbook_goals_have_playbook(duckdb: WarehouseResource) -> AssetCheckResult:
-    orphans = _measure(duckdb, stream_checks.orphan_playbook_goals)
+    orphans = measure(duckdb, stream_checks.orphan_playbook_goals)
     return AssetCheckResult(passed=orphans == 0, metadata={"orphan_goals": orphans})
 
 

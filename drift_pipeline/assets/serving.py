@@ -37,20 +37,25 @@ def _warehouse_counts(settings, tables) -> dict[str, int]:
         return {name: conn.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0] for name in tables}
 
 
+def _serving_asset(key: AssetKey, deps, description: str, check_name: str, check_description: str):
+    """One serving asset with its one check. A one-spec multi-asset: @asset flags
+    backfill_policy as beta with a warning on every import, and Dagster's CLI takes a
+    --partition-range only over assets that all have it."""
+    return multi_asset(specs=[AssetSpec(key, deps=deps, group_name=SERVING_GROUP, description=description)],
+                       backfill_policy=single_run, name="__".join(key.path),
+                       check_specs=[AssetCheckSpec(check_name, asset=key, description=check_description)])
+
+
 def build_serving_assets(dbt_assets_def, publish_dbt_docs) -> list:
     """The serving copy (after every mart), the report (from the copy) and the dbt docs (after
     every model). `publish_dbt_docs(context, dbt, settings)` generates and publishes the docs."""
     marts = sorted((key for key in dbt_assets_def.keys if key.path[0] == "marts"), key=lambda k: k.path)
     models = sorted(dbt_assets_def.keys, key=lambda k: k.path)
 
-    # One-spec multi-assets: @asset flags backfill_policy as beta with a warning on every import,
-    # and Dagster's CLI takes a --partition-range only over assets that all have it.
-    @multi_asset(specs=[AssetSpec(SERVING_COPY_KEY, deps=marts, group_name=SERVING_GROUP,
-                                  description="serving/analytics.duckdb and serving/parquet/: the marts for analysts "
-                                              "and BI tools, replaced atomically (a reader never blocks the pipeline).")],
-                 backfill_policy=single_run, name="serving__analytics",
-                 check_specs=[AssetCheckSpec("serving_copy_matches_marts", asset=SERVING_COPY_KEY,
-                                       description="Every mart is in the serving copy with the warehouse's row count.")])
+    @_serving_asset(SERVING_COPY_KEY, marts,
+                    "serving/analytics.duckdb and serving/parquet/: the marts for analysts and BI tools, "
+                    "replaced atomically (a reader never blocks the pipeline).",
+                    "serving_copy_matches_marts", "Every mart is in the serving copy with the warehouse's row count.")
     def serving_analytics(context: AssetExecutionContext, drift: DriftApiResource):
         settings = drift.settings()
         started = time.time()
@@ -75,12 +80,9 @@ def build_serving_assets(dbt_assets_def, publish_dbt_docs) -> list:
                           "differing": MetadataValue.json({k: list(v) for k, v in differing.items()})})],
         )
 
-    @multi_asset(specs=[AssetSpec(REPORT_KEY, deps=[SERVING_COPY_KEY], group_name=SERVING_GROUP,
-                                  description="serving/report.html: the marts' charts in one offline file, drawn "
-                                              "from the serving copy.")],
-                 backfill_policy=single_run, name="serving__report",
-                 check_specs=[AssetCheckSpec("report_has_charts", asset=REPORT_KEY,
-                                       description="The report was written and draws at least one chart.")])
+    @_serving_asset(REPORT_KEY, [SERVING_COPY_KEY],
+                    "serving/report.html: the marts' charts in one offline file, drawn from the serving copy.",
+                    "report_has_charts", "The report was written and draws at least one chart.")
     def serving_report(context: AssetExecutionContext, drift: DriftApiResource):
         settings = drift.settings()
         serving_db = settings.serving_dir / SERVING_DB
@@ -93,12 +95,10 @@ def build_serving_assets(dbt_assets_def, publish_dbt_docs) -> list:
                                             metadata={"charts": MetadataValue.int(report["charts"])})],
         )
 
-    @multi_asset(specs=[AssetSpec(DBT_DOCS_KEY, deps=models, group_name=SERVING_GROUP,
-                                  description="serving/dbt-docs/: dbt's documentation site of the models "
-                                              "(regenerated when the project, its sources or dbt changed).")],
-                 backfill_policy=single_run, name="serving__dbt_docs",
-                 check_specs=[AssetCheckSpec("dbt_docs_complete", asset=DBT_DOCS_KEY,
-                                       description="index.html, manifest.json and catalog.json are published.")])
+    @_serving_asset(DBT_DOCS_KEY, models,
+                    "serving/dbt-docs/: dbt's documentation site of the models (regenerated when the project, "
+                    "its sources or dbt changed).",
+                    "dbt_docs_complete", "index.html, manifest.json and catalog.json are published.")
     def serving_dbt_docs(context: AssetExecutionContext, dbt: DbtCliResource, drift: DriftApiResource):
         settings = drift.settings()
         folder = publish_dbt_docs(context, dbt, settings)

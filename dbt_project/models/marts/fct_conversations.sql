@@ -101,6 +101,53 @@ touch_resolutions as (
 
     select * from {{ ref('int_drift__touch_resolution') }}
 
+),
+
+-- The attribution, meeting and reply-breadth parts joined on their own, materialized before
+-- the rest: DuckDB probes every hash table of one join chain together, and a chain of eleven
+-- ran out of memory at 1M conversations under the default 2GB (it cannot spill what it probes).
+breadth as materialized (
+
+    select
+        conversations.org_id,
+        conversations.conversation_id,
+        first_touches.utm_source,
+        first_touches.utm_medium,
+        first_touches.utm_campaign,
+        first_touches.landing_page,
+        playbooks.playbook_name,
+        coalesce(conversation_meetings.meeting_booked, false) as meeting_booked,
+        conversation_meetings.first_meeting_scheduled_at,
+        cast(coalesce(reply_time_metrics.agent_reply_count, 0) as bigint) as agent_reply_count,
+        reply_time_metrics.reply_time_p50_seconds,
+        reply_time_metrics.reply_time_max_seconds,
+        cast(coalesce(reply_time_metrics.contact_wait_seconds, 0) as {{ drift_type_double() }})
+            as contact_wait_seconds,
+        reply_time_metrics.reply_time_p50_business_seconds,
+        reply_time_metrics.reply_time_max_business_seconds,
+        cast(coalesce(agent_activity.unique_agent_count, 0) as bigint) as unique_agent_count,
+        cast(coalesce(agent_activity.agent_switch_count, 0) as bigint) as agent_switch_count,
+        touch_resolutions.touch_class
+    from conversations
+    left join first_touches
+        on conversations.org_id = first_touches.org_id
+        and conversations.conversation_id = first_touches.conversation_id
+    left join conversation_meetings
+        on conversations.org_id = conversation_meetings.org_id
+        and conversations.conversation_id = conversation_meetings.conversation_id
+    left join playbooks
+        on conversations.org_id = playbooks.org_id
+        and conversations.related_playbook_id = playbooks.playbook_id
+    left join reply_time_metrics
+        on conversations.org_id = reply_time_metrics.org_id
+        and conversations.conversation_id = reply_time_metrics.conversation_id
+    left join agent_activity
+        on conversations.org_id = agent_activity.org_id
+        and conversations.conversation_id = agent_activity.conversation_id
+    left join touch_resolutions
+        on conversations.org_id = touch_resolutions.org_id
+        and conversations.conversation_id = touch_resolutions.conversation_id
+
 )
 
 select
@@ -128,24 +175,23 @@ select
     cast(coalesce(message_counts.contact_message_count, 0) as bigint) as contact_message_count,
     cast(coalesce(message_counts.agent_message_count, 0) as bigint) as agent_message_count,
     cast(coalesce(message_counts.bot_message_count, 0) as bigint) as bot_message_count,
-    first_touches.utm_source,
-    first_touches.utm_medium,
-    first_touches.utm_campaign,
-    first_touches.landing_page,
+    breadth.utm_source,
+    breadth.utm_medium,
+    breadth.utm_campaign,
+    breadth.landing_page,
     conversations.related_playbook_id as playbook_id,
-    playbooks.playbook_name,
-    coalesce(conversation_meetings.meeting_booked, false) as meeting_booked,
-    conversation_meetings.first_meeting_scheduled_at,
-    cast(coalesce(reply_time_metrics.agent_reply_count, 0) as bigint) as agent_reply_count,
-    reply_time_metrics.reply_time_p50_seconds,
-    reply_time_metrics.reply_time_max_seconds,
-    cast(coalesce(reply_time_metrics.contact_wait_seconds, 0) as {{ drift_type_double() }})
-        as contact_wait_seconds,
-    reply_time_metrics.reply_time_p50_business_seconds,
-    reply_time_metrics.reply_time_max_business_seconds,
-    cast(coalesce(agent_activity.unique_agent_count, 0) as bigint) as unique_agent_count,
-    cast(coalesce(agent_activity.agent_switch_count, 0) as bigint) as agent_switch_count,
-    touch_resolutions.touch_class,
+    breadth.playbook_name,
+    breadth.meeting_booked,
+    breadth.first_meeting_scheduled_at,
+    breadth.agent_reply_count,
+    breadth.reply_time_p50_seconds,
+    breadth.reply_time_max_seconds,
+    breadth.contact_wait_seconds,
+    breadth.reply_time_p50_business_seconds,
+    breadth.reply_time_max_business_seconds,
+    breadth.unique_agent_count,
+    breadth.agent_switch_count,
+    breadth.touch_class,
     conversations.source_synced_at as _source_synced_at,
     {{ drift_run_started_at() }} as _refreshed_at,
     '{{ business_hours_version }}' as _business_hours_version
@@ -165,21 +211,6 @@ left join close_times
 left join message_counts
     on conversations.org_id = message_counts.org_id
     and conversations.conversation_id = message_counts.conversation_id
-left join first_touches
-    on conversations.org_id = first_touches.org_id
-    and conversations.conversation_id = first_touches.conversation_id
-left join conversation_meetings
-    on conversations.org_id = conversation_meetings.org_id
-    and conversations.conversation_id = conversation_meetings.conversation_id
-left join playbooks
-    on conversations.org_id = playbooks.org_id
-    and conversations.related_playbook_id = playbooks.playbook_id
-left join reply_time_metrics
-    on conversations.org_id = reply_time_metrics.org_id
-    and conversations.conversation_id = reply_time_metrics.conversation_id
-left join agent_activity
-    on conversations.org_id = agent_activity.org_id
-    and conversations.conversation_id = agent_activity.conversation_id
-left join touch_resolutions
-    on conversations.org_id = touch_resolutions.org_id
-    and conversations.conversation_id = touch_resolutions.conversation_id
+left join breadth
+    on conversations.org_id = breadth.org_id
+    and conversations.conversation_id = breadth.conversation_id
