@@ -543,11 +543,14 @@ def svg_data_uri(svg: str) -> str:
 
 
 def headline_charts_markdown(settings: Settings, serving_db: Path) -> str:
-    """The report's headline charts as Markdown images (Dagster asset metadata)."""
+    """The report's headline charts and playbook funnel as Markdown images (Dagster asset metadata)."""
     reports = _read(settings, serving_db)
     parts = []
     for report in reports:
         if len(reports) > 1:
             parts.append(f"**Workspace {report.org_id}**")
-        parts += [f"![{name}]({svg_data_uri(svg)})" for name, svg in headline_charts(report).items()]
+        # The report's headline charts and its playbook funnel and meetings per week: what the
+        # report asset shows in the UI is what the report shows.
+        charts = {**headline_charts(report), **meeting_charts(report)}
+        parts += [f"![{name}]({svg_data_uri(svg)})" for name, svg in charts.items()]
     return "\n\n".join(parts) or "No conversations yet."

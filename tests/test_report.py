@@ -200,7 +200,9 @@ def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
 
 def test_headline_charts_for_the_dagster_ui_are_markdown_images(serving_copy):
     markdown = headline_charts_markdown(settings_for(serving_copy), serving_copy)
-    assert markdown.count("](data:image/svg+xml;base64,") == 4
+    # The four headline charts, the playbook funnel and the meetings per week.
+    assert markdown.count("](data:image/svg+xml;base64,") == 6
+    assert "![playbook_funnel](" in markdown and "![meetings_per_week](" in markdown
 
 
 def test_a_serving_copy_without_the_attribution_mart_names_the_fix(serving_copy, tmp_path):

@@ -90,7 +90,7 @@ def build_serving_assets(dbt_assets_def, publish_dbt_docs) -> list:
         return MaterializeResult(
             metadata={"path": MetadataValue.path(report["path"]), "bytes": MetadataValue.int(report["bytes"]),
                       "charts": MetadataValue.int(report["charts"]),
-                      "headline charts": MetadataValue.md(headline_charts_markdown(settings, serving_db))},
+                      "headline charts and playbook funnel": MetadataValue.md(headline_charts_markdown(settings, serving_db))},
             check_results=[AssetCheckResult(check_name="report_has_charts", passed=report["charts"] > 0,
                                             metadata={"charts": MetadataValue.int(report["charts"])})],
         )
