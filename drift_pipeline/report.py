@@ -62,6 +62,13 @@ class OrgReport:
     meeting_weeks: list[date] = field(default_factory=list)  # Mondays (UTC) of the weeks with bookings
     meetings_per_week: list[int] = field(default_factory=list)  # booked that week, not cancelled since
     chat_meetings_per_week: list[int] = field(default_factory=list)  # of those, booked in a conversation
+    # Service (per report day): every reply's time, p50/p90 in minutes; open conversations at the
+    # day's end (all inboxes); SLA applications decided that day (breached, or met and over) and
+    # the breached share of them in %.
+    reply_p50_min: list[float | None] = field(default_factory=list)
+    reply_p90_min: list[float | None] = field(default_factory=list)
+    backlog_open: list[int | None] = field(default_factory=list)
+    sla_breach_pct: list[float | None] = field(default_factory=list)
 
 
 # --- numbers to axes ------------------------------------------------------------------------
@@ -354,6 +361,8 @@ def org_section(report: OrgReport, with_heading: bool) -> str:
     parts.append(f"<figure>{source_chart}</figure>")
     parts.append(html_table(["source", "conversations", "responded %", "handoff %"], sources)
                  if sources else "<p>No conversations yet.</p>")
+    parts.append("<h3>Service: replies, backlog, SLAs</h3>")
+    parts += [f"<figure>{svg}</figure>" for svg in service_charts(report).values()]
     parts.append("<h3>Playbooks and meetings</h3>")
     parts += [f"<figure>{svg}</figure>" for svg in meeting_charts(report).values()]
     parts.append(html_table(["playbook", "conversations", "engaged", "handed off", "meetings booked",
@@ -363,6 +372,20 @@ def org_section(report: OrgReport, with_heading: bool) -> str:
 
 
 FUNNEL_STAGES = ("conversations", "engaged", "handed off", "meeting booked")
+
+
+def service_charts(report: OrgReport) -> dict[str, str]:
+    """Reply time (every reply, not only the first), the backlog at each day's end and the SLA
+    breach rate, per report day."""
+    labels = _day_labels(report.days)
+    return {
+        "reply_time": line_chart("Reply time, every reply (minutes)", labels,
+                                 [("p50", report.reply_p50_min), ("p90", report.reply_p90_min)], "minutes"),
+        "backlog": bar_chart("Backlog: open conversations at day end", labels, report.backlog_open,
+                             "conversations"),
+        "sla_breaches": line_chart("SLA breach rate (%)", labels, [("breached", report.sla_breach_pct)],
+                                   "% of SLA applications decided that day"),
+    }
 
 
 def meeting_charts(report: OrgReport) -> dict[str, str]:
@@ -475,8 +498,37 @@ def load_report_data(conn: duckdb.DuckDBPyConnection, days: int = REPORT_DAYS) -
                 WHERE org_id = ? AND metric_date >= ?
                 GROUP BY 1 ORDER BY 2 DESC, 1""", [org_id, since]).fetchall()]
         _load_playbooks_and_meetings(conn, report, since)
+        _load_service(conn, report)
         reports.append(report)
     return reports
+
+
+def _load_service(conn: duckdb.DuckDBPyConnection, report: OrgReport) -> None:
+    """Reply time per day (agg_daily_metrics), the backlog at each day's end (agg_daily_backlog,
+    every inbox together) and the SLA breach rate (fct_sla_events, by the day each application
+    was decided: its breach, or its end when met; running ones are not decided yet)."""
+    org_id, days = report.org_id, report.days
+    if not days:
+        return
+    replies = {day: (p50, p90) for day, p50, p90 in conn.execute("""
+        SELECT metric_date, reply_time_p50_seconds, reply_time_p90_seconds FROM marts.agg_daily_metrics
+        WHERE org_id = ? AND metric_date BETWEEN ? AND ?""", [org_id, days[0], days[-1]]).fetchall()}
+    backlog = dict(conn.execute("""
+        SELECT metric_date, sum(open_conversations) FROM marts.agg_daily_backlog
+        WHERE org_id = ? AND metric_date BETWEEN ? AND ? GROUP BY 1""", [org_id, days[0], days[-1]]).fetchall())
+    breaches = dict(conn.execute("""
+        SELECT cast(CASE WHEN is_breached THEN sla_breach_at ELSE sla_ended_at END AS DATE) AS decided_on,
+               100.0 * count(*) FILTER (WHERE is_breached) / count(*)
+        FROM marts.fct_sla_events
+        WHERE org_id = ? AND NOT is_active AND (is_breached OR sla_ended_at IS NOT NULL)
+        GROUP BY 1""", [org_id]).fetchall())
+    for day in days:
+        p50, p90 = replies.get(day, (None, None))
+        report.reply_p50_min.append(_minutes(p50))
+        report.reply_p90_min.append(_minutes(p90))
+        report.backlog_open.append(int(backlog[day]) if day in backlog else 0)
+        rate = breaches.get(day)
+        report.sla_breach_pct.append(None if rate is None else round(rate, 1))
 
 
 def _load_playbooks_and_meetings(conn: duckdb.DuckDBPyConnection, report: OrgReport, since: date) -> None:

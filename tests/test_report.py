@@ -28,9 +28,9 @@ from drift_pipeline.settings import Settings
 
 FIRST_DAY = date(2026, 11, 2)  # a Monday
 DAYS = 14
-# Charts in the page: four headline charts, the heatmap, conversations by source, the playbook
-# funnel, meetings per week.
-CHART_COUNT = 8
+# Charts in the page: four headline charts, the heatmap, conversations by source, reply time,
+# backlog, SLA breach rate, the playbook funnel, meetings per week.
+CHART_COUNT = 11
 
 
 def build_serving_copy(path: Path) -> None:
@@ -47,7 +47,12 @@ def build_serving_copy(path: Path) -> None:
         first_response_seconds DOUBLE, first_response_business_seconds DOUBLE)""")
     conn.execute("""CREATE TABLE marts.agg_daily_metrics (org_id BIGINT, metric_date DATE,
         conversations BIGINT, first_response_p50_seconds DOUBLE, first_response_p90_seconds DOUBLE,
-        handoff_rate DOUBLE, open_to_close_p50_seconds DOUBLE)""")
+        handoff_rate DOUBLE, open_to_close_p50_seconds DOUBLE, reply_time_p50_seconds DOUBLE,
+        reply_time_p90_seconds DOUBLE)""")
+    conn.execute("""CREATE TABLE marts.agg_daily_backlog (org_id BIGINT, metric_date DATE, inbox_id BIGINT,
+        open_conversations BIGINT)""")
+    conn.execute("""CREATE TABLE marts.fct_sla_events (org_id BIGINT, sla_breach_at TIMESTAMP,
+        sla_ended_at TIMESTAMP, is_breached BOOLEAN, is_active BOOLEAN)""")
     conn.execute("""CREATE TABLE marts.agg_agent_daily (org_id BIGINT, metric_date DATE,
         user_id BIGINT, agent_name VARCHAR)""")
     conn.execute("""CREATE TABLE marts.agg_attribution_daily (org_id BIGINT, metric_date DATE,
@@ -71,9 +76,19 @@ def build_serving_copy(path: Path) -> None:
             seconds = 60.0 * (1 + started.hour % 5)
             conn.execute("INSERT INTO marts.fct_conversations VALUES (1, ?, ?, ?, ?, ?, ?)",
                          [conversation_id, started, started, 7 + n % 2, seconds, seconds / 2])
-        conn.execute("INSERT INTO marts.agg_daily_metrics VALUES (1, ?, ?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO marts.agg_daily_metrics VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [day, 10 + i, 120.0 + 10 * i, 300.0 + 20 * i, None if i == 3 else 0.2 + i / 50,
-                      3600.0 * (2 + i % 4)])
+                      3600.0 * (2 + i % 4), 90.0 + 6 * i, 240.0 + 12 * i])
+        # Backlog: inbox 3 holds i open conversations at the day's end, inbox 4 two.
+        conn.execute("INSERT INTO marts.agg_daily_backlog VALUES (1, ?, 3, ?), (1, ?, 4, 2)", [day, i, day])
+        # SLAs: each day one breach (decided at its breach), and i % 3 + 1 met (decided at their
+        # reply; their deadline the next day must not count), and one still running.
+        noon = datetime.combine(day, datetime.min.time()) + timedelta(hours=12)
+        conn.execute("INSERT INTO marts.fct_sla_events VALUES (1, ?, NULL, true, false)", [noon])
+        for _ in range(i % 3 + 1):
+            conn.execute("INSERT INTO marts.fct_sla_events VALUES (1, ?, ?, false, false)",
+                         [noon + timedelta(days=1), noon])
+        conn.execute("INSERT INTO marts.fct_sla_events VALUES (1, ?, NULL, false, true)", [noon])
         conn.execute("INSERT INTO marts.agg_agent_daily VALUES (1, ?, 7, 'Ada'), (1, ?, 8, 'Grace')",
                      [day, day])
         conn.execute("INSERT INTO marts.agg_playbook_daily VALUES (1, ?, 1, 'Pricing page', 4, 3, 2, 1), "
@@ -179,6 +194,18 @@ def test_playbooks_and_meetings_come_from_their_marts(serving_copy):
     assert report.chat_meetings_per_week == [2, 0, 0, 1]
 
 
+def test_reply_time_backlog_and_sla_breaches_come_from_their_marts(serving_copy):
+    with duckdb.connect(str(serving_copy), read_only=True) as conn:
+        [report] = load_report_data(conn)
+    # Day i: reply p50 90 + 6i s, p90 240 + 12i s, in minutes.
+    assert report.reply_p50_min[:2] == [1.5, 1.6] and report.reply_p90_min[:2] == [4.0, 4.2]
+    # Every inbox together: i + 2 open at day i's end.
+    assert report.backlog_open[:4] == [2, 3, 4, 5]
+    # Day 0 decides its breach and its 1 met reply (its deadline the next day does not move it)
+    # and day 1 its breach and 2 met: 50% and 33.3%; day 2: 1 of 4; running ones are left out.
+    assert report.sla_breach_pct[:3] == [50.0, 33.3, 25.0]
+
+
 def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
     target = tmp_path / "report.html"
     result = write_report(settings_for(serving_copy), serving_copy, target)
@@ -194,7 +221,9 @@ def test_the_page_is_self_contained_with_every_chart(serving_copy, tmp_path):
                   "Open to close, median (hours)", "Median first response by weekday and hour",
                   "Conversations by first-touch source", "Agents: first responses",
                   "Playbook funnel (conversations started by a playbook)",
-                  "Meetings booked per week", "meetings (not cancelled)", "playbook 2 (never listed)"):
+                  "Meetings booked per week", "meetings (not cancelled)", "playbook 2 (never listed)",
+                  "Reply time, every reply (minutes)", "Backlog: open conversations at day end",
+                  "SLA breach rate (%)"):
         assert title in page
 
 
@@ -253,7 +282,7 @@ def test_publish_rewrites_only_the_parquet_files_of_marts_that_changed(tmp_path)
     settings.ensure_dirs()
     build_serving_copy(settings.warehouse_path)
     first = publish(settings)
-    assert len(first["parquet_written"]) == 6 and first["parquet_unchanged"] == []
+    assert len(first["parquet_written"]) == 8 and first["parquet_unchanged"] == []
 
     assert publish(settings)["parquet_unchanged"] == sorted(first["tables"]), "nothing changed, nothing rewritten"
     with duckdb.connect(str(settings.warehouse_path)) as conn:
