@@ -49,14 +49,9 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
     check_day_range(settings.history_start, start, end)
     if (full_refresh or full_tests) and not with_dbt:
         raise UsageError("--full-refresh and --full-tests apply to dbt: drop --no-dbt")
-    ensure_dagster_home(settings)
-    # The module's definitions were built from the environment; build again only for others.
-    defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
-
     last = end - timedelta(days=1)
     # The raw assets with their checks (duplicate keys, orphans, freshness), and the dbt models
     # with theirs unless --no-dbt: a CLI sync checks what a scheduled run checks.
-    assets = list(defs.assets) + list(defs.asset_checks or [])
     selection = SYNC_SELECTION if with_dbt else AssetSelection.groups(RAW_GROUP)
     tags = {
         "dagster/asset_partition_range_start": start.isoformat(),
@@ -67,24 +62,31 @@ def materialize_days(settings: Settings, start: date, end: date, *, with_dbt: bo
         tags[FULL_WINDOW_TAG] = "true"
     if org_id is not None:
         tags[ORG_TAG] = str(org_id)
+    dbt_config = {"full_refresh": full_refresh, "full_tests": full_tests} if with_dbt else None
+    return _materialize(settings, selection, tags, dbt_config, "last_sync", log_level)
+
+
+def _materialize(settings: Settings, selection, tags: dict, dbt_config: dict | None, log_name: str,
+                 log_level: str):
+    """One in-process Dagster run of `selection` (the dbt asset with `dbt_config`), recorded in
+    the home's instance; dbt's own output goes to `logs/<log_name>.log` unless asked for (-v):
+    the run's events are in Dagster. Raises `RunFailed` naming the step and its root cause."""
+    ensure_dagster_home(settings)
+    # The module's definitions were built from the environment; build again only for others.
+    defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
+    assets = list(defs.assets) + list(defs.asset_checks or [])
     quiet = log_level not in ("DEBUG", "INFO")
-    # dbt's own output goes to a file unless asked for (-v): the run's events are in Dagster.
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if dbt_config is not None:
+        run_config["ops"] = {DBT_ASSET_OP: {"config": dbt_config}}
     with DagsterInstance.get() as instance, \
-            (dbt_output_to_file(settings, "last_sync") if quiet else contextlib.nullcontext()):
-        result = materialize(
-            assets,
-            instance=instance,
-            resources=defs.resources,
-            tags=tags,
-            selection=selection,
-            raise_on_error=False,
-            run_config={
-                "loggers": {"console": {"config": {"log_level": log_level}}},
-                **({"ops": {DBT_ASSET_OP: {"config": {"full_refresh": full_refresh, "full_tests": full_tests}}}}
-                   if with_dbt else {}),
-            },
-        )
-    _raise_unless_success(result)
+            (dbt_output_to_file(settings, log_name) if quiet else contextlib.nullcontext()):
+        result = materialize(assets, instance=instance, resources=defs.resources, tags=tags, selection=selection,
+                             raise_on_error=False, run_config=run_config)
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        reason = _root_cause(failure.step_failure_data.error) if failure else "see the Dagster run"
+        raise RunFailed(f"run {result.run_id} failed in {failure.step_key if failure else '?'}: {reason}")
     return result
 
 
@@ -97,27 +99,8 @@ def refresh_marts(settings: Settings, *, reason: str = "cli", log_level: str = "
     """Refresh the marts' affected rows and republish, as one Dagster run in this process: the
     only way the marts are built outside a sync (the webhook sensor launches the same assets).
     Raises `RunFailed` naming the step and dbt's first error."""
-    ensure_dagster_home(settings)
-    defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
-    assets = list(defs.assets) + list(defs.asset_checks or [])
-    quiet = log_level not in ("DEBUG", "INFO")
-    with DagsterInstance.get() as instance, \
-            (dbt_output_to_file(settings, "last_marts_refresh") if quiet else contextlib.nullcontext()):
-        result = materialize(
-            assets, instance=instance, resources=defs.resources, selection=REFRESH_SELECTION,
-            tags={"drift/trigger": reason}, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
-                        "ops": {DBT_ASSET_OP: {"config": dict(REFRESH_CONFIG)}}},
-        )
-    _raise_unless_success(result)
-    return result
-
-
-def _raise_unless_success(result) -> None:
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        reason = _root_cause(failure.step_failure_data.error) if failure else "see the Dagster run"
-        raise RunFailed(f"run {result.run_id} failed in {failure.step_key if failure else '?'}: {reason}")
+    return _materialize(settings, REFRESH_SELECTION, {"drift/trigger": reason}, dict(REFRESH_CONFIG),
+                        "last_marts_refresh", log_level)
 
 
 def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:
