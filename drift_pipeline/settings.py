@@ -126,6 +126,19 @@ def _postgres_url(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _env_text(value) -> str | None:
+    """A setting's value as its environment variable's text (what `Settings.from_env` parses)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return ",".join(value) or None
+    return str(value)
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     """One setting: the `Settings` field it fills, its environment variable, what it means and
@@ -275,22 +288,9 @@ class Settings:
 
     def as_env(self) -> dict[str, str]:
         """These settings as the environment that reads back as them
-        (`Settings.from_env(s.as_env()) == s`): how a resource carries them as plain values."""
-        values = {
-            "home": str(self.home), "api_base_url": self.api_base_url,
-            "access_token": self.access_token, "client_id": self.client_id,
-            "client_secret": self.client_secret, "refresh_token": self.refresh_token,
-            "webhook_token": self.webhook_token, "token_key": self.token_key, "pii_salt": self.pii_salt,
-            "max_concurrency": str(self.max_concurrency), "overlap_minutes": str(self.overlap_minutes),
-            "duckdb_memory_limit": self.duckdb_memory_limit, "duckdb_threads": str(self.duckdb_threads),
-            "publish_transcripts": "1" if self.publish_transcripts else "0",
-            "serving_storage_version": self.serving_storage_version,
-            "retention_days": str(self.retention_days) if self.retention_days else None,
-            "history_start": self.history_start.isoformat(),
-            "widget_secret": self.widget_secret, "widget_origins": ",".join(self.widget_origins) or None,
-            "warehouse_url": self.warehouse_url, "dagster_pg_url": self.dagster_pg_url,
-        }
-        return {ENV_NAMES[name]: value for name, value in values.items() if value is not None}
+        (`Settings.from_env(s.as_env()) == s`): how a resource carries them as plain values.
+        Unset values (None, an empty list of origins) are left out."""
+        return {spec.env: text for spec in SETTINGS if (text := _env_text(getattr(self, spec.field))) is not None}
 
     @property
     def warehouse_on_postgres(self) -> bool:
