@@ -28,6 +28,10 @@ from drift_pipeline.webhooks.receiver import create_app
 
 SIM_END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 
+# Hypothesis keeps its example database and caches in ./.hypothesis by default: in the checkout.
+# Read when it first writes, so set before any test runs; each worker gets a folder of its own.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="drift-hypothesis-"))
+
 # The files that take longest (measured: `--durations`, summed per file), first. pytest-xdist
 # hands whole files to its two workers in collection order (`--no-loadscope-reorder` in
 # pyproject.toml), each the next file when it is nearly done with its last: alphabetically, or
