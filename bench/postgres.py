@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psycopg
 
-from drift_pipeline.dbt_project import dbt_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.ingest.sync import ConversationSync
@@ -75,7 +74,6 @@ def main() -> None:
                                               conversations_per_day=args.per_day, rate_limit_per_minute=0))
         sims.append((simulator, SimulatorServer(simulator).start()))
     base = Settings.from_env({"DRIFT_PIPELINE_HOME": str(work / "duckdb"), "DRIFT_PII_SALT": "bench"})
-    saved = {k: os.environ.get(k) for k in dbt_environment(replace(base, warehouse_url=args.url))}
     results = {}
     try:
         engines = {"duckdb": base,
@@ -105,11 +103,6 @@ def main() -> None:
     finally:
         for _, server in sims:
             server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     conversations = sum(len(s.world.conversations) for s, _ in sims)
     messages = sum(len(m) for s, _ in sims for m in s.world.messages.values())
     print(f"two orgs, {args.days} days x {args.per_day} conversations each: {conversations} conversations, "

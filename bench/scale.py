@@ -170,13 +170,14 @@ def measure(size: int, changed_per_million: int) -> dict:
             create_raw_schema(conn)
             figures["raw_rows"] = generate(conn, size)
         figures["generate_s"] = round(time.perf_counter() - started, 1)
-        nightly_args = dbt_command(DbtModelsConfig())  # what a scheduled run passes
+        settings = Settings.from_env()
+        nightly_args = dbt_command(DbtModelsConfig(), settings)  # what a scheduled run passes
         steps = {}
         steps["full_build"] = dbt_step(home, "full", *nightly_args)
         steps["publish_first"] = publish_step(home)
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             figures["webhook_change"] = apply_day(conn, 0, size, max(3, changed // 10))
-        steps["webhook_refresh"] = dbt_step(home, "refresh", *dbt_command(DbtModelsConfig(**REFRESH_CONFIG)),
+        steps["webhook_refresh"] = dbt_step(home, "refresh", *dbt_command(DbtModelsConfig(**REFRESH_CONFIG), settings),
                                             *EXCLUDE_VIEWS, in_process=True)
         steps["publish"] = publish_step(home)
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
@@ -187,12 +188,12 @@ def measure(size: int, changed_per_million: int) -> dict:
         figures["serving_copy_mib"] = serving_size_mib(home)
         figures["warehouse_mib"] = round((home / "warehouse.duckdb").stat().st_size / 2**20, 1)
         steps["full_tests"] = dbt_step(home, "tests", "test", "--exclude-resource-type", "unit_test",
-                                       *dbt_vars(full_tests=True))
+                                       *dbt_vars(settings, full_tests=True))
 
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             snapshot_marts(conn)
         steps["full_refresh_marts"] = dbt_step(home, "refresh-full", "run", "--select", "+marts", "--full-refresh",
-                                               *dbt_vars())
+                                               *dbt_vars(settings))
         with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
             differences = compare_marts(conn)
         figures["incremental_equals_full_refresh"] = all(

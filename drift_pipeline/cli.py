@@ -236,6 +236,9 @@ def cmd_retention(args, settings: Settings) -> int:
     return 0
 
 
+# The commands that start Dagster runs (runner.py) in this process.
+DAGSTER_COMMANDS = frozenset({"sync", "apply-inbox", "replay", "erase"})
+
 COMMANDS = {
     "sync": cmd_sync,
     "publish": cmd_publish,
@@ -263,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         handler.setLevel(level)
     try:
         settings = Settings.from_env()
+        if args.command in DAGSTER_COMMANDS:
+            from drift_pipeline.instance import dagster_environment  # imports Dagster (seconds)
+
+            # The process's edge: what Dagster itself reads from the environment (its home,
+            # its Postgres storage, two switches), set once here for the runs this command
+            # starts. The one place the pipeline writes its environment.
+            os.environ.update(dagster_environment(settings))
         return COMMANDS[args.command](args, settings)
     except (UsageError, SettingsError) as exc:
         print(f"drift-pipeline {args.command}: {exc}", file=sys.stderr)

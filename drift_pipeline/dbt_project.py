@@ -29,14 +29,12 @@ VENV_DBT = Path(sys.executable).parent / "dbt"
 
 
 def _prepare_manifest() -> None:
-    """`dbt parse` through dagster-dbt's preparer, which runs `dbt` from PATH (this
-    environment's put first when PATH has none) with the profile's DRIFT_PIPELINE_HOME set;
-    then the fingerprint of what it parsed beside the manifest (`manifest_current`)."""
-    if shutil.which("dbt") is None and VENV_DBT.exists():
-        os.environ["PATH"] = str(VENV_DBT.parent) + os.pathsep + os.environ.get("PATH", "")
-    os.environ.setdefault("DRIFT_PIPELINE_HOME", str(Settings.from_env().home))
+    """`dbt parse` (what dagster-dbt's preparer runs, with this environment's dbt: the
+    preparer runs `dbt` from PATH, which a venv used without activation does not have; the
+    project has no packages to install), then the fingerprint of what it parsed beside the
+    manifest (`manifest_current`)."""
     fingerprint = project_fingerprint()  # before parsing: an edit during the parse parses again
-    dbt_project.preparer.prepare(dbt_project)
+    dbt_cli().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
     record_manifest_fingerprint(fingerprint)
 
 
@@ -91,30 +89,42 @@ def dbt_run_dir(settings: Settings, label: str) -> Path:
     return run_dir
 
 
-def dbt_vars(*, full_tests: bool = False) -> list[str]:
-    """`--vars` for every dbt invocation the pipeline makes: data tests on what changed unless
-    `full_tests` (dbt_project/macros/tests_scope.sql). One set of vars for every invocation also
-    lets each reuse the previous one's partial parse (dbt parses in full when vars differ)."""
-    return ["--vars", json.dumps({"drift_tests_scope": "all" if full_tests else "changed"})]
+def dbt_vars(settings: Settings, *, full_tests: bool = False) -> list[str]:
+    """`--vars` for every dbt invocation the pipeline makes: where the warehouse is (the
+    profile, dbt_project/profiles.yml, reads it from these vars, so a run's settings reach dbt
+    as arguments, not through this process's environment) and data tests on what changed
+    unless `full_tests` (dbt_project/macros/tests_scope.sql). The same vars on every
+    invocation against one home also let each reuse the previous one's partial parse (dbt
+    parses in full when vars differ)."""
+    return ["--vars", json.dumps({**dbt_profile_vars(settings),
+                                  "drift_tests_scope": "all" if full_tests else "changed"})]
 
 
-def dbt_environment(settings: Settings) -> dict[str, str]:
-    """What dbt's profile reads (dbt_project/profiles.yml): the home for the DuckDB target, and
-    with DRIFT_WAREHOUSE_URL set, the `postgres` target and that URL's parts."""
-    env = {"DRIFT_PIPELINE_HOME": str(settings.home), "DRIFT_DBT_TARGET": "dev"}
+def dbt_profile_vars(settings: Settings) -> dict[str, str | int]:
+    """What dbt's profile reads (dbt_project/profiles.yml): the DuckDB target's file, limits
+    and spill folder, or with DRIFT_WAREHOUSE_URL set, the `postgres` target and the URL's
+    parts. Never the password: the profile takes it from DRIFT_WAREHOUSE_URL in the
+    environment the operator set (or libpq's PGPASSWORD / ~/.pgpass), so it is on no command
+    line and in no run's recorded arguments."""
+    values: dict[str, str | int] = {
+        "drift_target": "dev",
+        "drift_home": str(settings.home),
+        "drift_duckdb_memory_limit": settings.duckdb_memory_limit,
+        "drift_duckdb_threads": settings.duckdb_threads,
+        "drift_duckdb_temp_directory": str(settings.duckdb_temp_dir),
+    }
     if settings.warehouse_on_postgres:
         url = urlsplit(settings.warehouse_url)
         query = parse_qs(url.query)
-        env.update({
-            "DRIFT_DBT_TARGET": "postgres",
-            "DRIFT_PG_HOST": url.hostname or "127.0.0.1",
-            "DRIFT_PG_PORT": str(url.port or 5432),
-            "DRIFT_PG_USER": unquote(url.username or "") or os.environ.get("PGUSER", "postgres"),
-            "DBT_ENV_SECRET_DRIFT_PG_PASSWORD": unquote(url.password or ""),
-            "DRIFT_PG_DATABASE": unquote(url.path.lstrip("/")) or "postgres",
-            "DRIFT_PG_SSLMODE": query.get("sslmode", ["prefer"])[0],
+        values.update({
+            "drift_target": "postgres",
+            "drift_pg_host": url.hostname or "127.0.0.1",
+            "drift_pg_port": url.port or 5432,
+            "drift_pg_user": unquote(url.username or ""),  # none: libpq's PGUSER (the profile)
+            "drift_pg_database": unquote(url.path.lstrip("/")) or "postgres",
+            "drift_pg_sslmode": query.get("sslmode", ["prefer"])[0],
         })
-    return env
+    return values
 
 
 DBT_SOURCE_FOLDERS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
@@ -156,8 +166,7 @@ def docs_fingerprint(settings: Settings) -> str:
     relation's columns in the catalog follow from these). Equal fingerprints, equal docs, so a
     run whose models did not change skips regenerating them."""
     digest = hashlib.sha256()
-    digest.update(dbt_environment(settings)["DRIFT_DBT_TARGET"].encode())
-    digest.update(json.dumps(dbt_vars()).encode())
+    digest.update(json.dumps(dbt_vars(settings)).encode())  # the target and its place
     for table in RAW_TABLES:
         digest.update(table.ddl().encode())
     _hash_project_files(digest)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from drift_pipeline.report import REPORT_FILENAME
@@ -76,19 +75,25 @@ def simulated_widget_events(conversations: list[dict], seed: int) -> list[dict]:
     return events
 
 
-def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
+def _drift_pipeline(env: dict[str, str], *args: str) -> str:
+    """`drift-pipeline <args>` as a user runs it, with the demo's environment; its output."""
+    done = subprocess.run([sys.executable, "-m", "drift_pipeline.cli", *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"drift-pipeline {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout.strip()
+
+
+def _deliver_webhooks(simulator, env: dict[str, str], minutes: float) -> dict:
     """45 simulated minutes of Drift activity through the near-real-time path: Drift's POSTs and
     the site's signed widget events -> the receiver (its own process) -> inbox files -> the
     sensor's apply code -> marts -> serving."""
     import httpx
 
-    from drift_pipeline.runner import apply_inbox_and_refresh
     from drift_pipeline.webhooks.widget import SIGNATURE_HEADER, sign
 
     started = time.monotonic()
     port = _free_port()
-    env = dict(os.environ, DRIFT_WEBHOOK_TOKEN=simulator.config.webhook_token,
-               DRIFT_WIDGET_SECRET=WIDGET_SECRET)
+    env = dict(env, DRIFT_WEBHOOK_TOKEN=simulator.config.webhook_token, DRIFT_WIDGET_SECRET=WIDGET_SECRET)
     receiver = subprocess.Popen([sys.executable, "-m", "drift_pipeline.cli", "webhooks", "serve", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -122,7 +127,7 @@ def _deliver_webhooks(simulator, settings: Settings, minutes: float) -> dict:
     finally:
         receiver.terminate()
         receiver.wait(timeout=30)
-    result = apply_inbox_and_refresh(settings)
+    result = json.loads(_drift_pipeline(env, "apply-inbox"))
     return {"posted": len(payloads), "widget_posted": len(widget_events),
             "seconds": time.monotonic() - started, **result}
 
@@ -132,7 +137,6 @@ def main() -> int:
     for handler in logging.getLogger().handlers:  # dagster's loggers set their own INFO level
         handler.setLevel(logging.WARNING)
     from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
-    from drift_pipeline.runner import materialize_days
     from drift_pipeline.serving import headline_metrics, top_playbooks
 
     base = Settings.from_env()
@@ -146,21 +150,19 @@ def main() -> int:
     print(f"simulating {DAYS} days of Drift traffic ({config.conversations_per_day} conversations a day)...")
     simulator = Simulator(config)
     with SimulatorServer(simulator) as server:
-        os.environ.update({
-            "DRIFT_PIPELINE_HOME": str(home),
-            "DRIFT_API_BASE_URL": server.base_url,
-            "DRIFT_ACCESS_TOKEN": config.static_access_token,
-        })
-        os.environ.pop("DAGSTER_HOME", None)
-        settings = replace(Settings.from_env())
+        # What a user exports before running `drift-pipeline`; the demo's runs are those commands.
+        env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+        env.update(DRIFT_PIPELINE_HOME=str(home), DRIFT_API_BASE_URL=server.base_url,
+                   DRIFT_ACCESS_TOKEN=config.static_access_token)
+        settings = Settings.from_env(env)
         today = now.date()
         start, end = today - timedelta(days=DAYS - 1), today + timedelta(days=1)
         print(f"simulator on {server.base_url}; backfilling {start}..{today} in one Dagster run "
-              f"(DAGSTER_HOME={home / 'dagster'})")
-        result = materialize_days(settings, start, end, with_dbt=True)
+              f"(DAGSTER_HOME={home / 'dagster'}):\n  drift-pipeline sync --start {start} --end {end}")
+        print(_drift_pipeline(env, "sync", "--start", start.isoformat(), "--end", end.isoformat()))
         calls = simulator.stats.requests_total
-        print(f"run {result.run_id} succeeded: {calls} API calls, {time.monotonic() - started:.0f} s")
-        applied = _deliver_webhooks(simulator, settings, minutes=45)
+        print(f"{calls} API calls, {time.monotonic() - started:.0f} s")
+        applied = _deliver_webhooks(simulator, env, minutes=45)
         print(f"webhooks: {applied['posted']} events POSTed to the receiver, {applied['events_applied'] - applied['widget_events_applied']} applied "
               f"({applied['conversations_refetched']} conversations re-fetched, {applied['status_events']} status "
               f"changes); widget events: {applied['widget_posted']} POSTed, "

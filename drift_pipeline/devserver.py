@@ -57,7 +57,7 @@ def start_simulator() -> tuple[subprocess.Popen, str]:
     return proc, match.group(1)
 
 
-def start_webhook_receiver() -> subprocess.Popen | None:
+def start_webhook_receiver(env: dict[str, str]) -> subprocess.Popen | None:
     """`drift-pipeline webhooks serve` when the receiver exists (it needs DRIFT_WEBHOOK_TOKEN)."""
     try:
         from drift_pipeline.webhooks import receiver
@@ -66,7 +66,7 @@ def start_webhook_receiver() -> subprocess.Popen | None:
     if not hasattr(receiver, "serve"):
         return None
     return subprocess.Popen([sys.executable, "-m", "drift_pipeline.cli", "webhooks", "serve"],
-                            start_new_session=True)
+                            env=env, start_new_session=True)
 
 
 def _dagster_command(port: str) -> list[str]:
@@ -98,8 +98,10 @@ def _kill_group(proc: subprocess.Popen, wait: bool = True) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("DRIFT_PIPELINE_HOME", str(Path("data").resolve()))
-    port = os.environ.get("DAGSTER_PORT") or "3000"
+    # The process's edge: the environment is read here, once; the children get theirs.
+    env = dict(os.environ)
+    env.setdefault("DRIFT_PIPELINE_HOME", str(Path("data").resolve()))
+    port = env.get("DAGSTER_PORT") or "3000"
     children: list[tuple[subprocess.Popen, str]] = []
     dagster: subprocess.Popen | None = None
     stop_requested: list[float] = []
@@ -121,31 +123,31 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     try:
-        if not os.environ.get("DRIFT_API_BASE_URL"):
+        if not env.get("DRIFT_API_BASE_URL"):
             simulator, base_url = start_simulator()
             children.append((simulator, "simulator"))
-            os.environ["DRIFT_API_BASE_URL"] = base_url
-            os.environ["DRIFT_ACCESS_TOKEN"] = "sim-static-token"
+            env.update(DRIFT_API_BASE_URL=base_url, DRIFT_ACCESS_TOKEN="sim-static-token")
             _say(f"Drift simulator on {base_url} (pid {simulator.pid})")
         else:
-            _say(f"Drift API: {os.environ['DRIFT_API_BASE_URL']} (no simulator)")
+            _say(f"Drift API: {env['DRIFT_API_BASE_URL']} (no simulator)")
 
-        settings = Settings.from_env()
+        settings = Settings.from_env(env)
         settings.ensure_dirs()
-        from drift_pipeline.instance import ensure_dagster_home
+        from drift_pipeline.instance import dagster_environment, ensure_dagster_home
 
         dagster_home = ensure_dagster_home(settings)
+        env.update(dagster_environment(settings))
         from drift_pipeline.dbt_project import ensure_manifest
 
         ensure_manifest()
 
         if settings.webhook_token:
-            receiver = start_webhook_receiver()
+            receiver = start_webhook_receiver(env)
             if receiver is not None:
                 children.append((receiver, "webhook receiver"))
                 _say(f"webhook receiver (pid {receiver.pid}) on http://127.0.0.1:8787/webhooks")
 
-        dagster = subprocess.Popen(_dagster_command(port), cwd=PROJECT_DIR, start_new_session=True)
+        dagster = subprocess.Popen(_dagster_command(port), cwd=PROJECT_DIR, env=env, start_new_session=True)
         _say(f"DRIFT_PIPELINE_HOME={settings.home}  DAGSTER_HOME={dagster_home}")
         _say(f"dagster dev (pid {dagster.pid}, process group {dagster.pid}) starting; "
              f"the UI will be at http://127.0.0.1:{port} in about 30 s. Ctrl+C stops everything.")

@@ -17,7 +17,6 @@ from typing import Iterator
 
 import duckdb
 
-from drift_pipeline.dbt_project import dbt_environment
 from drift_pipeline.fsutil import atomic_write_text
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import open_warehouse
@@ -37,13 +36,6 @@ def dbt_output_to_file(settings: Settings, name: str) -> Iterator[None]:
             yield
     finally:
         dagster_logger.setLevel(level)
-
-
-def point_dbt_at(settings: Settings) -> None:
-    """dbt's profile (dbt_project/profiles.yml) finds the warehouse through
-    $DRIFT_PIPELINE_HOME, and dagster-dbt starts dbt with this process's environment: the one
-    place that sets it for a dbt invocation."""
-    os.environ.update(dbt_environment(settings))  # the home, or the postgres target and its URL
 
 
 def timing_record(mode: str, run_id: str | None, started: float, dbt_done: float, published: float | None,

@@ -7,14 +7,14 @@ from __future__ import annotations
 import contextlib
 from datetime import date, timedelta
 
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection, materialize
 
 from drift_pipeline import definitions
 from drift_pipeline.adapters import dbt_reported_errors
 from drift_pipeline.assets.dbt import DBT_ASSET_OP, MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
 from drift_pipeline.assets.drift_raw import RAW_GROUP
 from drift_pipeline.assets.serving import REPORT_KEY, SERVING_COPY_KEY
-from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.instance import open_instance
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, check_day_range
 from drift_pipeline.schedules import SYNC_SELECTION
@@ -71,7 +71,6 @@ def _materialize(settings: Settings, selection, tags: dict, dbt_config: dict | N
     """One in-process Dagster run of `selection` (the dbt asset with `dbt_config`), recorded in
     the home's instance; dbt's own output goes to `logs/<log_name>.log` unless asked for (-v):
     the run's events are in Dagster. Raises `RunFailed` naming the step and its root cause."""
-    ensure_dagster_home(settings)
     # The module's definitions were built from the environment; build again only for others.
     defs = definitions.defs if settings == definitions.DEFS_SETTINGS else definitions.build_definitions(settings)
     assets = list(defs.assets) + list(defs.asset_checks or [])
@@ -79,7 +78,7 @@ def _materialize(settings: Settings, selection, tags: dict, dbt_config: dict | N
     run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     if dbt_config is not None:
         run_config["ops"] = {DBT_ASSET_OP: {"config": dbt_config}}
-    with DagsterInstance.get() as instance, \
+    with open_instance(settings) as instance, \
             (dbt_output_to_file(settings, log_name) if quiet else contextlib.nullcontext()):
         result = materialize(assets, instance=instance, resources=defs.resources, tags=tags, selection=selection,
                              raise_on_error=False, run_config=run_config)

@@ -112,14 +112,14 @@ def _dbt_parse_seed(tmp_path_factory) -> Path:
     make it in this worker's home: its vars, its profile. Parsed once per worker (a dbt process
     and a full parse: about 12 s on a quiet 2-core machine); `dbt_parse_seed` puts it in a
     test's home."""
-    from drift_pipeline.dbt_project import DBT_PROJECT_DIR, PARTIAL_PARSE, VENV_DBT, dbt_environment, dbt_vars
+    from drift_pipeline.dbt_project import DBT_PROJECT_DIR, PARTIAL_PARSE, VENV_DBT, dbt_vars
 
     target = tmp_path_factory.mktemp("dbt-parse-seed")
     settings = Settings.from_env({"DRIFT_PIPELINE_HOME": str(_worker_home(tmp_path_factory))})
     parsed = subprocess.run(
-        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "parse", *dbt_vars(), "--project-dir", str(DBT_PROJECT_DIR),
+        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "parse", *dbt_vars(settings), "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target)],
-        env={**os.environ, **dbt_environment(settings)}, capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600)
     assert parsed.returncode == 0, parsed.stdout[-3000:] + parsed.stderr[-3000:]
     return target / PARTIAL_PARSE
 
@@ -224,10 +224,18 @@ def synced(_synced_homes):
 
 def run_days(settings, start, end, **options):
     """What `drift-pipeline sync --start --end` runs, in this process: one Dagster run of the
-    definitions built for `settings` (test resources), recorded in the home's instance."""
+    definitions built for `settings` (test resources), recorded in the home's instance, with
+    the environment the CLI's entry point gives Dagster (restored after)."""
+    from drift_pipeline.instance import dagster_environment
     from drift_pipeline.runner import materialize_days
 
-    return materialize_days(settings, start, end, **options)
+    saved = dict(os.environ)
+    os.environ.update(dagster_environment(settings))
+    try:
+        return materialize_days(settings, start, end, **options)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def mart_rows(database, *, skip: tuple[str, ...] = ()) -> dict[str, tuple[list[str], list[tuple]]]:

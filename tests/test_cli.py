@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -11,6 +12,7 @@ import pytest
 
 from drift_pipeline.assets.dbt import DbtModelsConfig, dbt_command
 from drift_pipeline.cli import build_parser, main
+from drift_pipeline.settings import Settings
 
 CLI = str(Path(sys.executable).parent / "drift-pipeline")
 
@@ -52,13 +54,39 @@ def test_sync_full_refresh_or_full_tests_without_dbt_is_a_usage_error(home, caps
 
 def test_sync_flags_become_the_dbt_assets_run_config():
     """Scheduled runs test what changed; --full-tests tests every row; --full-refresh implies it."""
-    assert dbt_command(DbtModelsConfig())[-2:] == ["--vars", '{"drift_tests_scope": "changed"}']
-    assert dbt_command(DbtModelsConfig(full_tests=True))[-1] == '{"drift_tests_scope": "all"}'
-    assert dbt_command(DbtModelsConfig(data_tests=False))[0] == "run", "the webhook job's refresh"
-    full = dbt_command(DbtModelsConfig(full_refresh=True))
-    assert "--full-refresh" in full and full[-1] == '{"drift_tests_scope": "all"}'
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": "/srv/drift"})
+
+    def dbt_vars_of(config: DbtModelsConfig) -> dict:
+        command = dbt_command(config, settings)
+        assert command[-2] == "--vars"
+        return json.loads(command[-1])
+
+    assert dbt_vars_of(DbtModelsConfig())["drift_tests_scope"] == "changed"
+    assert dbt_vars_of(DbtModelsConfig(full_tests=True))["drift_tests_scope"] == "all"
+    assert dbt_command(DbtModelsConfig(data_tests=False), settings)[0] == "run", "the webhook job's refresh"
+    assert "--full-refresh" in dbt_command(DbtModelsConfig(full_refresh=True), settings)
+    assert dbt_vars_of(DbtModelsConfig(full_refresh=True))["drift_tests_scope"] == "all"
+    # The profile's place comes with the command, not through the process's environment.
+    assert dbt_vars_of(DbtModelsConfig()) == {
+        "drift_target": "dev", "drift_home": "/srv/drift", "drift_duckdb_memory_limit": "2GB",
+        "drift_duckdb_threads": 2, "drift_duckdb_temp_directory": "/srv/drift/tmp/duckdb",
+        "drift_tests_scope": "changed"}
     args = build_parser().parse_args(["sync", "--full-refresh", "--full-tests"])
     assert args.full_refresh and args.full_tests
+
+
+def test_a_postgres_warehouse_reaches_dbt_as_vars_without_its_password():
+    """The URL's parts travel as dbt vars (on dbt's command line, in its run results); the
+    password never does: the profile reads it from the operator's DRIFT_WAREHOUSE_URL."""
+    settings = Settings.from_env({"DRIFT_PIPELINE_HOME": "/srv/drift",
+                                  "DRIFT_WAREHOUSE_URL": "postgresql://ana:s%40cret@db.internal:6543/marts?sslmode=require"})
+    command = dbt_command(DbtModelsConfig(), settings)
+    passed = json.loads(command[-1])
+    assert {k: v for k, v in passed.items() if k.startswith("drift_pg") or k == "drift_target"} == {
+        "drift_target": "postgres", "drift_pg_host": "db.internal", "drift_pg_port": 6543,
+        "drift_pg_user": "ana", "drift_pg_database": "marts", "drift_pg_sslmode": "require"}
+    assert "cret" not in " ".join(command)
+
 
 
 def test_sync_before_history_start_is_a_one_line_usage_error_naming_the_variable(home, monkeypatch):

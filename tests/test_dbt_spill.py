@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 
-from drift_pipeline.dbt_project import DBT_PROJECT_DIR, VENV_DBT, dbt_environment, dbt_run_dir
+from drift_pipeline.dbt_project import DBT_PROJECT_DIR, VENV_DBT, dbt_run_dir, dbt_vars
 from drift_pipeline.settings import Settings
 
 SORT = "select i, md5(i::varchar) as s from range(1500000) t(i) order by s"
@@ -37,10 +37,11 @@ def test_a_build_that_spills_runs_with_the_projects_profile_in_a_new_home(tmp_pa
     run_dir = dbt_run_dir(settings, "spill")  # what every pipeline dbt invocation starts with
     assert settings.duckdb_temp_dir.is_dir()
     project = _spill_project(tmp_path / "project")
-    env = {**os.environ, **dbt_environment(settings), "DO_NOT_TRACK": "1",
-           "DRIFT_DUCKDB_MEMORY_LIMIT": "40MB", "DRIFT_DUCKDB_THREADS": "1"}
+    # The home and the limits reach the profile as the pipeline passes them: as dbt vars.
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
     built = subprocess.run(
-        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "run", "--threads", "1", "--project-dir", str(project),
+        [str(VENV_DBT) if VENV_DBT.exists() else "dbt", "run", "--threads", "1", *dbt_vars(settings),
+         "--project-dir", str(project),
          "--profiles-dir", str(project), "--target-path", str(run_dir), "--log-path", str(run_dir)],
         env=env, capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.instance import dagster_environment, ensure_dagster_home
 from drift_pipeline.timeutil import ms_to_ts
 
 from conftest import SIM_END, query
@@ -63,7 +63,7 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     proc = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "drift_pipeline.definitions", "--select", "*",
          "--partition-range", f"{first_day}...{last_day}"],
-        env=dict(os.environ), capture_output=True, text=True, timeout=600,
+        env={**os.environ, **dagster_environment(settings)}, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # One run did it all: raw assets and dbt models.

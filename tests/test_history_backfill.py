@@ -26,10 +26,9 @@ def _point_at(simulator, server, monkeypatch) -> None:
 
 def _the_only_run(settings: Settings):
     """The run recorded in the home's Dagster instance, and its event records."""
-    from dagster import DagsterInstance
+    from drift_pipeline.instance import open_instance
 
-    os.environ["DAGSTER_HOME"] = str(settings.home / "dagster")
-    with DagsterInstance.get() as instance:
+    with open_instance(settings) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1, [r.run_id for r in runs]
         return runs[0], instance.all_logs(runs[0].run_id)
@@ -107,9 +106,9 @@ def test_a_two_year_backfill_is_one_run_that_stays_small_in_the_event_log(home, 
     planned = [e for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
     assert len(planned) == len(by_asset)
     # Each check ran once and has one record, not one left `PLANNED` per day of the range.
-    from dagster import DagsterInstance
+    from drift_pipeline.instance import open_instance
 
-    with DagsterInstance.get() as instance:
+    with open_instance(settings) as instance:
         checks = {e.event_specific_data.asset_check_key for e in events
                   if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION}
         assert len(checks) > 50

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-from dagster import DagsterInstance
 
-from drift_pipeline.instance import _PREVIOUS_DAGSTER_YAMLS, ensure_dagster_home
+from drift_pipeline.instance import _PREVIOUS_DAGSTER_YAMLS, ensure_dagster_home, open_instance
 from drift_pipeline.settings import Settings
 
 
@@ -18,8 +17,7 @@ def test_an_earlier_home_gets_the_one_second_run_queue_and_keeps_one_run_at_a_ti
     dagster_home.mkdir(parents=True)
     runs_dir = json.dumps(str(dagster_home / "history" / "runs"))
     (dagster_home / "dagster.yaml").write_text(_PREVIOUS_DAGSTER_YAMLS[-1].format(runs_dir=runs_dir))
-    ensure_dagster_home(settings)
-    with DagsterInstance.get() as instance:
+    with open_instance(settings) as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey
 
 from drift_pipeline.cli import main
-from drift_pipeline.instance import ensure_dagster_home
+from drift_pipeline.instance import open_instance
 from drift_pipeline.webhooks.inbox import write_events_file
 
 from conftest import SIM_END, query
@@ -23,9 +23,8 @@ WATCHED = (AssetKey(["marts", "fct_conversations"]), AssetKey(["marts", "agg_dai
 
 def _latest(settings) -> dict[AssetKey, tuple[str, str]]:
     """Each watched asset's latest materialization: its run id and the run's trigger tag."""
-    ensure_dagster_home(settings)
     latest = {}
-    with DagsterInstance.get() as instance:
+    with open_instance(settings) as instance:
         for key in WATCHED:
             event = instance.get_latest_materialization_event(key)
             if event is not None:

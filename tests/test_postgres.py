@@ -21,7 +21,8 @@ import duckdb
 import psycopg
 import pytest
 
-from drift_pipeline.dbt_project import dbt_environment
+from drift_pipeline.dbt_project import dbt_profile_vars, dbt_vars
+from drift_pipeline.instance import dagster_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.assets.drift_streams import run_streams
@@ -122,10 +123,6 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
                           warehouse_url=postgres_server.create_database("drift_warehouse"),
                           dagster_pg_url=postgres_server.create_database("drift_dagster"))
     duck_settings = replace(base, home=home / "duckdb")
-    # Building the marts below sets what dbt's profile reads in this process: restored after.
-    for name in dbt_environment(pg_settings):
-        monkeypatch.delenv(name, raising=False)
-
     # Postgres: each org is its own `drift-pipeline sync` process and Dagster run, started
     # together. The test holds raw.exports locked until both runs are inside their sync: so
     # both were in flight at once (on DuckDB the second would fail on the file lock).
@@ -162,8 +159,10 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
     # Secrets (the URLs) reach Dagster's resources only from the environment, as in a deployment.
     monkeypatch.setenv("DRIFT_WAREHOUSE_URL", pg_settings.warehouse_url)
     monkeypatch.setenv("DRIFT_DAGSTER_PG_URL", pg_settings.dagster_pg_url)
+    for name, value in dagster_environment(pg_settings).items():  # what the CLI's entry point sets
+        monkeypatch.setenv(name, value)
     refresh_marts(pg_settings)  # dbt on dbt-postgres, then the DuckDB serving copy from Postgres
-    for name in ("DRIFT_WAREHOUSE_URL", "DRIFT_DAGSTER_PG_URL", "DRIFT_DAGSTER_STORAGE_URL", "DAGSTER_HOME"):
+    for name in ("DRIFT_WAREHOUSE_URL", "DRIFT_DAGSTER_PG_URL", *dagster_environment(pg_settings)):
         monkeypatch.delenv(name, raising=False)
 
     # DuckDB: the same two orgs, one after the other into one file, the same models.
@@ -232,15 +231,16 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
     duck_home, pg_home = tmp_path / "duckdb", tmp_path / "pg"
     duck_home.mkdir()
     pg_home.mkdir()
-    pg_env = dbt_environment(Settings.from_env({"DRIFT_PIPELINE_HOME": str(pg_home), "DRIFT_WAREHOUSE_URL": url}))
+    pg_vars = dbt_vars(Settings.from_env({"DRIFT_PIPELINE_HOME": str(pg_home), "DRIFT_WAREHOUSE_URL": url}))
+    duck_vars = dbt_vars(Settings.from_env({"DRIFT_PIPELINE_HOME": str(duck_home)}))
 
     def build(*args: str) -> None:
-        for home, env in ((duck_home, {"DRIFT_DBT_TARGET": "dev"}), (pg_home, pg_env)):
+        for home, profile_vars in ((duck_home, duck_vars), (pg_home, pg_vars)):
             completed = subprocess.run(
-                [str(Path(sys.executable).with_name("dbt")), *args, "--project-dir", str(hand.DBT_PROJECT),
+                [str(Path(sys.executable).with_name("dbt")), *args, *profile_vars, "--project-dir", str(hand.DBT_PROJECT),
                  "--profiles-dir", str(hand.DBT_PROJECT), "--target-path", str(home / "target"),
                  "--log-path", str(home / "logs")],
-                env={**os.environ, "DRIFT_PIPELINE_HOME": str(home), "DO_NOT_TRACK": "1", **env},
+                env={**os.environ, "DRIFT_PIPELINE_HOME": str(home), "DO_NOT_TRACK": "1"},
                 capture_output=True, text=True, timeout=300)
             assert completed.returncode == 0, completed.stdout[-3000:]
 
@@ -321,9 +321,8 @@ def test_the_dbt_project_on_postgres_passes_its_unit_tests_and_builds_the_duckdb
                   "status_events": schema.STATUS_EVENTS, "users": schema.USERS}
         for name, rows in raw_rows(dataset, FIRST_SYNC).items():
             upsert(conn, tables[name], rows)
-    for name, value in dbt_environment(pg_settings).items():
-        monkeypatch.setenv(name, value)
-    pg_run = dbt(pg_settings.home, tmp_path / "pg-target", "build", "--vars", SLA_VARS)
+    pg_vars = json.dumps({**dbt_profile_vars(pg_settings), **json.loads(SLA_VARS)})
+    pg_run = dbt(pg_settings.home, tmp_path / "pg-target", "build", "--vars", pg_vars)
     assert_all_passed(pg_run)
     assert any(r["unique_id"].startswith("unit_test.drift_pipeline.fct_sla_events") for r in pg_run.results)
 

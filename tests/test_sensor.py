@@ -165,18 +165,16 @@ def test_the_sensor_job_logs_its_stages_and_creates_the_views_only_when_they_cha
         serving.close()
 
 
-def test_dbt_failing_in_process_reports_its_errors_and_frees_the_warehouse(sim_env, monkeypatch):
+def test_dbt_failing_in_process_reports_its_errors_and_frees_the_warehouse(sim_env):
     """The webhook refresh runs dbt in the run's process: a model that fails there must come
     back as dbt's own error, and the warehouse must be closed all the same."""
-    from drift_pipeline.dbt_project import dbt_environment, dbt_run_dir, run_dbt_in_process
+    from drift_pipeline.dbt_project import dbt_profile_vars, dbt_run_dir, run_dbt_in_process
 
     _, settings = sim_env
     sync(settings, END - timedelta(days=1), END)
-    for name, value in dbt_environment(settings).items():
-        monkeypatch.setenv(name, value)
     result = run_dbt_in_process(
         ["run", "--full-refresh", "--select", "+int_drift__business_hours_first_response",
-         "--vars", json.dumps({"business_hours_timezone": "Nowhere/Atlantis"})],
+         "--vars", json.dumps({**dbt_profile_vars(settings), "business_hours_timezone": "Nowhere/Atlantis"})],
         dbt_run_dir(settings, "fails"))
     assert not result.success
     assert any("Atlantis" in error for error in result.errors), result.errors

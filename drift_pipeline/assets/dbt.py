@@ -21,7 +21,7 @@ from drift_pipeline.dbt_project import (
 )
 from drift_pipeline.fsutil import append_json_line, atomic_write_text
 from drift_pipeline.partitions import single_run
-from drift_pipeline.marts import EXCLUDE_VIEWS, point_dbt_at, record_views_created, timing_record, views_current
+from drift_pipeline.marts import EXCLUDE_VIEWS, record_views_created, timing_record, views_current
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import DBT_DOCS_DIR, publish_dbt_docs
 from drift_pipeline.settings import Settings
@@ -70,13 +70,14 @@ class DbtModelsConfig(Config):
     full_tests: bool = False  # every data test reads every row (a full refresh implies it)
 
 
-def dbt_command(config: DbtModelsConfig) -> list[str]:
-    """The dbt arguments for a run with `config` (unit tests run in CI, not every run)."""
+def dbt_command(config: DbtModelsConfig, settings: Settings) -> list[str]:
+    """The dbt arguments for a run with `config` against `settings`' warehouse (unit tests run
+    in CI, not every run)."""
     command = ["build", "--exclude-resource-type", "unit_test"] if config.data_tests else ["run"]
     if config.full_refresh:
         command.append("--full-refresh")
     # The same vars on every invocation (the webhook job's too) keep the partial parse valid.
-    return command + dbt_vars(full_tests=config.full_tests or config.full_refresh)
+    return command + dbt_vars(settings, full_tests=config.full_tests or config.full_refresh)
 
 
 # What the webhook job runs: the models' changed rows (then the serving copy), nothing else.
@@ -127,14 +128,13 @@ def build_dbt_models():
         otherwise); the serving assets downstream republish what analysts see."""
         settings = drift.settings()
         started = time.time()
-        point_dbt_at(settings)
         manifest = ensure_manifest()
         refresh = dbt_mode(config) == "refresh"
         # The webhook refresh leaves the views alone while dbt last created them as they are
         # defined now (re-creating one changes nothing but costs its turn in dbt).
         keep_views = refresh and views_current(settings, manifest)
         all_models = set(context.assets_def.keys) <= set(context.selected_asset_keys)
-        args = dbt_command(config) + (EXCLUDE_VIEWS if keep_views else [])
+        args = dbt_command(config, settings) + (EXCLUDE_VIEWS if keep_views else [])
         target_path = dbt_run_dir(settings, context.run.run_id[:8])
         # The webhook refresh runs in this process (no dbt process to start: 6.4 -> 4.2 s at 1M,
         # measured side by side). Builds keep their own dbt process: in process they measured
@@ -188,7 +188,7 @@ def publish_dbt_docs_of_models(context: AssetExecutionContext, dbt: DbtCliResour
     # Tests have no catalog entry: compiling them (most of the project's nodes) only filled the
     # docs' "compiled code" tab of each test, a third of the command's CPU time.
     invocation = dbt.cli(["docs", "generate", "--exclude", "resource_type:test resource_type:unit_test",
-                          *dbt_vars()], manifest=ensure_manifest(), target_path=generated,
+                          *dbt_vars(settings)], manifest=ensure_manifest(), target_path=generated,
                          raise_on_error=False).wait()
     if not invocation.is_successful():
         context.log.warning(f"dbt docs generate failed; serving/dbt-docs is unchanged "
