@@ -156,14 +156,14 @@ def cmd_publish(args, settings: Settings) -> int:
 
 
 def cmd_auth(args, settings: Settings) -> int:
-    from drift_pipeline.drift import auth, authorize
+    from drift_pipeline.drift import auth_status, authorize
 
     if args.auth_command == "exchange":
         _print_json(authorize.auth_exchange(settings, args.code))
     elif args.auth_command == "refresh":
         _print_json(authorize.auth_refresh(settings))
     else:
-        _print_json(auth.auth_status(settings))
+        _print_json(auth_status.auth_status(settings))
     return 0
 
 
