@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from drift_pipeline.drift.client import ClientStats, ConversationPage, DriftClient
+from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.drift.paging import ConversationPage
+from drift_pipeline.drift.session import ClientStats
 from drift_pipeline.drift.errors import (
     DriftBadRequest,
     DriftBadResponse,
