@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from drift_pipeline.report import REPORT_FILENAME
+from drift_pipeline.report.page import REPORT_FILENAME
 from drift_pipeline.settings import Settings
 
 DAYS = 14
