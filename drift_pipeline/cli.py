@@ -168,7 +168,12 @@ def cmd_auth(args, settings: Settings) -> int:
 
 
 def cmd_simulator(args, settings: Settings) -> int:
-    from drift_pipeline.drift.simulator import serve
+    try:
+        from drift_simulator import serve
+    except ModuleNotFoundError:
+        # Its own distribution, not a dependency of the pipeline's: a deployment needs no simulator.
+        raise UsageError("the Drift simulator is not installed: `pip install -e ./drift_simulator` from the "
+                         "repository (make install does)") from None
 
     serve(host=args.host, port=args.port, seed=args.seed, days=args.days,
           conversations_per_day=args.conversations_per_day, rate_limit_per_minute=args.rate_limit)

@@ -18,7 +18,7 @@ from drift_pipeline.drift.token_store import TokenRecord, TokenStore, token_stor
 from drift_pipeline.drift.authorize import auth_exchange, auth_refresh
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftAuthError, DriftConfigError, DriftError
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.settings import Settings
 
 END = datetime(2026, 11, 15, tzinfo=timezone.utc)
