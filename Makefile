@@ -9,23 +9,23 @@ export DRIFT_PIPELINE_HOME ?= $(CURDIR)/data
 
 .PHONY: install demo test test-fast dev bench reference browser-deps postgres-deps clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml drift_simulator/pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,browser,postgres,semantic]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,browser,postgres,semantic]' -e ./drift_simulator
 	@touch $(STAMP)
 
 $(DBT_MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml
 	cd dbt_project && DRIFT_PIPELINE_HOME=$(DRIFT_PIPELINE_HOME) ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir . --log-path $(DRIFT_PIPELINE_HOME)/logs/dbt
 	$(BIN)/python -c 'from drift_pipeline.dbt_project import record_manifest_fingerprint; record_manifest_fingerprint()'
 
-## the venv from the pinned constraints, and the dbt manifest Dagster loads
+## the venv from the pinned constraints (the pipeline and, beside it, the simulator), and the dbt manifest Dagster loads
 install: $(STAMP) $(DBT_MANIFEST)
 
 ## simulator, 14-day backfill through Dagster, dbt, serving copy, headline metrics
 demo: install
-	$(BIN)/python -m drift_pipeline.demo
+	$(BIN)/python -m drift_simulator.demo
 
 # Chromium comes from Debian (browser downloads are not possible here); where it cannot be
 # installed the browser test skips itself, except under CI (`CI` set), where both fail.

@@ -31,7 +31,7 @@ if not os.environ.get("PYTHONPATH"):
 import httpx  # noqa: E402
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402

@@ -29,7 +29,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "drift-pipeline")
 DBT_RUN_RESULTS = Path(__file__).resolve().parent.parent / "dbt_project" / "target" / "run_results.json"

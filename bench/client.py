@@ -24,7 +24,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drift_pipeline.drift.client import DriftClient
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

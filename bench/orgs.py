@@ -23,7 +23,7 @@ from dagster_duckdb import DuckDBResource  # noqa: E402
 
 from drift_pipeline.assets.drift_raw import run_sync  # noqa: E402
 from drift_pipeline.drift.authorize import auth_exchange  # noqa: E402
-from drift_pipeline.drift.simulator import (  # noqa: E402
+from drift_simulator import (  # noqa: E402
     MultiOrgSimulator,
     Simulator,
     SimulatorConfig,

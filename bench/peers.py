@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402

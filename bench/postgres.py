@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 
 from drift_pipeline.drift.client import DriftClient
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.runner import refresh_marts
 from drift_pipeline.settings import Settings

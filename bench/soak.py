@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from webhooks import free_loopback_port, start_receiver, stop_receiver, wait_until_healthy  # noqa: E402
 
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.marts import refresh_timings  # noqa: E402
 from drift_pipeline.sensors import SENSOR_INTERVAL_SECONDS  # noqa: E402
 

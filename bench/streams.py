@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drift_pipeline.drift.client import ACCOUNTS_PAGE_SIZE, MEETINGS_LIMIT, DriftClient  # noqa: E402
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.streams import sync_accounts, sync_meetings, sync_playbooks  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.warehouse.connection import open_warehouse  # noqa: E402

@@ -22,7 +22,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drift_pipeline.drift.client import DriftClient  # noqa: E402
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 from drift_pipeline.ingest.sync import ConversationSync  # noqa: E402
 from drift_pipeline.settings import Settings  # noqa: E402
 from drift_pipeline.timeutil import ms_to_ts  # noqa: E402

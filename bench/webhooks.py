@@ -48,7 +48,7 @@ sys.modules.setdefault("sniffio", None)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from drift_pipeline.webhooks.inbox import iter_inbox_files, read_inbox_file  # noqa: E402
+from drift_pipeline.webhooks.inbox_files import iter_inbox_files, read_inbox_file  # noqa: E402
 
 TARGET_EVENTS_PER_SECOND = 1000
 TARGET_P99_MS = 50.0

@@ -156,19 +156,24 @@ def cmd_publish(args, settings: Settings) -> int:
 
 
 def cmd_auth(args, settings: Settings) -> int:
-    from drift_pipeline.drift import auth, authorize
+    from drift_pipeline.drift import auth_status, authorize
 
     if args.auth_command == "exchange":
         _print_json(authorize.auth_exchange(settings, args.code))
     elif args.auth_command == "refresh":
         _print_json(authorize.auth_refresh(settings))
     else:
-        _print_json(auth.auth_status(settings))
+        _print_json(auth_status.auth_status(settings))
     return 0
 
 
 def cmd_simulator(args, settings: Settings) -> int:
-    from drift_pipeline.drift.simulator import serve
+    try:
+        from drift_simulator import serve
+    except ModuleNotFoundError:
+        # Its own distribution, not a dependency of the pipeline's: a deployment needs no simulator.
+        raise UsageError("the Drift simulator is not installed: `pip install -e ./drift_simulator` from the "
+                         "repository (make install does)") from None
 
     serve(host=args.host, port=args.port, seed=args.seed, days=args.days,
           conversations_per_day=args.conversations_per_day, rate_limit_per_minute=args.rate_limit)

@@ -45,7 +45,7 @@ def _pump(stream, prefix: str) -> None:
 def start_simulator() -> tuple[subprocess.Popen, str]:
     """The bundled simulator on a free loopback port; returns the process and its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drift_pipeline.drift.simulator", "--port", "0", *SIMULATOR_ARGS],
+        [sys.executable, "-m", "drift_simulator", "--port", "0", *SIMULATOR_ARGS],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     first = proc.stdout.readline()

@@ -27,7 +27,7 @@ from drift_pipeline.warehouse.raw import warehouse_org_ids
 from drift_pipeline.warehouse.retention import compact
 from drift_pipeline.webhooks.apply import apply_files, apply_inbox
 from drift_pipeline.webhooks.events import InvalidEvent
-from drift_pipeline.webhooks.inbox import InvalidInboxFile
+from drift_pipeline.webhooks.inbox_files import InvalidInboxFile
 
 
 # Refreshes the marts and republishes after raw changes (`runner.refresh_marts`).

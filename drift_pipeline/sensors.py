@@ -20,7 +20,7 @@ from drift_pipeline.assets.dbt import MARTS_GROUP, MODELS_GROUP, REFRESH_CONFIG
 from drift_pipeline.assets.serving import REPORT_KEY, SERVING_COPY_KEY
 from drift_pipeline.assets.webhooks import INBOX_KEYS
 from drift_pipeline.resources import DriftApiResource
-from drift_pipeline.webhooks.inbox import iter_inbox_files
+from drift_pipeline.webhooks.inbox_files import iter_inbox_files
 
 # A file still in the inbox this long after its run was requested (the run failed or was
 # deleted) is requested again; applying is idempotent, so a late duplicate run is harmless.

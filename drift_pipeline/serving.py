@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from drift_pipeline.fsutil import atomic_write_text, fsync_dir
-from drift_pipeline.report import REPORT_FILENAME, write_report
+from drift_pipeline.report.page import REPORT_FILENAME, write_report
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse.connection import connect, open_warehouse
 from drift_pipeline.warehouse.postgres import PostgresConnection, fetch_arrow

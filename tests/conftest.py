@@ -90,7 +90,7 @@ def home(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def make_simulator():
     """Start simulators on 127.0.0.1 (free ports); all are stopped at teardown."""
-    from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+    from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 
     servers = []
 

@@ -12,7 +12,8 @@ import pytest
 from dagster import SkipReason, build_schedule_context
 
 from drift_pipeline.cli import main
-from drift_pipeline.drift.auth import DISCONNECTED_FILENAME, auth_status, disconnection_reason
+from drift_pipeline.drift.auth_status import auth_status, disconnection_reason
+from drift_pipeline.drift.disconnects import DISCONNECTED_FILENAME
 from drift_pipeline.drift.authorize import auth_exchange
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftDisconnected

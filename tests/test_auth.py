@@ -13,16 +13,12 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from drift_pipeline.drift.auth import (
-    TokenRecord,
-    TokenStore,
-    auth_status,
-    token_store_for,
-)
+from drift_pipeline.drift.auth_status import auth_status
+from drift_pipeline.drift.token_store import TokenRecord, TokenStore, token_store_for
 from drift_pipeline.drift.authorize import auth_exchange, auth_refresh
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.drift.errors import DriftAuthError, DriftConfigError, DriftError
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.settings import Settings
 
 END = datetime(2026, 11, 15, tzinfo=timezone.utc)
@@ -321,7 +317,7 @@ def test_no_token_text_reaches_logs_errors_or_reprs(sim, served, oauth_settings,
     (-5, None),
 ])
 def test_expires_in_is_read_in_seconds_or_milliseconds_and_zero_means_unknown(expires_in, lifetime):
-    from drift_pipeline.drift.auth import expires_at_from
+    from drift_pipeline.drift.token_store import expires_at_from
 
     expected = None if lifetime is None else 1000.0 + lifetime
     assert expires_at_from(expires_in, 1000.0) == expected

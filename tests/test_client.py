@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from drift_pipeline.drift.client import ClientStats, ConversationPage, DriftClient
+from drift_pipeline.drift.client import DriftClient
+from drift_pipeline.drift.paging import ConversationPage
+from drift_pipeline.drift.session import ClientStats
 from drift_pipeline.drift.errors import (
     DriftBadRequest,
     DriftBadResponse,
@@ -20,7 +22,7 @@ from drift_pipeline.drift.errors import (
     DriftTransportError,
 )
 from drift_pipeline.drift.ratelimit import RateLimiter, RateLimitInfo, backoff_delay, parse_rate_limit_headers
-from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 
 END = datetime(2026, 11, 15, tzinfo=timezone.utc)
 FAST_LIMIT = 60_000  # requests/minute: pacing never slows the functional tests down

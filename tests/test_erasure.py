@@ -10,7 +10,7 @@ import pytest
 
 from drift_pipeline.runner import refresh_marts
 from drift_pipeline.operations import erase
-from drift_pipeline.webhooks.inbox import write_events_file
+from drift_pipeline.webhooks.inbox_files import write_events_file
 
 from conftest import SIM_END, query, sync
 

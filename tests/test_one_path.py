@@ -11,7 +11,7 @@ from dagster import AssetKey
 
 from drift_pipeline.cli import main
 from drift_pipeline.instance import open_instance
-from drift_pipeline.webhooks.inbox import write_events_file
+from drift_pipeline.webhooks.inbox_files import write_events_file
 
 from conftest import SIM_END, query
 

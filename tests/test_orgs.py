@@ -14,9 +14,9 @@ from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.assets.drift_raw import run_sync
 from drift_pipeline.cli import main
-from drift_pipeline.drift.auth import auth_status
+from drift_pipeline.drift.auth_status import auth_status
 from drift_pipeline.drift.authorize import auth_exchange
-from drift_pipeline.drift.simulator import MultiOrgSimulator, Simulator, SimulatorConfig, SimulatorServer
+from drift_simulator import MultiOrgSimulator, Simulator, SimulatorConfig, SimulatorServer
 from drift_pipeline.runner import refresh_marts
 from drift_pipeline.partitions import ORG_TAG
 from drift_pipeline.resources import DriftApiResource

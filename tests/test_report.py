@@ -10,20 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from drift_pipeline.report import (
-    OrgReport,
-    ReportError,
-    bar_chart,
-    format_cell,
-    format_number,
-    heatmap,
-    headline_charts_markdown,
-    line_chart,
-    load_report_data,
-    nice_ticks,
-    render_report,
-    write_report,
-)
+from drift_pipeline.report.charts import bar_chart, format_cell, format_number, heatmap, line_chart, nice_ticks
+from drift_pipeline.report.page import headline_charts_markdown, render_report, write_report
+from drift_pipeline.report.queries import OrgReport, ReportError, load_report_data
 from drift_pipeline.settings import Settings
 
 FIRST_DAY = date(2026, 11, 2)  # a Monday

@@ -5,7 +5,7 @@ Skipped when Playwright or Debian's Chromium (`make browser-deps`) is missing.
 
 from __future__ import annotations
 
-from drift_pipeline.report import write_report
+from drift_pipeline.report.page import write_report
 
 from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_marks, sync_playwright
 

@@ -23,7 +23,7 @@ from drift_pipeline.serving import publish
 from drift_pipeline.timeutil import ts_to_ms, utcnow
 from drift_pipeline.transcripts.export import ExportFilters, export_transcripts
 from drift_pipeline.webhooks.apply import apply_inbox
-from drift_pipeline.webhooks.inbox import write_events_file
+from drift_pipeline.webhooks.inbox_files import write_events_file
 
 from conftest import SIM_END, mart_rows, query, sync
 

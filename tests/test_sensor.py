@@ -15,7 +15,7 @@ from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.definitions import build_definitions
 from drift_pipeline.marts import refresh_timings
 from drift_pipeline.sensors import REDISPATCH_AFTER_SECONDS, apply_webhooks_run_config, plan_dispatch, webhook_inbox_sensor
-from drift_pipeline.webhooks.inbox import write_events_file
+from drift_pipeline.webhooks.inbox_files import write_events_file
 
 from conftest import SIM_END, query, sync
 

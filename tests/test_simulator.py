@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from drift_pipeline.drift.simulator import (
+from drift_simulator import (
     DriftWorld,
     Simulator,
     SimulatorConfig,

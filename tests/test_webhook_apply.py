@@ -21,7 +21,7 @@ from drift_pipeline.pii import hash_pii
 from drift_pipeline.settings import Settings
 from drift_pipeline.timeutil import ms_to_ts
 from drift_pipeline.webhooks.apply import apply_inbox
-from drift_pipeline.webhooks.inbox import (
+from drift_pipeline.webhooks.inbox_files import (
     inbox_record,
     iter_inbox_files,
     read_inbox_file,

@@ -16,22 +16,16 @@ import uvicorn
 from starlette.requests import Request
 
 from drift_pipeline.settings import Settings
-from drift_pipeline.webhooks import inbox as inbox_module
+from drift_pipeline.webhooks import inbox_writer as inbox_writer_module
 from drift_pipeline.webhooks.events import (
     InvalidEvent,
     canonical_json,
     event_id,
     validate_event,
 )
-from drift_pipeline.webhooks.inbox import (
-    SEEN_IDS_FILENAME,
-    InboxWriter,
-    SeenIds,
-    InvalidInboxFile,
-    iter_inbox_files,
-    read_inbox_file,
-    write_events_file,
-)
+from drift_pipeline.webhooks.inbox_files import InvalidInboxFile, iter_inbox_files, read_inbox_file, write_events_file
+from drift_pipeline.webhooks.inbox_writer import InboxWriter
+from drift_pipeline.webhooks.seen_ids import SEEN_IDS_FILENAME, SeenIds
 from drift_pipeline.webhooks.receiver import (
     MAX_BODY_BYTES,
     BodyTooLarge,
@@ -602,17 +596,17 @@ async def test_healthz_answers_200_when_ready(client, settings):
 @pytest.mark.anyio
 async def test_failed_write_answers_503_and_a_retry_is_then_accepted(client, settings,
                                                                     monkeypatch):
-    real_write = inbox_module._write_file
+    real_write = inbox_writer_module.write_inbox_file
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(inbox_module, "_write_file", full_disk)
+    monkeypatch.setattr(inbox_writer_module, "write_inbox_file", full_disk)
     assert (await client.post("/webhooks", json=new_message())).status_code == 503
     assert (await client.get("/healthz")).status_code == 503
     assert_nothing_written(settings)
 
-    monkeypatch.setattr(inbox_module, "_write_file", real_write)
+    monkeypatch.setattr(inbox_writer_module, "write_inbox_file", real_write)
     assert (await client.post("/webhooks", json=new_message())).json()["status"] == "accepted"
     assert (await client.get("/healthz")).status_code == 200
     assert len(stored_records(settings)) == 1
@@ -676,7 +670,7 @@ def test_malformed_inbox_file_raises_invalid_inbox_file(tmp_path, content, fragm
 
 
 def test_events_queued_during_a_write_share_the_next_file_and_fsync(tmp_path, monkeypatch):
-    real_write = inbox_module._write_file
+    real_write = inbox_writer_module.write_inbox_file
     first_write_started, release_first_write = threading.Event(), threading.Event()
 
     def slow_first_write(*args, **kwargs):
@@ -685,7 +679,7 @@ def test_events_queued_during_a_write_share_the_next_file_and_fsync(tmp_path, mo
             release_first_write.wait(timeout=30)
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(inbox_module, "_write_file", slow_first_write)
+    monkeypatch.setattr(inbox_writer_module, "write_inbox_file", slow_first_write)
     writer = InboxWriter(tmp_path / "inbox", tmp_path / "state", linger_s=0)
     writer.start()
     try:

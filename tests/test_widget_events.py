@@ -14,7 +14,7 @@ from drift_pipeline.settings import Settings, SettingsError
 from drift_pipeline.warehouse.schema import create_raw_schema
 from drift_pipeline.webhooks.apply import apply_inbox
 from drift_pipeline.webhooks.events import event_id
-from drift_pipeline.webhooks.inbox import iter_inbox_files, read_inbox_file, write_events_file
+from drift_pipeline.webhooks.inbox_files import iter_inbox_files, read_inbox_file, write_events_file
 from drift_pipeline.webhooks.widget import (
     MAX_WIDGET_BODY_BYTES,
     SIGNATURE_HEADER,

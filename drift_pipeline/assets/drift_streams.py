@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from drift_pipeline.assets.drift_raw import OWNERS, RAW_GROUP, OrgSyncFailed, _orgs_of_run, raw_key
-from drift_pipeline.drift.client import ENDPOINT_SCOPES
+from drift_pipeline.drift.session import ENDPOINT_SCOPES
 from drift_pipeline.drift.errors import DriftMissingScope
 from drift_pipeline.drift.orgs import OrgClients
 from drift_pipeline.ingest.streams import StreamStats, sync_accounts, sync_meetings, sync_playbooks

@@ -20,7 +20,7 @@ from dagster_dbt import DbtCliResource
 from drift_pipeline.fsutil import append_json_line
 from drift_pipeline.marts import publish_timing_record
 from drift_pipeline.partitions import single_run
-from drift_pipeline.report import REPORT_FILENAME, headline_charts_markdown, write_report
+from drift_pipeline.report.page import REPORT_FILENAME, headline_charts_markdown, write_report
 from drift_pipeline.resources import DriftApiResource
 from drift_pipeline.serving import DBT_DOCS_DIR, SERVING_DB, headline_metrics, publish, serving_table_counts
 from drift_pipeline.warehouse.connection import open_warehouse

@@ -1,4 +1,4 @@
-"""The `auth exchange` and `auth refresh` commands: the token store (`auth.py`) driven through a
+"""The `auth exchange` and `auth refresh` commands: the token store (`token_store.py`) driven through a
 client (`client.py`) for one call to the token endpoint. They live above both modules, so the
 client can depend on the credentials and never the other way round."""
 
@@ -8,14 +8,10 @@ import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .auth import (
-    OAuthTokens,
-    TokenRecord,
-    clear_disconnect_file,
-    auth_from_settings,
-    auth_status,
-    disconnect_file_for,
-)
+from .auth import OAuthTokens, auth_from_settings
+from .auth_status import auth_status
+from .disconnects import clear_disconnect_file, disconnect_file_for
+from .token_store import TokenRecord
 from .client import DriftClient
 
 if TYPE_CHECKING:

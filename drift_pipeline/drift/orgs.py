@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .auth import auth_from_settings, token_store_for
+from .auth import auth_from_settings
+from .token_store import token_store_for
 from .client import DriftClient
 from .errors import DriftConfigError, DriftDisconnected
 

@@ -63,7 +63,7 @@ from drift_pipeline.webhooks.events import (
     validate_event,
 )
 from drift_pipeline.webhooks.orgs import require_org_tokens
-from drift_pipeline.webhooks.inbox import (
+from drift_pipeline.webhooks.inbox_files import (
     InvalidInboxFile,
     iter_inbox_files,
     quarantine_record,

@@ -46,12 +46,8 @@ from starlette.routing import Route
 from drift_pipeline.settings import Settings
 from drift_pipeline.pii import hash_pii
 from drift_pipeline.webhooks.events import InvalidEvent, event_id, hash_meeting_notes, parse_json, validate_event
-from drift_pipeline.webhooks.inbox import (
-    InboxUnavailable,
-    InboxWriter,
-    inbox_record,
-    quarantine_record,
-)
+from drift_pipeline.webhooks.inbox_files import inbox_record, quarantine_record
+from drift_pipeline.webhooks.inbox_writer import InboxUnavailable, InboxWriter
 from drift_pipeline.webhooks.widget import (
     MAX_WIDGET_BODY_BYTES,
     SIGNATURE_HEADER,

@@ -1,4 +1,4 @@
-"""`python -m drift_pipeline.drift.simulator [--port 8700] [--seed 7] ...`: the simulator in the foreground."""
+"""`python -m drift_simulator [--port 8700] [--seed 7] ...`: the simulator in the foreground."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from .server import serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m drift_pipeline.drift.simulator",
+    parser = argparse.ArgumentParser(prog="python -m drift_simulator",
                                      description="Run the bundled Drift API simulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700, help="0 picks a free port")

@@ -1,4 +1,7 @@
-"""`make demo`: the whole path against the bundled simulator, start to finish, then exit 0.
+"""`make demo`: the pipeline's whole path against the simulator, start to finish, then exit 0.
+
+It lives with the simulator, not in `drift_pipeline`, so the pipeline's wheel carries no demo;
+it drives the pipeline only through its public functions (runner, serving, the CLI).
 
 Simulator (14 days of seeded traffic) -> one Dagster run backfilling 14 daily partitions ->
 dbt marts -> serving copy; then 45 minutes of live activity as webhooks, and the widget events a
@@ -20,8 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from drift_pipeline.report import REPORT_FILENAME
+from drift_pipeline.report.page import REPORT_FILENAME
 from drift_pipeline.settings import Settings
+from drift_simulator import Simulator, SimulatorConfig, SimulatorServer
 
 DAYS = 14
 WIDGET_SECRET = "demo-widget-secret"
@@ -136,7 +140,6 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # dagster's loggers set their own INFO level
         handler.setLevel(logging.WARNING)
-    from drift_pipeline.drift.simulator import Simulator, SimulatorConfig, SimulatorServer
     from drift_pipeline.serving import headline_metrics, top_playbooks
 
     base = Settings.from_env()
