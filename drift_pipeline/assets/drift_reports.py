@@ -1,0 +1,127 @@
+"""An asset check on the marts: do our numbers match Drift's own reports?
+
+After a sync's dbt build, `fct_conversations_matches_drift_reports` asks
+`POST /reports/conversations` (its own 60/min budget, one call per day of the window) for each
+org's latest synced window and compares first close, time to close, first agent message and
+time to agent response conversation by conversation (`drift_pipeline/reconcile.py`). The
+webhook job and the CLI's marts refreshes leave it out (`without_checks()`), so only syncs call
+the reports; a deployment without Drift credentials skips it without a call.
+"""
+
+import asyncio
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from drift_pipeline import reconcile
+from drift_pipeline.drift.auth import auth_from_settings
+from drift_pipeline.drift.errors import DriftConfigError, DriftError
+from drift_pipeline.drift.orgs import OrgClients
+from drift_pipeline.resources import DriftApiResource, WarehouseResource, warehouse_connection
+from drift_pipeline.timeutil import ts_to_ms
+
+FCT_CONVERSATIONS_KEY = AssetKey(["marts", "fct_conversations"])
+CHECK_NAME = "matches_drift_reports"
+
+
+def _credentials_missing(settings) -> str | None:
+    try:
+        auth_from_settings(settings)
+    except DriftConfigError as exc:
+        return exc.message
+    return None
+
+
+def reconcile_with_drift(settings, duckdb) -> reconcile.Reconciliation:
+    """Each org's latest synced window asked of Drift's reports and compared with the marts.
+    Raises DriftError when Drift does not answer."""
+    with warehouse_connection(duckdb) as conn:
+        windows = {org: reconcile.check_window(start, end, started)
+                   for org, (start, end, started) in reconcile.latest_sync_windows(conn).items()}
+    windows = {org: w for org, w in windows.items() if w is not None}
+
+    async def fetch_all():
+        async with OrgClients(settings) as clients:
+            # Side by side: each org has its own client and its own reports budget.
+            return await asyncio.gather(*(
+                # Drift's BETWEEN includes its end; the window [start, end) does not.
+                reconcile.fetch_reports(clients.for_org(org).conversation_report, ts_to_ms(start), ts_to_ms(end) - 1)
+                for org, (start, end) in windows.items()))
+
+    answers = dict(zip(windows, asyncio.run(fetch_all()))) if windows else {}
+    result = reconcile.Reconciliation()
+    with warehouse_connection(duckdb) as conn:
+        latest = reconcile.latest_sync_windows(conn)
+        for org, (start, end) in windows.items():
+            rows, calls = answers[org]
+            ours = reconcile.load_ours(conn, org, sorted(rows), start, end)
+            started = latest[org][2]
+            one = reconcile.compare(org, rows, ours, lambda ids, org=org: reconcile.load_raw(conn, org, ids),
+                                    ts_to_ms(started) if started is not None else None)
+            one.report_calls = calls
+            one.windows = [f"org {org}: updatedAt [{start.isoformat()}, {end.isoformat()})"]
+            result.merge(one)
+    return result
+
+
+@multi_asset_check(
+    name="fct_conversations_matches_drift_reports",
+    specs=[AssetCheckSpec(
+        CHECK_NAME, asset=FCT_CONVERSATIONS_KEY,
+        description="First close, time to close, first agent message and time to agent response agree with "
+                    "Drift's POST /reports/conversations for the latest synced window, conversation by "
+                    "conversation, or differ for a reason the DECISIONLOG records (warns under 99%).")],
+    # Without Drift credentials the check yields nothing: Dagster shows it skipped.
+    can_subset=True,
+)
+def fct_conversations_matches_drift_reports(context: AssetCheckExecutionContext, drift: DriftApiResource,
+                                            duckdb: WarehouseResource):
+    settings = drift.settings()
+    missing = _credentials_missing(settings)
+    if missing:
+        context.log.info(f"{CHECK_NAME} skipped: {missing}")
+        return
+    try:
+        result = reconcile_with_drift(settings, duckdb)
+    except DriftError as exc:
+        # The data is committed and the marts built: a reports outage warns, it fails no run.
+        yield AssetCheckResult(check_name=CHECK_NAME, asset_key=FCT_CONVERSATIONS_KEY, passed=False,
+                               severity=AssetCheckSeverity.WARN,
+                               metadata={"error": MetadataValue.text(f"{exc.code}: {exc.message}")})
+        return
+    summary = reconcile.metadata(result)
+    yield AssetCheckResult(
+        check_name=CHECK_NAME, asset_key=FCT_CONVERSATIONS_KEY, passed=result.passed,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "agreement_table": MetadataValue.md(_agreement_markdown(summary["agreement"])),
+            "agreement": MetadataValue.json(summary["agreement"]),
+            "reasons": MetadataValue.json(summary["reasons"]),
+            "unexplained": MetadataValue.int(summary["unexplained"]),
+            "unexplained_ids": MetadataValue.json(summary["unexplained_ids"]),
+            "differences": MetadataValue.json(summary["differences"]),
+            "reported_conversations": MetadataValue.int(summary["reported_conversations"]),
+            "ours_not_in_report": MetadataValue.int(summary["ours_not_in_report"]),
+            "report_calls": MetadataValue.int(summary["report_calls"]),
+            "windows": MetadataValue.json(summary["windows"]),
+        },
+    )
+
+
+def _agreement_markdown(agreement: dict) -> str:
+    lines = ["| metric | compared | matched | explained | unexplained | matched % | agree or explained % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {metric} | {a['compared']} | {a['matched']} | {a['explained']} | {a['unexplained']} | "
+              f"{'' if a['matched_pct'] is None else a['matched_pct']} | {a['agree_or_explained_pct']} |"
+              for metric, a in agreement.items()]
+    return "\n".join(lines)
+
+
+drift_report_checks = [fct_conversations_matches_drift_reports]
