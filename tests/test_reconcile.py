@@ -285,3 +285,23 @@ def test_the_metadata_lists_at_most_fifty_differences_and_ids():
     raw = RawConversation(status_events=(StatusEvent("closed", at(600), "webhook"),))
     meta = reconcile.metadata(compare(1, drift, rows, lambda ids: {cid: raw for cid in ids}))
     assert meta["unexplained"] == 400 and len(meta["differences"]) == len(meta["unexplained_ids"]) == 50
+
+
+def test_without_drift_credentials_the_check_runs_but_reports_nothing(home):
+    """A deployment without credentials (the `home` fixture clears them): the check's step runs,
+    asks nothing and yields no result, which Dagster shows as skipped; the run succeeds."""
+    from dagster import AssetSelection, AssetSpec, DagsterInstance, Definitions, define_asset_job
+    from dagster_duckdb import DuckDBResource
+
+    from drift_pipeline.assets.drift_reports import FCT_CONVERSATIONS_KEY, fct_conversations_matches_drift_reports
+    from drift_pipeline.resources import DriftApiResource
+
+    defs = Definitions(
+        assets=[AssetSpec(FCT_CONVERSATIONS_KEY)], asset_checks=[fct_conversations_matches_drift_reports],
+        jobs=[define_asset_job("check_only", selection=AssetSelection.checks(fct_conversations_matches_drift_reports))],
+        resources={"drift": DriftApiResource(home=str(home)),
+                   "duckdb": DuckDBResource(database=str(home / "warehouse.duckdb"))})
+    result = defs.resolve_job_def("check_only").execute_in_process(instance=DagsterInstance.ephemeral())
+    events = [e.event_type_value for e in result.all_events]
+    assert result.success and "STEP_SUCCESS" in events and "ASSET_CHECK_EVALUATION" not in events
+    assert not (home / "warehouse.duckdb").exists()  # not even the warehouse was opened
