@@ -39,13 +39,27 @@ def _credentials_missing(settings) -> str | None:
     return None
 
 
-def reconcile_with_drift(settings, duckdb) -> reconcile.Reconciliation:
-    """Each org's latest synced window asked of Drift's reports and compared with the marts.
-    Raises DriftError when Drift does not answer."""
+def orgs_to_check(drift: DriftApiResource) -> set[int] | None:
+    """The orgs whose tokens this deployment may use now: the token store's connected orgs, or
+    the one org of a static token (remembered by the sync; None: whichever single org the
+    warehouse's syncs name). Disconnected orgs are left out: no call is made with their tokens."""
+    connected = drift.orgs().connected
+    if connected == [None]:
+        known = drift.known_org_id()
+        return None if known is None else {known}
+    return {org for org in connected if org is not None}
+
+
+def reconcile_with_drift(settings, duckdb, org_ids: set[int] | None = None) -> reconcile.Reconciliation:
+    """Each org's latest synced window asked of Drift's reports and compared with the marts
+    (`org_ids`: those orgs only; None: the one org the syncs name, if only one). Raises
+    DriftError when Drift does not answer."""
     with warehouse_connection(duckdb) as conn:
         windows = {org: reconcile.check_window(start, end, started)
                    for org, (start, end, started) in reconcile.latest_sync_windows(conn).items()}
-    windows = {org: w for org, w in windows.items() if w is not None}
+    if org_ids is None and len(windows) > 1:
+        windows = {}  # a token that names no org cannot say which of several it belongs to
+    windows = {org: w for org, w in windows.items() if w is not None and (org_ids is None or org in org_ids)}
 
     async def fetch_all():
         async with OrgClients(settings) as clients:
@@ -89,7 +103,7 @@ def fct_conversations_matches_drift_reports(context: AssetCheckExecutionContext,
         context.log.info(f"{CHECK_NAME} skipped: {missing}")
         return
     try:
-        result = reconcile_with_drift(settings, duckdb)
+        result = reconcile_with_drift(settings, duckdb, orgs_to_check(drift))
     except DriftError as exc:
         # The data is committed and the marts built: a reports outage warns, it fails no run.
         yield AssetCheckResult(check_name=CHECK_NAME, asset_key=FCT_CONVERSATIONS_KEY, passed=False,
