@@ -9,7 +9,8 @@ difference is not an error when the conversation's raw data shows which of those
 it; `classify` names the reason from the messages and status events we hold, and only a
 difference nothing explains counts against the agreement.
 
-Plain data in and out, except `fetch_reports` (the API), and `load_*` (the warehouse).
+Plain data in and out, except `fetch_reports` (the API) and `latest_sync_windows` / `load_*`
+(the warehouse's SQL).
 """
 
 from __future__ import annotations

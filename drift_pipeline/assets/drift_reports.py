@@ -55,8 +55,8 @@ def reconcile_with_drift(settings, duckdb, org_ids: set[int] | None = None) -> r
     (`org_ids`: those orgs only; None: the one org the syncs name, if only one). Raises
     DriftError when Drift does not answer."""
     with warehouse_connection(duckdb) as conn:
-        windows = {org: reconcile.check_window(start, end, started)
-                   for org, (start, end, started) in reconcile.latest_sync_windows(conn).items()}
+        syncs = reconcile.latest_sync_windows(conn)
+    windows = {org: reconcile.check_window(start, end, started) for org, (start, end, started) in syncs.items()}
     if org_ids is None and len(windows) > 1:
         windows = {}  # a token that names no org cannot say which of several it belongs to
     windows = {org: w for org, w in windows.items() if w is not None and (org_ids is None or org in org_ids)}
@@ -72,11 +72,10 @@ def reconcile_with_drift(settings, duckdb, org_ids: set[int] | None = None) -> r
     answers = dict(zip(windows, asyncio.run(fetch_all()))) if windows else {}
     result = reconcile.Reconciliation()
     with warehouse_connection(duckdb) as conn:
-        latest = reconcile.latest_sync_windows(conn)
         for org, (start, end) in windows.items():
             rows, calls = answers[org]
             ours = reconcile.load_ours(conn, org, sorted(rows), start, end)
-            started = latest[org][2]
+            started = syncs[org][2]
             one = reconcile.compare(org, rows, ours, lambda ids, org=org: reconcile.load_raw(conn, org, ids),
                                     ts_to_ms(started) if started is not None else None)
             one.report_calls = calls
