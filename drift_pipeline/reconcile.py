@@ -128,7 +128,7 @@ class Reconciliation:
     tallies: dict[str, MetricTally] = field(default_factory=lambda: {m: MetricTally() for m in COMPARED})
     differences: list[Difference] = field(default_factory=list)
     reported: int = 0  # conversations in Drift's answers
-    ours_not_reported: int = 0  # ours, updated in the window by our last look, not in Drift's answer (moved since)
+    ours_not_reported: int = 0  # ours updated in the window (as last seen) that Drift no longer reports there
     report_calls: int = 0
     windows: list[str] = field(default_factory=list)
 
@@ -392,7 +392,6 @@ def compare(org_id: int | None, drift_rows: dict[int, dict[str, int | None]], ou
     Drift reports that the warehouse lacks differs wherever Drift has a value: `not_synced` when
     Drift's times are after the org's latest sync began (`latest_sync_ms`), else unexplained."""
     result = Reconciliation(reported=len(drift_rows))
-    result.ours_not_reported = sum(1 for cid in ours if cid not in drift_rows)
     pending: list[tuple[int, str, int | None, int | None]] = []
     for cid, values in sorted(drift_rows.items()):
         row = ours.get(cid)
@@ -463,18 +462,26 @@ def latest_sync_windows(conn) -> dict[int, tuple[datetime, datetime, datetime | 
     return latest
 
 
-def load_ours(conn, org_id: int, conversation_ids: list[int], start: datetime, end: datetime) -> dict[int, Ours]:
-    """Our figures for the conversations Drift reported and for ours updated in [start, end)."""
+def load_ours(conn, org_id: int, conversation_ids: list[int]) -> dict[int, Ours]:
+    """Our figures for these conversations (those Drift reported in one window)."""
+    if not conversation_ids:
+        return {}
     rows = conn.execute(
         "SELECT c.conversation_id, f.created_at, c.updated_at, c.synced_at, f.first_contact_message_at, "
         "f.first_agent_message_at, f.first_response_seconds, f.first_response_business_seconds, "
         "f.first_closed_at, f.open_to_close_seconds "
         "FROM raw.conversations c JOIN marts.fct_conversations f "
         "ON f.org_id = c.org_id AND f.conversation_id = c.conversation_id "
-        "WHERE c.org_id = ? AND (c.conversation_id IN (SELECT unnest(?::BIGINT[])) "
-        "OR (c.updated_at >= ? AND c.updated_at < ?))",
-        [org_id, list(conversation_ids), start, end]).fetchall()
+        "WHERE c.org_id = ? AND c.conversation_id IN (SELECT unnest(?::BIGINT[]))",
+        [org_id, list(conversation_ids)]).fetchall()
     return {r[0]: Ours(*r) for r in rows}
+
+
+def ours_updated_in(conn, org_id: int, start: datetime, end: datetime) -> set[int]:
+    """Our conversations whose stored `updated_at` is in [start, end)."""
+    return {r[0] for r in conn.execute(
+        "SELECT conversation_id FROM raw.conversations WHERE org_id = ? AND updated_at >= ? AND updated_at < ?",
+        [org_id, start, end]).fetchall()}
 
 
 def load_raw(conn, org_id: int, conversation_ids: list[int]) -> dict[int, RawConversation]:

@@ -53,35 +53,44 @@ def orgs_to_check(drift: DriftApiResource) -> set[int] | None:
 def reconcile_with_drift(settings, duckdb, org_ids: set[int] | None = None) -> reconcile.Reconciliation:
     """Each org's latest synced window asked of Drift's reports and compared with the marts
     (`org_ids`: those orgs only; None: the one org the syncs name, if only one). Raises
-    DriftError when Drift does not answer."""
+    DriftError when Drift does not answer.
+
+    Window by window (a day each): what one day's answer names is compared and let go before
+    the next call, so memory follows a day of conversations, not the whole window."""
     with warehouse_connection(duckdb) as conn:
         syncs = reconcile.latest_sync_windows(conn)
-    windows = {org: reconcile.check_window(start, end, started) for org, (start, end, started) in syncs.items()}
-    if org_ids is None and len(windows) > 1:
-        windows = {}  # a token that names no org cannot say which of several it belongs to
-    windows = {org: w for org, w in windows.items() if w is not None and (org_ids is None or org in org_ids)}
+        windows = {org: reconcile.check_window(start, end, started) for org, (start, end, started) in syncs.items()}
+        if org_ids is None and len(windows) > 1:
+            windows = {}  # a token that names no org cannot say which of several it belongs to
+        windows = {org: w for org, w in windows.items() if w is not None and (org_ids is None or org in org_ids)}
 
-    async def fetch_all():
-        async with OrgClients(settings) as clients:
-            # Side by side: each org has its own client and its own reports budget.
-            return await asyncio.gather(*(
-                # Drift's BETWEEN includes its end; the window [start, end) does not.
-                reconcile.fetch_reports(clients.for_org(org).conversation_report, ts_to_ms(start), ts_to_ms(end) - 1)
-                for org, (start, end) in windows.items()))
-
-    answers = dict(zip(windows, asyncio.run(fetch_all()))) if windows else {}
-    result = reconcile.Reconciliation()
-    with warehouse_connection(duckdb) as conn:
-        for org, (start, end) in windows.items():
-            rows, calls = answers[org]
-            ours = reconcile.load_ours(conn, org, sorted(rows), start, end)
+        async def one_org(client, org: int, start, end) -> reconcile.Reconciliation:
             started = syncs[org][2]
-            one = reconcile.compare(org, rows, ours, lambda ids, org=org: reconcile.load_raw(conn, org, ids),
-                                    ts_to_ms(started) if started is not None else None)
-            one.report_calls = calls
-            one.windows = [f"org {org}: updatedAt [{start.isoformat()}, {end.isoformat()})"]
-            result.merge(one)
-    return result
+            result = reconcile.Reconciliation(windows=[f"org {org}: updatedAt [{start.isoformat()}, {end.isoformat()})"])
+            reported: set[int] = set()
+            # Drift's BETWEEN includes its end; the window [start, end) does not.
+            for low, high in reconcile.report_windows(ts_to_ms(start), ts_to_ms(end) - 1):
+                rows, calls = await reconcile.fetch_reports(client.conversation_report, low, high)
+                # No await from here to the next call: the orgs share this connection safely.
+                one = reconcile.compare(org, rows, reconcile.load_ours(conn, org, sorted(rows)),
+                                        lambda ids: reconcile.load_raw(conn, org, ids),
+                                        ts_to_ms(started) if started is not None else None)
+                one.report_calls = calls
+                result.merge(one)
+                reported.update(rows)
+            result.ours_not_reported = len(reconcile.ours_updated_in(conn, org, start, end) - reported)
+            return result
+
+        async def all_orgs():
+            async with OrgClients(settings) as clients:
+                # Side by side: each org has its own client and its own reports budget.
+                return await asyncio.gather(*(one_org(clients.for_org(org), org, start, end)
+                                              for org, (start, end) in windows.items()))
+
+        total = reconcile.Reconciliation()
+        for one in asyncio.run(all_orgs()) if windows else []:
+            total.merge(one)
+    return total
 
 
 @multi_asset_check(
