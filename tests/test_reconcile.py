@@ -305,3 +305,43 @@ def test_without_drift_credentials_the_check_runs_but_reports_nothing(home):
     events = [e.event_type_value for e in result.all_events]
     assert result.success and "STEP_SUCCESS" in events and "ASSET_CHECK_EVALUATION" not in events
     assert not (home / "warehouse.duckdb").exists()  # not even the warehouse was opened
+
+
+# -- the warehouse's side -------------------------------------------------------------------------
+def test_each_orgs_latest_successful_sync_gives_the_window_and_its_raw_rows_are_read(tmp_path):
+    import duckdb
+
+    from drift_pipeline.warehouse.schema import create_raw_schema
+
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    create_raw_schema(conn)
+    day = datetime(2026, 11, 14)
+    jobs = [  # job, org, window start, success, kind, started (finished an hour later)
+        ("a1", 1, day - timedelta(days=1), True, "sync", day),
+        ("a2", 1, day, True, None, day + timedelta(days=1)),  # the latest: kind unset on older rows
+        ("a3", 1, day + timedelta(days=1), False, "sync", day + timedelta(days=2)),  # failed: ignored
+        ("a4", 1, day + timedelta(days=3), True, "transcripts", day + timedelta(days=3)),  # an export
+        ("b1", 2, day, True, "sync", day + timedelta(hours=30)),
+    ]
+    for job, org, start, success, kind, started in jobs:
+        conn.execute("INSERT INTO raw.exports (job_id, org_id, window_start, window_end, started_at, finished_at, "
+                     "success, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [job, org, start, start + timedelta(days=1), started, started + timedelta(hours=1), success, kind])
+    assert reconcile.latest_sync_windows(conn) == {
+        1: (day, day + timedelta(days=1), day + timedelta(days=1)),
+        2: (day, day + timedelta(days=1), day + timedelta(hours=30))}
+
+    conn.execute("INSERT INTO raw.conversations (org_id, conversation_id, updated_at) VALUES "
+                 "(1, 10, ?), (1, 11, ?), (2, 10, ?)", [day + timedelta(hours=5), day + timedelta(days=1), day])
+    assert reconcile.ours_updated_in(conn, 1, day, day + timedelta(days=1)) == {10}  # [start, end)
+    conn.execute("INSERT INTO raw.messages (org_id, conversation_id, message_id, created_at, message_type, "
+                 "author_type, is_bot, edited_message_id, edit_type) VALUES "
+                 "(1, 10, 2, ?, 'edit', 'user', false, 1, 'delete'), (1, 10, 1, ?, 'chat', 'user', false, null, null), "
+                 "(2, 10, 9, ?, 'chat', 'contact', false, null, null)", [at(5), at(1), at(0)])
+    conn.execute("INSERT INTO raw.status_events (org_id, conversation_id, status, changed_at, source) VALUES "
+                 "(1, 10, 'closed', ?, 'report')", [at(60)])
+    raw = reconcile.load_raw(conn, 1, [10, 11])
+    assert [m.message_id for m in raw[10].messages] == [1, 2]  # by time, the other org's left out
+    assert raw[10].messages[1] == RawMessage(2, at(5), "edit", "user", False, 1, "delete")
+    assert raw[10].status_events == (StatusEvent("closed", at(60), "report"),)
+    assert raw[11] == RawConversation()
