@@ -66,7 +66,8 @@ def reconcile_with_drift(settings, duckdb, org_ids: set[int] | None = None) -> r
 
         async def one_org(client, org: int, start, end) -> reconcile.Reconciliation:
             started = syncs[org][2]
-            result = reconcile.Reconciliation(windows=[f"org {org}: updatedAt [{start.isoformat()}, {end.isoformat()})"])
+            label = f"org {org}: updatedAt [{start.isoformat()}, {end.isoformat()})"
+            result = reconcile.Reconciliation(windows=[label])
             reported: set[int] = set()
             # Drift's BETWEEN includes its end; the window [start, end) does not.
             for low, high in reconcile.report_windows(ts_to_ms(start), ts_to_ms(end) - 1):
