@@ -7,6 +7,7 @@ from dagster import Definitions, in_process_executor
 from drift_pipeline.assets.dbt import build_dbt_models, publish_dbt_docs_of_models
 from drift_pipeline.assets.serving import build_serving_assets
 from drift_pipeline.assets.drift_raw import build_drift_raw_sync, raw_asset_checks
+from drift_pipeline.assets.drift_reports import drift_report_checks
 from drift_pipeline.assets.drift_streams import drift_streams, stream_asset_checks
 from drift_pipeline.assets.webhooks import webhook_inbox
 from drift_pipeline.dbt_project import dbt_cli
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[build_drift_raw_sync(partitions), drift_streams, webhook_inbox, dbt_models,
                 *build_serving_assets(dbt_models, publish_dbt_docs_of_models)],
-        asset_checks=[*raw_asset_checks, *stream_asset_checks],
+        asset_checks=[*raw_asset_checks, *stream_asset_checks, *drift_report_checks],
         jobs=[build_sync_job(partitions), apply_webhooks_job],
         schedules=schedules,
         sensors=[webhook_inbox_sensor],

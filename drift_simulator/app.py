@@ -48,7 +48,9 @@ ROUTE_SCOPES = {
 OLDER_LIST_LIMIT = 50  # `GET /conversations`, the older listing, pages at most 50 (as legacy /list did)
 USERS_BY_ID_LIMIT = 20  # `GET /users?userId=...` answers at most 20 users a call
 REPORT_METRICS = ("firstCloseAt", "lastCloseAt", "timeToCloseMillis", "closeCount", "reopenCount",
-                  "createdAt", "updatedAt")
+                  "firstAgentMessageAt", "timeToAgentResponseMillis", "relatedPlaybookId", "createdAt", "updatedAt")
+# Drift: "If a metric is not present, will return as "NaN"" (conversation-reporting docs).
+REPORT_ABSENT = "NaN"
 
 # Set in the ASGI scope by the server's connection protocol: a callable that drops the TCP
 # connection without any HTTP answer (see server.py).
@@ -678,7 +680,8 @@ class Simulator:
             for cid, conversation in self.world.conversations.items():
                 if all(low <= conversation[prop] <= high for prop, (low, high) in bounds.items()):
                     values = self.world.conversation_metrics(cid)
-                    rows.append({"conversationId": cid, "metrics": [values[m] for m in metrics]})
+                    rows.append({"conversationId": cid, "metrics": [
+                        REPORT_ABSENT if values[m] is None else values[m] for m in metrics]})
         return JSONResponse({"count": len(rows), "data": rows})
 
     async def _meetings(self, request: Request) -> Response:

@@ -183,6 +183,9 @@ class DriftWorld(MarketingMixin):
         self.users: list[dict] = []
         self.contacts: dict[int, dict] = {}
         self.status_history: dict[int, list[tuple[str, int]]] = {}
+        # When a bot handed the conversation to a human (its hand-off message): Drift's "routed
+        # in". Conversations without a hand-off are routed when the contact first writes.
+        self.routed_at: dict[int, int] = {}
 
         self._contacts_by_email: dict[str, int] = {}
         self._contact_context: dict[int, dict] = {}
@@ -310,7 +313,9 @@ class DriftWorld(MarketingMixin):
                 if flow == "bot_only":
                     p.message("user", bot, rng.choice(content.BOT_GOODBYES), bot=True)
                 else:
-                    p.message("user", bot, content.BOT_HANDOFFS[0], bot=True)
+                    # The hand-off routes the conversation to the inbox: Drift's agent response
+                    # clock starts here (`conversation_metrics`).
+                    p.message("user", bot, content.BOT_HANDOFFS[0], bot=True, routes=True)
         else:
             if f["proactive"]:
                 agent_chats.append(p.message("user", agent, rng.choice(content.AGENT_OUTREACH)))
@@ -582,6 +587,8 @@ class DriftWorld(MarketingMixin):
         if "attributes" in spec:
             message["attributes"] = spec["attributes"]
         thread.append(message)
+        if spec.get("routes"):
+            self.routed_at.setdefault(cid, at)
         if at > conversation["updatedAt"]:
             conversation["updatedAt"] = at
             self._index_dirty = True
@@ -696,8 +703,10 @@ class DriftWorld(MarketingMixin):
     def add_message(self, conversation_id: int, *, author_type: str = "contact", author_id: int | None = None,
                     bot: bool = False, type: str = "chat", body: str = "<p>...</p>", at_ms: int | None = None,
                     edited_message_id: int | None = None, edit_type: str | None = None,
-                    attributes: dict | None = None) -> list[dict]:
-        """Adds one message now (or at `at_ms`); returns its webhook payloads.
+                    attributes: dict | None = None, routes: bool = False) -> list[dict]:
+        """Adds one message now (or at `at_ms`); returns its webhook payloads. `routes`: this
+        message hands the conversation to the inbox (a bot's hand-off), which starts Drift's
+        agent response clock.
 
         A contact chat message on a closed conversation reopens it. `at_ms` later than the clock
         moves the clock there (without background activity); it must be after the conversation's
@@ -723,6 +732,8 @@ class DriftWorld(MarketingMixin):
                 spec["editType"] = edit_type
             if attributes is not None:
                 spec["attributes"] = attributes
+            if routes:
+                spec["routes"] = True
             out: list[dict] = []
             self._apply_message(conversation_id, spec, at, out)
             return out
@@ -899,18 +910,37 @@ class DriftWorld(MarketingMixin):
             return self.contacts.get(contact_id) if contact_id is not None else None
 
     def conversation_metrics(self, conversation_id: int) -> dict[str, int | None]:
-        """Drift's reporting view of one conversation, computed from the status history."""
+        """Drift's reporting view of one conversation (None where Drift answers "NaN").
+
+        Computed from the world's own truth (the status history, the thread as sent, the
+        routing), by Drift's documented definitions, not by the pipeline's: the agent is a human
+        user (never a bot); `firstAgentMessageAt` is the first agent message *during the
+        conversation* (an agent opener before the contact wrote included);
+        `timeToAgentResponseMillis` is how long the agent took to respond *once routed in* (from
+        the bot's hand-off, else from the contact's first message). Where Drift's docs are
+        silent (choice): a chat message deleted later still counts (it was sent, the report
+        records the event), notes and other non-chat messages do not."""
         history = self.status_history[conversation_id]
         conversation = self.conversations[conversation_id]
         closes = [at for status, at in history if status == "closed"]
         reopens = sum(1 for (prev, _), (cur, _) in zip(history, history[1:]) if prev == "closed" and cur == "open")
         first_close = closes[0] if closes else None
+        thread = self.messages[conversation_id]
+        agent_chats = [m["createdAt"] for m in thread
+                       if m["type"] == "chat" and m["author"]["type"] == "user" and not m["author"]["bot"]]
+        contact_chats = [m["createdAt"] for m in thread if m["type"] == "chat" and m["author"]["type"] == "contact"]
+        routed = self.routed_at.get(conversation_id, contact_chats[0] if contact_chats else None)
+        response = next((at for at in agent_chats if routed is not None and at >= routed), None)
+        playbook = conversation.get("relatedPlaybookId")
         return {
             "firstCloseAt": first_close,
             "lastCloseAt": closes[-1] if closes else None,
             "timeToCloseMillis": first_close - conversation["createdAt"] if first_close is not None else None,
             "closeCount": len(closes),
             "reopenCount": reopens,
+            "firstAgentMessageAt": agent_chats[0] if agent_chats else None,
+            "timeToAgentResponseMillis": response - routed if response is not None else None,
+            "relatedPlaybookId": int(playbook) if playbook is not None else None,
             "createdAt": conversation["createdAt"],
             "updatedAt": conversation["updatedAt"],
         }

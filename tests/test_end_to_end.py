@@ -75,6 +75,9 @@ def test_dagster_partition_range_builds_raw_and_marts_equal_to_the_reference(sim
     builds = [p for p in runs if "-docs-" not in p.name]  # `dbt docs generate` has its own folder
     assert len(builds) == 1 and (builds[0] / "dbt.log").exists()
     assert proc.stderr.count("RUN_START") == 1
+    # The marts agree with the simulator's Drift reports, or differ only for recorded reasons
+    # (the check's figures: tests/test_runner.py; its reasons: tests/test_reconcile.py).
+    assert "Asset check 'matches_drift_reports' on 'marts/fct_conversations' passed." in proc.stderr
 
     world = simulator.world
     list_from = END - timedelta(days=3, minutes=settings.overlap_minutes)

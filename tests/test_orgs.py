@@ -13,6 +13,7 @@ from dagster import build_schedule_context
 from dagster_duckdb import DuckDBResource
 
 from drift_pipeline.assets.drift_raw import run_sync
+from drift_pipeline.assets.drift_reports import orgs_to_check, reconcile_with_drift
 from drift_pipeline.cli import main
 from drift_pipeline.drift.auth_status import auth_status
 from drift_pipeline.drift.authorize import auth_exchange
@@ -121,6 +122,16 @@ def test_two_orgs_in_one_deployment_equal_each_alone_and_stay_apart(two_orgs, ho
     shared = {r[0] for r in query(both, "SELECT conversation_id FROM raw.conversations GROUP BY 1 "
                                         "HAVING count(DISTINCT org_id) = 2")}
     assert shared, "the two workspaces use the same ids: the test must see them kept apart"
+
+    # Drift's reports agree with each org's marts: each org is asked with its own tokens, for
+    # its own synced window (two days: two calls each), and compared with its own rows only.
+    checked = reconcile_with_drift(both, DuckDBResource(database=str(both.warehouse_path)),
+                                   orgs_to_check(DriftApiResource.from_env()))
+    assert checked.report_calls == 4 and len(checked.windows) == 2
+    assert checked.passed and not checked.unexplained and checked.tallies["first_close"].matched > 20
+    assert checked.reported == sum(len(expected_ids) for expected_ids in (
+        {cid for cid, c in sim.world.conversations.items() if ts_to_ms(START) <= c["updatedAt"] < ts_to_ms(END)}
+        for sim in (sim_a, sim_b)))
 
     # The nightly schedule asks for one run per org.
     with build_schedule_context(scheduled_execution_time=SIM_END, resources={"drift": DriftApiResource.from_env()}) as tick:

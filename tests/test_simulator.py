@@ -337,10 +337,45 @@ def test_reports_compute_close_times_from_status_history(simulator: Simulator, w
         conversation = world.conversations[row["conversationId"]]
         closes = [at for status, at in world.status_history[conversation["id"]] if status == "closed"]
         time_to_close, first_close = row["metrics"]
-        assert first_close == (closes[0] if closes else None)
-        assert time_to_close == (closes[0] - conversation["createdAt"] if closes else None)
+        # "If a metric is not present, will return as "NaN"" (Drift's conversation-reporting docs).
+        assert first_close == (closes[0] if closes else "NaN")
+        assert time_to_close == (closes[0] - conversation["createdAt"] if closes else "NaN")
     limited = asgi(simulator, "POST", "/reports/conversations", json=query, headers=STATIC)
     assert limited.headers["X-RateLimit-Limit"] == "60"
+
+
+def test_reports_answer_agent_metrics_by_drifts_definitions(simulator: Simulator, world: DriftWorld):
+    """Drift's agent is a human user; its first agent message is the first of the conversation
+    (an opener before the contact included, a message deleted later included, a note not);
+    its response time runs from the routing (a bot's hand-off), not from the contact's message."""
+    agent, bot = world.agent_ids[0], world.bot_ids[0]
+    t0 = END_MS + 60_000
+    cid, _ = world.new_conversation(t0, body=None)
+    world.add_message(cid, author_type="user", author_id=agent, at_ms=t0 + 1_000)  # opener
+    world.add_message(cid, at_ms=t0 + 5_000)  # the contact writes
+    world.add_message(cid, author_type="user", author_id=bot, bot=True, at_ms=t0 + 6_000)
+    world.add_message(cid, author_type="user", author_id=bot, bot=True, at_ms=t0 + 8_000, routes=True)
+    world.add_message(cid, author_type="user", author_id=agent, type="private_note", at_ms=t0 + 9_000)
+    [deleted] = [p["data"] for p in world.add_message(cid, author_type="user", author_id=agent, at_ms=t0 + 20_000)
+                 if p["type"] == "new_message"]
+    world.add_message(cid, author_type="user", author_id=agent, type="edit", edited_message_id=deleted["id"],
+                      edit_type="delete", at_ms=t0 + 30_000)
+    world.add_message(cid, author_type="user", author_id=agent, at_ms=t0 + 40_000)
+    world.set_status(cid, "closed", at_ms=t0 + 50_000)
+    quiet, _ = world.new_conversation(t0 + 60_000, related_playbook_id=881_002)  # the contact only
+    world.add_message(quiet, author_type="user", author_id=bot, bot=True, at_ms=t0 + 61_000)
+    query = {"filters": [{"property": "createdAt", "operation": "BETWEEN", "values": [t0, t0 + 60_000]}],
+             "metrics": ["firstAgentMessageAt", "timeToAgentResponseMillis", "firstCloseAt", "timeToCloseMillis",
+                         "relatedPlaybookId"]}
+    body = asgi(simulator, "POST", "/reports/conversations", json=query, headers=STATIC).json()
+    assert body["count"] == 2
+    rows = {row["conversationId"]: row["metrics"] for row in body["data"]}
+    assert rows[cid] == [t0 + 1_000, 12_000, t0 + 50_000, 50_000, "NaN"]
+    assert rows[quiet] == ["NaN", "NaN", "NaN", "NaN", 881_002]
+    # Without a hand-off the clock starts at the contact's first message.
+    plain, _ = world.new_conversation(t0 + 70_000)
+    world.add_message(plain, author_type="user", author_id=agent, at_ms=t0 + 73_500)
+    assert world.conversation_metrics(plain)["timeToAgentResponseMillis"] == 3_500
 
 
 # ---------------------------------------------------------------------- auth
