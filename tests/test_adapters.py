@@ -76,3 +76,60 @@ def test_a_home_written_before_the_move_still_finds_the_event_log_class(module):
     import importlib
 
     assert importlib.import_module(module).BatchedSqliteEventLogStorage.__name__ == "BatchedSqliteEventLogStorage"
+
+
+# ---------------------------------------------------------------- dbt macros the project overrides
+
+DBT_PROJECT = __import__("pathlib").Path(__file__).resolve().parents[1] / "dbt_project"
+
+
+def _macro(text: str, name: str) -> tuple[str, str] | None:
+    """The argument list and body of `{% macro name(...) %}` in a dbt macro file, or None."""
+    import re
+
+    found = re.search(r"\{%-?\s*macro\s+" + re.escape(name) + r"\s*\(([^)]*)\)\s*-?%\}(.*?)\{%-?\s*endmacro\s*-?%\}",
+                      text, re.S)
+    return None if found is None else (" ".join(found.group(1).split()), " ".join(found.group(2).split()))
+
+
+def test_the_where_subquery_override_still_replaces_the_macro_dbt_wraps_every_generic_test_in():
+    """macros/tests_scope.sql overrides dbt's global `get_where_subquery` (dbt's documented way to
+    put custom logic behind the `where` test config, which itself cannot call macros) to scope
+    scheduled runs' data tests to the conversations they rebuilt. It relies on three things of
+    the installed dbt-core: the macro's name and argument, the generic test builder wrapping
+    each tested relation in it, and the default it re-implements (where config -> a subquery
+    aliased dbt_subquery). A change to any of them means the override must be revisited."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import dbt.include.global_project as global_project
+    import dbt.parser.generic_test_builders as builders
+
+    def explain(what: str) -> str:
+        return (f"dbt_project/macros/tests_scope.sql overrides get_where_subquery and relies on {what}, "
+                f"which the installed dbt-core ({version('dbt-core')}) no longer has: revisit the override "
+                "(DECISIONLOG 'Supported dbt APIs')")
+
+    installed = (Path(global_project.PACKAGE_PATH) / "macros" / "materializations" / "tests" / "where_subquery.sql")
+    assert installed.is_file(), explain(f"the file {installed.relative_to(global_project.PACKAGE_PATH)}")
+    text = installed.read_text()
+    assert _macro(text, "get_where_subquery") == (
+        "relation", "{% do return(adapter.dispatch('get_where_subquery', 'dbt')(relation)) %}"), explain(
+        "get_where_subquery(relation) dispatching to default__get_where_subquery")
+    assert _macro(text, "default__get_where_subquery") == ("relation", " ".join("""
+        {% set where = config.get('where', '') %}
+        {% if where %}
+            {%- set filtered -%}
+                (select * from {{ relation }} where {{ where }}) dbt_subquery
+            {%- endset -%}
+            {% do return(filtered) %}
+        {%- else -%}
+            {% do return(relation) %}
+        {%- endif -%}""".split())), explain("default__get_where_subquery's body (the where config as a subquery "
+                                            "aliased dbt_subquery, else the relation)")
+    assert "get_where_subquery(" in inspect.getsource(builders.TestBuilder.build_model_str), explain(
+        "generic tests' model argument being {{ get_where_subquery(ref(...)) }}")
+
+    ours = _macro((DBT_PROJECT / "macros" / "tests_scope.sql").read_text(), "get_where_subquery")
+    assert ours is not None and ours[0] == "relation"
+    assert "config.get('where', '')" in ours[1] and ") dbt_subquery" in ours[1]

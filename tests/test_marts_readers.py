@@ -56,6 +56,13 @@ CONVERSATIONS = [
     # Another workspace reusing conversation and inbox ids.
     (OTHER_ORG, 1, 10, "2026-11-03 09:00:00", True, True, 50, None),
 ]
+# Later contact turns: (org, conversation) -> [(contact writes, agent answers) in seconds after
+# created_at]. Conversation 3's second turn waits 60 s, so its replies are 300 and 60 s.
+LATER_TURNS = {(ORG, 3): [(400, 460)]}
+# One calendar-hours policy for both turns, and a fixed "now" for the open waits, so the SLA
+# events are known by hand: a reply (or a close) more than 100 s after the contact breaches.
+SLA_VARS = {"sla_policies": [{"name": "Chat", "first_reply_seconds": 100, "next_reply_seconds": 100}],
+            "sla_as_of": "2026-11-14 00:00:00"}
 
 
 def _dataset() -> dict:
@@ -81,6 +88,9 @@ def _dataset() -> dict:
         assert handed_off == (bot and response is not None)
         if response is not None:
             messages.append(agent_says(message_id + 3, str(contact_at + timedelta(seconds=response)), 7))
+        for turn, (contact_after, agent_after) in enumerate(LATER_TURNS.get((org_id, conversation_id), [])):
+            messages.append(contact_says(message_id + 4 + 2 * turn, str(created_at + timedelta(seconds=contact_after))))
+            messages.append(agent_says(message_id + 5 + 2 * turn, str(created_at + timedelta(seconds=agent_after)), 7))
         data["messages"][conversation_id] = messages
         if closed_at:
             data["status_events"].append((conversation_id, "closed", closed_at))
@@ -109,8 +119,8 @@ def built(tmp_path_factory) -> dict:
         create_raw_schema(conn)
         load_raw(conn, _dataset(), SYNCED)
     env = {**os.environ, **OFFLINE, "DRIFT_PIPELINE_HOME": str(home), "TMPDIR": str(root)}
-    _run([str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", ".", "--profiles-dir", "."],
-         cwd=project, env=env)
+    _run([str(Path(sys.executable).with_name("dbt")), "build", "--project-dir", ".", "--profiles-dir", ".",
+          "--vars", json.dumps(SLA_VARS)], cwd=project, env=env)
     from drift_pipeline.serving import publish
 
     published = publish(Settings.from_env({"DRIFT_PIPELINE_HOME": str(home)}))
@@ -187,7 +197,7 @@ def _mf_query(built: dict, metrics: list[str], group_by: list[str]) -> list[dict
     _run([str(mf), "query", "--metrics", ",".join(metrics), "--group-by", ",".join(group_by), "--csv", str(out)],
          cwd=built["project"], env=built["env"])
     with out.open() as handle:
-        return [{k: (float(v) if v not in ("", None) and k != "metric_time__week" else (v or None))
+        return [{k: (float(v) if v not in ("", None) and not k.startswith("metric_time") else (v or None))
                  for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -224,3 +234,68 @@ def test_handoff_rate_by_inbox_from_metricflow_equals_the_mart(built):
                count(*) FILTER (WHERE handed_off) / nullif(count(*) FILTER (WHERE has_bot), 0)
         FROM marts.fct_conversations GROUP BY ALL""")
     assert answered == {(org, inbox): rate for org, inbox, rate in expected}
+
+
+def test_reply_time_by_week_from_metricflow_counts_every_reply_and_matches_the_daily_mart(built):
+    rows = _mf_query(built, ["reply_time_p50_seconds", "reply_time_p90_seconds", "replies"],
+                     ["metric_time__week", "conversation__org_id"])
+    answered = {(int(r["conversation__org_id"]), r["metric_time__week"][:10]):
+                (r["reply_time_p50_seconds"], r["reply_time_p90_seconds"], r["replies"]) for r in rows}
+    # By hand: week 10-26's replies are 60, 120, 300 and 60 (conversation 3's second turn), 200
+    # -> sorted 60 60 120 200 300: p50 120 (the first responses alone give 160), p90 at
+    # position 3.6: 200 + 0.6 * 100 = 260. Week 11-02: 90, 30 -> 60 and 84; week 11-09: 45, 15,
+    # 20 -> 20 and 40; the other org: 50.
+    assert answered == {(ORG, "2026-10-26"): (120.0, 260.0, 5.0), (ORG, "2026-11-02"): (60.0, 84.0, 2.0),
+                        (ORG, "2026-11-09"): (20.0, 40.0, 3.0), (OTHER_ORG, "2026-11-02"): (50.0, 50.0, 1.0)}
+    # At day grain the metric is the daily mart's column, computed there by its own SQL.
+    by_day = _mf_query(built, ["reply_time_p50_seconds", "reply_time_p90_seconds"],
+                       ["metric_time__day", "conversation__org_id"])
+    expected = _mart_sql(built, """
+        SELECT org_id, strftime(metric_date, '%Y-%m-%d'), reply_time_p50_seconds, reply_time_p90_seconds
+        FROM marts.agg_daily_metrics WHERE reply_time_p50_seconds IS NOT NULL""")
+    assert {(int(r["conversation__org_id"]), r["metric_time__day"][:10]):
+            (r["reply_time_p50_seconds"], r["reply_time_p90_seconds"]) for r in by_day} == {
+        (org, day): (p50, p90) for org, day, p50, p90 in expected}
+
+
+def test_backlog_from_metricflow_is_the_last_days_snapshot_not_a_sum(built):
+    by_day = _mf_query(built, ["backlog_open_conversations"], ["metric_time__day", "workspace", "backlog_day__inbox_id"])
+    on_13th = {int(r["backlog_day__inbox_id"]): r["backlog_open_conversations"] for r in by_day
+               if r["metric_time__day"][:10] == "2026-11-13" and int(r["workspace"]) == ORG}
+    # By hand: at the end of 11-13 the org's never-closed conversations are open: 2, 6, 11 in
+    # inbox 10, 8 in 20, 10 in 30, 12 in 40.
+    assert on_13th == {10: 3.0, 20: 1.0, 30: 1.0, 40: 1.0}
+    assert {(int(r["workspace"]), r["metric_time__day"][:10], int(r["backlog_day__inbox_id"])): r["backlog_open_conversations"]
+            for r in by_day} == {(org, day, inbox): float(n) for org, day, inbox, n in _mart_sql(built, """
+        SELECT org_id, strftime(metric_date, '%Y-%m-%d'), inbox_id, open_conversations
+        FROM marts.agg_daily_backlog WHERE open_conversations > 0""")}
+    by_week = _mf_query(built, ["backlog_open_conversations"], ["metric_time__week", "workspace"])
+    # A week gives its last day's backlog, per workspace: the org's 11-01 (conversations 2 and 4:
+    # 4 closes at 00:00 on 11-02), 11-08 (2 and 6) and 11-13 (its newest day; six open); the
+    # other org's only day, 11-03 (its one conversation). Summing the days would give far more.
+    assert {(int(r["workspace"]), r["metric_time__week"][:10]): r["backlog_open_conversations"] for r in by_week} == {
+        (ORG, "2026-10-26"): 2.0, (ORG, "2026-11-02"): 2.0, (ORG, "2026-11-09"): 6.0, (OTHER_ORG, "2026-11-02"): 1.0}
+
+
+def test_sla_breach_rate_from_metricflow_is_the_reports_decided_applications(built):
+    rows = _mf_query(built, ["sla_breach_rate", "sla_breached_applications", "sla_decided_applications"],
+                     ["metric_time__week", "sla_application__org_id"])
+    answered = {(int(r["sla_application__org_id"]), r["metric_time__week"][:10]):
+                (r["sla_breached_applications"], r["sla_decided_applications"], r["sla_breach_rate"]) for r in rows}
+    # By hand, 100 s targets, each decided on its breach day or its end's: week 10-26 decides 1
+    # (60 s, met), 2 (120 s), 3's first turn (300 s), 3's second (60 s, met) and 4 (200 s, on
+    # 11-01) -> 3 of 5; week 11-02: 5 (closed unanswered after 890 s), 6 and 7 (met) -> 1 of 3;
+    # week 11-09: 8, 10, 12 met, 9 (closed unanswered) and 11 (unanswered at sla_as_of) breached
+    # -> 2 of 5; the other org's one reply in 50 s -> 0 of 1 (0, not null).
+    assert answered == {(ORG, "2026-10-26"): (3.0, 5.0, 0.6), (ORG, "2026-11-02"): (1.0, 3.0, 1 / 3),
+                        (ORG, "2026-11-09"): (2.0, 5.0, 0.4), (OTHER_ORG, "2026-11-02"): (0.0, 1.0, 0.0)}
+    # The report's own query (drift_pipeline/report.py, _load_service), per day, on the mart.
+    by_day = _mf_query(built, ["sla_breach_rate"], ["metric_time__day", "sla_application__org_id"])
+    expected = _mart_sql(built, """
+        SELECT org_id, strftime(cast(CASE WHEN is_breached THEN sla_breach_at ELSE sla_ended_at END AS DATE), '%Y-%m-%d'),
+               100.0 * count(*) FILTER (WHERE is_breached) / count(*)
+        FROM marts.fct_sla_events
+        WHERE NOT is_active AND (is_breached OR sla_ended_at IS NOT NULL)
+        GROUP BY ALL""")
+    assert {(int(r["sla_application__org_id"]), r["metric_time__day"][:10]): 100 * r["sla_breach_rate"]
+            for r in by_day} == pytest.approx({(org, day): rate for org, day, rate in expected})

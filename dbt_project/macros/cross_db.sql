@@ -107,31 +107,6 @@
 {%- endmacro %}
 
 
-{#
-  dbt-postgres reports array columns as type `ARRAY` (information_schema's data_type), which
-  unit tests then cast their missing inputs to and Postgres refuses; the element type is in
-  udt_name (`_int8` -> `int8[]`). Otherwise dbt-postgres's own macro.
-#}
-{% macro postgres__get_columns_in_relation(relation) -%}
-  {% call statement('get_columns_in_relation', fetch_result=True) %}
-      select
-          column_name,
-          case when data_type = 'ARRAY' then substr(udt_name, 2) || '[]' else data_type end as data_type,
-          character_maximum_length,
-          numeric_precision,
-          numeric_scale
-      from {{ relation.information_schema('columns') }}
-      where table_name = '{{ relation.identifier }}'
-        {% if relation.schema %}
-        and table_schema = '{{ relation.schema }}'
-        {% endif %}
-      order by ordinal_position
-  {% endcall %}
-  {% set table = load_result('get_columns_in_relation').table %}
-  {{ return(sql_convert_columns_in_relation(table)) }}
-{%- endmacro %}
-
-
 {# `timestamp_expr` plus a fractional number of seconds, kept to the microsecond. #}
 {% macro drift_add_seconds(timestamp_expr, seconds_expr) -%}
     {{ return(adapter.dispatch('drift_add_seconds', 'drift_pipeline')(timestamp_expr, seconds_expr)) }}

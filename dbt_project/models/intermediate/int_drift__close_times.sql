@@ -3,32 +3,9 @@
 -- The earliest `closed` event known (webhook, poll, or Drift's own first close from the reports
 -- endpoint); without one, a conversation that is closed now was closed at its updated_at (Drift
 -- moves updatedAt on every status change, so that is the latest close).
--- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql).
-with rebuild as (
-
-    {{ drift_conversations_to_rebuild() }}
-
-),
-
-conversations as (
-
-    select conversations.*, rebuild.source_synced_at as _source_synced_at
-    from {{ ref('stg_drift__conversations') }} as conversations
-    inner join rebuild
-        on conversations.org_id = rebuild.org_id
-        and conversations.conversation_id = rebuild.conversation_id
-
-),
-
-status_history as (
-
-    select status_history.*
-    from {{ ref('int_drift__status_history') }} as status_history
-    inner join rebuild
-        on status_history.org_id = rebuild.org_id
-        and status_history.conversation_id = rebuild.conversation_id
-
-),
+-- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql),
+-- read with their status history (macros/metrics/conversation_status_inputs.sql).
+with {{ drift_conversation_status_inputs() }},
 
 history_summary as (
 

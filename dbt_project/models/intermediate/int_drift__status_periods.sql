@@ -6,32 +6,9 @@
 -- status the conversation has now (without events: open), the current status starts a last
 -- period at updated_at (Drift moves updatedAt on every status change), the rule first_closed_at
 -- falls back on. Periods of zero length (two changes at one instant) are dropped.
--- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql).
-with rebuild as (
-
-    {{ drift_conversations_to_rebuild() }}
-
-),
-
-conversations as (
-
-    select conversations.*, rebuild.source_synced_at as _source_synced_at
-    from {{ ref('stg_drift__conversations') }} as conversations
-    inner join rebuild
-        on conversations.org_id = rebuild.org_id
-        and conversations.conversation_id = rebuild.conversation_id
-
-),
-
-status_history as (
-
-    select status_history.*
-    from {{ ref('int_drift__status_history') }} as status_history
-    inner join rebuild
-        on status_history.org_id = rebuild.org_id
-        and status_history.conversation_id = rebuild.conversation_id
-
-),
+-- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql),
+-- read with their status history (macros/metrics/conversation_status_inputs.sql).
+with {{ drift_conversation_status_inputs() }},
 
 last_recorded as (
 

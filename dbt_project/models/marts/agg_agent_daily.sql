@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'metric_date'],
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook=["delete from {{ this }} where conversations_first_responded = 0"]
-    )
-}}
+{{ config(**drift_daily_aggregate_config('conversations_first_responded', on_schema_change='append_new_columns')) }}
 {#-
   Rows are (org_id, metric_date, user_id); incremental runs replace whole days (the delete+insert
   key is the day, so a user who stopped being a first responder on a rebuilt day disappears).
@@ -18,10 +10,7 @@
 
 with conversations as (
 
-    select
-        *,
-        cast(created_at as date) as metric_date
-    from {{ ref('fct_conversations') }}
+    {{ drift_conversations_by_day() }}
 
 ),
 
@@ -39,84 +28,29 @@ users as (
 
 ),
 
-{% if is_incremental() %}
-current_counts as (
-
-    select org_id, metric_date, count(*) as conversations_first_responded
-    from first_responses
-    group by org_id, metric_date
-
-),
-
-built_counts as (
-
-    select org_id, metric_date, sum(conversations_first_responded) as conversations_first_responded
-    from {{ this }}
-    group by org_id, metric_date
-
-),
-
-days_to_build as (
-
-    {{ drift_changed_days('conversations', 'current_counts', 'built_counts', 'conversations_first_responded') }}
-
-    {%- if drift_columns_missing(['reply_time_p50_seconds', 'one_touch_conversations']) == 'true' %}
-    -- built before the reply columns existed: every day again (macros/metrics/columns_missing.sql)
-    union
-
-    select distinct org_id, metric_date
-    from first_responses
-    {%- endif %}
-
-    union
-
+{#- An agent renamed in raw.users: every day still showing the old name. -#}
+{% set renamed_agent_days -%}
     select built.org_id, built.metric_date
     from {{ this }} as built
     left join users
         on built.org_id = users.org_id
         and built.user_id = users.user_id
     where built.agent_name is distinct from users.user_name
+{%- endset %}
 
-),
-{% else %}
 days_to_build as (
 
-    select distinct org_id, metric_date
-    from first_responses
-
-),
-{% endif %}
-
--- Every reply in the conversations the agent answered first (the conversation's owner, as
--- dbt_zendesk attributes ticket metrics to the assignee), whoever wrote it.
-replies as (
-
-    select
-        first_responses.org_id,
-        first_responses.metric_date,
-        first_responses.first_responder_user_id as user_id,
-        replies.reply_seconds
-    from {{ ref('int_drift__replies') }} as replies
-    inner join first_responses
-        on replies.org_id = first_responses.org_id
-        and replies.conversation_id = first_responses.conversation_id
-    where replies.reply_seconds is not null
+    {{ drift_days_to_build('conversations', 'first_responses', 'conversations_first_responded',
+                           rebuild_all_without=['reply_time_p50_seconds', 'one_touch_conversations'],
+                           extra_days=renamed_agent_days) }}
 
 ),
 
+-- Every reply in the conversations the agent answered first, whoever wrote it
+-- (macros/metrics/daily_reply_times.sql).
 agent_replies as (
 
-    select
-        days_to_build.org_id,
-        days_to_build.metric_date,
-        replies.user_id,
-        {{ drift_percentile_cont('replies.reply_seconds', 0.5) }} as reply_time_p50_seconds,
-        {{ drift_percentile_cont('replies.reply_seconds', 0.9) }} as reply_time_p90_seconds
-    from days_to_build
-    inner join replies
-        on days_to_build.org_id = replies.org_id
-        and days_to_build.metric_date = replies.metric_date
-    group by days_to_build.org_id, days_to_build.metric_date, replies.user_id
+    {{ drift_daily_reply_times('first_responses', per_first_responder=true) }}
 
 ),
 

@@ -1,15 +1,7 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'metric_date'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        post_hook=["delete from {{ this }} where conversations = 0"]
-    )
-}}
+{{ config(**drift_daily_aggregate_config('conversations')) }}
 {#-
   Rows are (org_id, metric_date, utm_source, utm_medium, utm_campaign); incremental runs replace
-  whole days, chosen like agg_daily_metrics' (drift_changed_days): days holding a conversation
+  whole days, chosen like agg_daily_metrics' (drift_days_to_build): days holding a conversation
   fct_conversations rebuilt since this table last read it (a late widget event rebuilds its
   conversation there, so its day follows) and days whose conversation count no longer matches.
   A day left without conversations is written as a zero row and removed by the post-hook.
@@ -18,11 +10,10 @@
 with fct as (
 
     select
-        *,
-        cast(created_at as date) as metric_date,
+        by_day.*,
         -- fct keeps only the first touch's fields: a touch carrying none of them tells nothing.
         coalesce(utm_source, utm_medium, utm_campaign, landing_page) is not null as is_tracked
-    from {{ ref('fct_conversations') }}
+    from ({{ drift_conversations_by_day() }}) as by_day
 
 ),
 
@@ -42,36 +33,11 @@ conversations as (
 
 ),
 
-{% if is_incremental() %}
-current_counts as (
-
-    select org_id, metric_date, count(*) as conversations
-    from conversations
-    group by org_id, metric_date
-
-),
-
-built_counts as (
-
-    select org_id, metric_date, sum(conversations) as conversations
-    from {{ this }}
-    group by org_id, metric_date
-
-),
-
 days_to_build as (
 
-    {{ drift_changed_days('conversations', 'current_counts', 'built_counts', 'conversations') }}
+    {{ drift_days_to_build('conversations', 'conversations', 'conversations') }}
 
 ),
-{% else %}
-days_to_build as (
-
-    select distinct org_id, metric_date
-    from conversations
-
-),
-{% endif %}
 
 attribution_days as (
 
@@ -113,10 +79,7 @@ select
     cast(responded_conversations as bigint) as responded_conversations,
     cast(bot_conversations as bigint) as bot_conversations,
     cast(handed_off_conversations as bigint) as handed_off_conversations,
-    case
-        when bot_conversations > 0
-            then cast(handed_off_conversations as {{ drift_type_double() }}) / bot_conversations
-    end as handoff_rate,
+    {{ drift_rate('handed_off_conversations', 'bot_conversations') }} as handoff_rate,
     first_response_p50_seconds,
     open_to_close_p50_seconds,
     _fct_refreshed_at

@@ -1,12 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'metric_date'],
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook=["delete from {{ this }} where conversations = 0"]
-    )
-}}
+{{ config(**drift_daily_aggregate_config('conversations', on_schema_change='append_new_columns')) }}
 {#-
   Incremental runs recompute whole days: every (org_id, metric_date) holding a conversation that
   fct_conversations rebuilt since this table last read it, plus every day whose conversation count
@@ -17,72 +9,21 @@
 
 with conversations as (
 
-    select
-        *,
-        cast(created_at as date) as metric_date
-    from {{ ref('fct_conversations') }}
-
-),
-
-{% if is_incremental() %}
-current_counts as (
-
-    select org_id, metric_date, count(*) as conversations
-    from conversations
-    group by org_id, metric_date
+    {{ drift_conversations_by_day() }}
 
 ),
 
 days_to_build as (
 
-    {{ drift_changed_days('conversations', 'current_counts', this, 'conversations') }}
-
-    {%- if drift_columns_missing(['reply_time_p50_seconds', 'one_touch_conversations']) == 'true' %}
-    -- built before the reply columns existed: every day again (macros/metrics/columns_missing.sql)
-    union
-
-    select distinct org_id, metric_date
-    from conversations
-    {%- endif %}
-
-),
-{% else %}
-days_to_build as (
-
-    select distinct org_id, metric_date
-    from conversations
-
-),
-{% endif %}
-
--- Reply times are per reply, not per conversation: a day's p50 is over every reply in the
--- conversations created that day (a long conversation weighs by its replies).
-replies as (
-
-    select
-        conversations.org_id,
-        conversations.metric_date,
-        replies.reply_seconds
-    from {{ ref('int_drift__replies') }} as replies
-    inner join conversations
-        on replies.org_id = conversations.org_id
-        and replies.conversation_id = conversations.conversation_id
-    where replies.reply_seconds is not null
+    {{ drift_days_to_build('conversations', 'conversations', 'conversations',
+                           rebuild_all_without=['reply_time_p50_seconds', 'one_touch_conversations']) }}
 
 ),
 
+-- Reply times are per reply, not per conversation (macros/metrics/daily_reply_times.sql).
 daily_replies as (
 
-    select
-        days_to_build.org_id,
-        days_to_build.metric_date,
-        {{ drift_percentile_cont('replies.reply_seconds', 0.5) }} as reply_time_p50_seconds,
-        {{ drift_percentile_cont('replies.reply_seconds', 0.9) }} as reply_time_p90_seconds
-    from days_to_build
-    inner join replies
-        on days_to_build.org_id = replies.org_id
-        and days_to_build.metric_date = replies.metric_date
-    group by days_to_build.org_id, days_to_build.metric_date
+    {{ drift_daily_reply_times('conversations') }}
 
 ),
 
@@ -125,10 +66,7 @@ select
     first_response_p90_seconds,
     cast(bot_conversations as bigint) as bot_conversations,
     cast(handed_off_conversations as bigint) as handed_off_conversations,
-    case
-        when bot_conversations > 0
-            then cast(handed_off_conversations as {{ drift_type_double() }}) / bot_conversations
-    end as handoff_rate,
+    {{ drift_rate('handed_off_conversations', 'bot_conversations') }} as handoff_rate,
     cast(closed_conversations as bigint) as closed_conversations,
     open_to_close_p50_seconds,
     open_to_close_p90_seconds,

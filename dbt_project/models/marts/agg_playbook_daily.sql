@@ -1,15 +1,7 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['org_id', 'metric_date'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-        post_hook=["delete from {{ this }} where conversations = 0"]
-    )
-}}
+{{ config(**drift_daily_aggregate_config('conversations')) }}
 {#-
   Rows are (org_id, metric_date, playbook_id) of conversations with a playbook; incremental runs
-  replace whole days, chosen like agg_daily_metrics' (drift_changed_days): days holding a
+  replace whole days, chosen like agg_daily_metrics' (drift_days_to_build): days holding a
   conversation fct_conversations rebuilt since this table last read it (a meeting booked or
   cancelled, a playbook renamed: fct rebuilds those conversations, so their days follow) and
   days whose count of playbook conversations no longer matches. A day left without any is
@@ -18,10 +10,7 @@
 
 with fct as (
 
-    select
-        *,
-        cast(created_at as date) as metric_date
-    from {{ ref('fct_conversations') }}
+    {{ drift_conversations_by_day() }}
 
 ),
 
@@ -31,38 +20,13 @@ conversations as (
 
 ),
 
-{% if is_incremental() %}
-current_counts as (
-
-    select org_id, metric_date, count(*) as conversations
-    from conversations
-    group by org_id, metric_date
-
-),
-
-built_counts as (
-
-    select org_id, metric_date, sum(conversations) as conversations
-    from {{ this }}
-    group by org_id, metric_date
-
-),
-
 days_to_build as (
 
     -- A conversation that lost its playbook changes its day's count, unless another one on that
     -- day gained one, and that one was rebuilt: either way the day is found.
-    {{ drift_changed_days('conversations', 'current_counts', 'built_counts', 'conversations') }}
+    {{ drift_days_to_build('conversations', 'conversations', 'conversations') }}
 
 ),
-{% else %}
-days_to_build as (
-
-    select distinct org_id, metric_date
-    from conversations
-
-),
-{% endif %}
 
 playbook_days as (
 
@@ -96,10 +60,7 @@ select
     cast(engaged_conversations as bigint) as engaged_conversations,
     cast(handed_off_conversations as bigint) as handed_off_conversations,
     cast(meetings_booked as bigint) as meetings_booked,
-    case
-        when conversations > 0
-            then cast(meetings_booked as {{ drift_type_double() }}) / conversations
-    end as meeting_rate,
+    {{ drift_rate('meetings_booked', 'conversations') }} as meeting_rate,
     first_response_p50_seconds,
     _fct_refreshed_at
 from playbook_days

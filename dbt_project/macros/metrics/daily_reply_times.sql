@@ -1,0 +1,32 @@
+{#-
+  Reply time p50/p90 per day to build (the `days_to_build` CTE), over every reply
+  (int_drift__replies with a reply_seconds) in `conversations` created that day: a long
+  conversation weighs by its replies. One definition for agg_daily_metrics and, with
+  `per_first_responder`, agg_agent_daily (each day split by the conversation's first responder,
+  as dbt_zendesk attributes ticket metrics to the assignee, whoever wrote each reply).
+  Only days with a reply get a row.
+-#}
+{% macro drift_daily_reply_times(conversations, per_first_responder=false) %}
+    select
+        days_to_build.org_id,
+        days_to_build.metric_date,
+        {%- if per_first_responder %}
+        day_conversations.first_responder_user_id as user_id,
+        {%- endif %}
+        {{ drift_percentile_cont('replies.reply_seconds', 0.5) }} as reply_time_p50_seconds,
+        {{ drift_percentile_cont('replies.reply_seconds', 0.9) }} as reply_time_p90_seconds
+    from days_to_build
+    inner join {{ conversations }} as day_conversations
+        on days_to_build.org_id = day_conversations.org_id
+        and days_to_build.metric_date = day_conversations.metric_date
+    inner join {{ ref('int_drift__replies') }} as replies
+        on day_conversations.org_id = replies.org_id
+        and day_conversations.conversation_id = replies.conversation_id
+    where replies.reply_seconds is not null
+    group by
+        days_to_build.org_id,
+        days_to_build.metric_date
+        {%- if per_first_responder %},
+        day_conversations.first_responder_user_id
+        {%- endif %}
+{% endmacro %}
