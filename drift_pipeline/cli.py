@@ -143,7 +143,28 @@ def cmd_sync(args, settings: Settings) -> int:
         print(f"synced [{start}, {end}) in run {result.run_id} (dbt skipped)")
     else:
         print(f"synced [{start}, {end}), built the marts and published the serving copy in run {result.run_id}")
+    for line in check_summary(result.get_asset_check_evaluations()):
+        print(line)
     return 0
+
+
+def check_summary(evaluations) -> list[str]:
+    """What a sync's checks found, for the terminal: how many passed, which warned, and how the
+    marts compare with Drift's own reports (the UI has the details)."""
+    from drift_pipeline.assets.drift_reports import CHECK_NAME
+    from drift_pipeline.reconcile import summary_lines
+
+    if not evaluations:
+        return []
+    warned = sorted(f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations if not e.passed)
+    lines = [f"checks: {len(evaluations) - len(warned)} of {len(evaluations)} passed"
+             + (f"; not passed: {', '.join(warned)}" if warned else "")]
+    for evaluation in evaluations:
+        if evaluation.check_name == CHECK_NAME and "agreement" in evaluation.metadata:
+            lines.append("the marts against Drift's own reports (conversations of the synced window):")
+            lines += [f"  {line}" for line in summary_lines(evaluation.metadata["agreement"].value,
+                                                           evaluation.metadata["reasons"].value)]
+    return lines
 
 
 def cmd_publish(args, settings: Settings) -> int:

@@ -448,6 +448,23 @@ def metadata(result: Reconciliation) -> dict[str, Any]:
     }
 
 
+def summary_lines(agreement: dict[str, dict], reasons: dict[str, dict[str, int]]) -> list[str]:
+    """The check's agreement as one line per metric, for a terminal (`drift-pipeline sync`):
+    `first_close: 2879 of 2879 agree` or `... agree, 247 differ for a known reason
+    (agent_opener 127, deleted_message 120), 0 unexplained`."""
+    lines = []
+    for metric, a in agreement.items():
+        line = f"{metric}: {a['matched']} of {a['compared']} agree"
+        if a["explained"] or a["unexplained"]:
+            known = ", ".join(f"{reason} {count}" for reason, count in
+                              sorted(reasons.get(metric, {}).items(), key=lambda item: (-item[1], item[0]))
+                              if reason != "unexplained")
+            line += f", {a['explained']} differ for a known reason" + (f" ({known})" if known else "")
+            line += f", {a['unexplained']} unexplained"
+        lines.append(line)
+    return lines
+
+
 # -- the warehouse ----------------------------------------------------------------------------
 def latest_sync_windows(conn) -> dict[int, tuple[datetime, datetime, datetime | None]]:
     """{org id: (window_start, window_end, started_at)} of each org's latest successful sync."""

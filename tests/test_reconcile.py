@@ -345,3 +345,16 @@ def test_each_orgs_latest_successful_sync_gives_the_window_and_its_raw_rows_are_
     assert raw[10].messages[1] == RawMessage(2, at(5), "edit", "user", False, 1, "delete")
     assert raw[10].status_events == (StatusEvent("closed", at(60), "report"),)
     assert raw[11] == RawConversation()
+
+
+def test_the_agreement_reads_as_one_line_per_metric():
+    agreement = {
+        "first_close": {"compared": 2879, "matched": 2879, "explained": 0, "unexplained": 0},
+        "first_agent_message": {"compared": 3100, "matched": 2852, "explained": 247, "unexplained": 1},
+    }
+    reasons = {"first_agent_message": {"deleted_message": 120, "agent_opener": 127, "unexplained": 1}}
+    assert reconcile.summary_lines(agreement, reasons) == [
+        "first_close: 2879 of 2879 agree",
+        "first_agent_message: 2852 of 3100 agree, 247 differ for a known reason "
+        "(agent_opener 127, deleted_message 120), 1 unexplained",
+    ]

@@ -58,6 +58,17 @@ def test_a_syncs_dbt_tests_are_asset_checks_and_a_failing_one_fails_the_sync(sim
     timings = [json.loads(line) for line in (settings.home / "logs" / "timings.jsonl").read_text().splitlines()]
     assert [t["dbt_in_process"] for t in timings if t["kind"] == "marts"] == [False]
     _the_sync_matched_drifts_reports(simulator, settings, result)
+    # What `drift-pipeline sync` prints of the same checks.
+    from drift_pipeline.cli import check_summary
+
+    evaluations = result.get_asset_check_evaluations()
+    summary = check_summary(evaluations)
+    # The simulator's clock stands still, so the freshness check does not pass (test_raw_checks.py).
+    assert summary[0] == (f"checks: {len(evaluations) - 1} of {len(evaluations)} passed; "
+                          "not passed: raw/conversations:conversations_fresh")
+    compared = [e for e in evaluations if e.check_name == RECONCILIATION][0].metadata["agreement"].value
+    closes = compared["first_close"]["compared"]
+    assert f"  first_close: {closes} of {closes} agree" in summary
 
     with duckdb.connect(str(settings.warehouse_path)) as conn:  # a duplicate row, as a bug would leave
         conn.execute("insert into intermediate.int_drift__message_counts "
