@@ -39,6 +39,30 @@
 {%- endmacro %}
 
 
+{#-
+  The same continuous percentile, from values ranked beforehand: for groups too large for
+  DuckDB's quantile_cont, which holds every value of a group in memory and cannot spill (the
+  backlog's day ends and the daily reply times ran out of memory at 10M conversations under
+  2GB; a window's sort spills). The rows carry `rank` (row_number() in the group, by `value`,
+  1-based) and `count` (the group's non-null values), from `drift_value_ranks`; `condition`
+  picks the group's rows when the aggregate's group is wider. Interpolates as quantile_cont and
+  Postgres's percentile_cont do: position (count - 1) * fraction, in double precision.
+-#}
+{% macro drift_value_ranks(value, partition_by) -%}
+    case when {{ value }} is not null then row_number() over (
+        partition by {{ partition_by }}, {{ value }} is null order by {{ value }}) end as value_rank,
+    count({{ value }}) over (partition by {{ partition_by }}) as value_count
+{%- endmacro %}
+{% macro drift_ranked_percentile(value, fraction, condition='true', rank='value_rank', count='value_count') -%}
+    {%- set position = '(cast(' ~ count ~ ' as ' ~ drift_type_double() ~ ') - 1) * ' ~ fraction -%}
+    {%- set low = 'max(case when ' ~ condition ~ ' and ' ~ rank ~ ' = floor(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
+    {%- set high = 'max(case when ' ~ condition ~ ' and ' ~ rank ~ ' = ceil(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
+    cast({{ low }} + ({{ high }} - {{ low }})
+        * max(case when {{ condition }} and {{ rank }} is not null then {{ position }} - floor({{ position }}) end)
+        as {{ drift_type_double() }})
+{%- endmacro %}
+
+
 {# Naive UTC timestamp -> naive wall-clock timestamp in `tz` (an IANA zone name). #}
 {% macro drift_utc_to_local(timestamp_expr, tz) -%}
     {{ return(adapter.dispatch('drift_utc_to_local', 'drift_pipeline')(timestamp_expr, tz)) }}

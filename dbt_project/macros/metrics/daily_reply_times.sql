@@ -7,26 +7,32 @@
   Only days with a reply get a row.
 -#}
 {% macro drift_daily_reply_times(conversations, per_first_responder=false) %}
+    {%- set group_columns = ['org_id', 'metric_date'] + (['user_id'] if per_first_responder else []) %}
     select
-        days_to_build.org_id,
-        days_to_build.metric_date,
-        {%- if per_first_responder %}
-        day_conversations.first_responder_user_id as user_id,
-        {%- endif %}
-        {{ drift_percentile_cont('replies.reply_seconds', 0.5) }} as reply_time_p50_seconds,
-        {{ drift_percentile_cont('replies.reply_seconds', 0.9) }} as reply_time_p90_seconds
-    from days_to_build
-    inner join {{ conversations }} as day_conversations
-        on days_to_build.org_id = day_conversations.org_id
-        and days_to_build.metric_date = day_conversations.metric_date
-    inner join {{ ref('int_drift__replies') }} as replies
-        on day_conversations.org_id = replies.org_id
-        and day_conversations.conversation_id = replies.conversation_id
-    where replies.reply_seconds is not null
-    group by
-        days_to_build.org_id,
-        days_to_build.metric_date
-        {%- if per_first_responder %},
-        day_conversations.first_responder_user_id
-        {%- endif %}
+        {{ group_columns | join(', ') }},
+        {{ drift_ranked_percentile('reply_seconds', 0.5) }} as reply_time_p50_seconds,
+        {{ drift_ranked_percentile('reply_seconds', 0.9) }} as reply_time_p90_seconds
+    from (
+        -- ranked within the day (cross_db.sql: a day's replies are too many at 10M
+        -- conversations for quantile_cont, which cannot spill)
+        select
+            days_to_build.org_id,
+            days_to_build.metric_date,
+            {%- if per_first_responder %}
+            day_conversations.first_responder_user_id as user_id,
+            {%- endif %}
+            replies.reply_seconds,
+            {{ drift_value_ranks('replies.reply_seconds',
+                                 'days_to_build.org_id, days_to_build.metric_date'
+                                 ~ (', day_conversations.first_responder_user_id' if per_first_responder else '')) }}
+        from days_to_build
+        inner join {{ conversations }} as day_conversations
+            on days_to_build.org_id = day_conversations.org_id
+            and days_to_build.metric_date = day_conversations.metric_date
+        inner join {{ ref('int_drift__replies') }} as replies
+            on day_conversations.org_id = replies.org_id
+            and day_conversations.conversation_id = replies.conversation_id
+        where replies.reply_seconds is not null
+    ) as ranked_replies
+    group by {{ group_columns | join(', ') }}
 {% endmacro %}

@@ -175,6 +175,17 @@ backlog as (
 
 ),
 
+-- Open conversations' ages ranked within their (day, inbox), for the percentiles: the groups
+-- hold every open conversation of a day, too many at 10M for quantile_cont (cross_db.sql).
+ranked as (
+
+    select
+        backlog.*,
+        {{ drift_value_ranks("case when status = 'open' then age_seconds end", 'org_id, metric_date, inbox_id') }}
+    from backlog
+
+),
+
 days as (
 
     select
@@ -182,12 +193,12 @@ days as (
         metric_date,
         inbox_id,
         cast(count(case when status = 'open' then 1 end) as bigint) as open_conversations,
-        {{ drift_percentile_cont("case when status = 'open' then age_seconds end", 0.5) }}
+        {{ drift_ranked_percentile("case when status = 'open' then age_seconds end", 0.5) }}
             as open_age_p50_seconds,
-        {{ drift_percentile_cont("case when status = 'open' then age_seconds end", 0.9) }}
+        {{ drift_ranked_percentile("case when status = 'open' then age_seconds end", 0.9) }}
             as open_age_p90_seconds,
         cast(count(case when status = 'pending' then 1 end) as bigint) as pending_conversations
-    from backlog
+    from ranked
     group by org_id, metric_date, inbox_id
     {%- if incremental %}
 
