@@ -49,30 +49,9 @@
   Postgres's percentile_cont do: position (count - 1) * fraction, in double precision.
 -#}
 {% macro drift_value_ranks(value, partition_by) -%}
-    {#- the same partition and order for both, so one sort serves them; the null values in a
-        partition of their own (their count is 0, their rank null) -#}
-    {%- set window = 'partition by ' ~ partition_by ~ ', (' ~ value ~ ') is null order by ' ~ value %}
-    case when {{ value }} is not null then row_number() over ({{ window }}) end as value_rank,
-    count({{ value }}) over ({{ window }} rows between unbounded preceding and unbounded following) as value_count
-{%- endmacro %}
-{#-
-  A daily percentile of `value` in a model that ranks its values only when `ranked`: full
-  builds read every day, the groups that quantile_cont cannot hold at 10M conversations;
-  incremental runs read the days they rebuild, where quantile_cont is several times faster
-  (the backlog at 1M: 0.8 s against 3-4 s ranked). Rounded to the microsecond, so the two ways,
-  which can differ in the last bit of a double, give the same value.
--#}
-{% macro drift_day_percentile(value, fraction, ranked) -%}
-    {{ drift_round_microseconds(drift_ranked_percentile(value, fraction) if ranked else drift_percentile_cont(value, fraction)) }}
-{%- endmacro %}
-{% macro drift_round_microseconds(seconds) -%}
-    {{ return(adapter.dispatch('drift_round_microseconds', 'drift_pipeline')(seconds)) }}
-{%- endmacro %}
-{% macro duckdb__drift_round_microseconds(seconds) -%}
-    round({{ seconds }}, 6)
-{%- endmacro %}
-{% macro default__drift_round_microseconds(seconds) -%}
-    cast(round(cast({{ seconds }} as numeric), 6) as double precision)
+    case when {{ value }} is not null then row_number() over (
+        partition by {{ partition_by }}, {{ value }} is null order by {{ value }}) end as value_rank,
+    count({{ value }}) over (partition by {{ partition_by }}) as value_count
 {%- endmacro %}
 {% macro drift_ranked_percentile(value, fraction, condition='true', rank='value_rank', count='value_count') -%}
     {%- set position = '(cast(' ~ count ~ ' as ' ~ drift_type_double() ~ ') - 1) * ' ~ fraction -%}

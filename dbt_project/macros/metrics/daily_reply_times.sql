@@ -8,26 +8,23 @@
 -#}
 {% macro drift_daily_reply_times(conversations, per_first_responder=false) %}
     {%- set group_columns = ['org_id', 'metric_date'] + (['user_id'] if per_first_responder else []) %}
-    {%- set ranked = not is_incremental() %}
     select
         {{ group_columns | join(', ') }},
-        {{ drift_day_percentile('reply_seconds', 0.5, ranked) }} as reply_time_p50_seconds,
-        {{ drift_day_percentile('reply_seconds', 0.9, ranked) }} as reply_time_p90_seconds
+        {{ drift_ranked_percentile('reply_seconds', 0.5) }} as reply_time_p50_seconds,
+        {{ drift_ranked_percentile('reply_seconds', 0.9) }} as reply_time_p90_seconds
     from (
-        -- ranked within the day in a full build (cross_db.sql, drift_day_percentile: every
-        -- day's replies are too many at 10M conversations for quantile_cont)
+        -- ranked within the day (cross_db.sql: a day's replies are too many at 10M
+        -- conversations for quantile_cont, which cannot spill)
         select
             days_to_build.org_id,
             days_to_build.metric_date,
             {%- if per_first_responder %}
             day_conversations.first_responder_user_id as user_id,
             {%- endif %}
-            replies.reply_seconds
-            {%- if ranked %},
+            replies.reply_seconds,
             {{ drift_value_ranks('replies.reply_seconds',
                                  'days_to_build.org_id, days_to_build.metric_date'
                                  ~ (', day_conversations.first_responder_user_id' if per_first_responder else '')) }}
-            {%- endif %}
         from days_to_build
         inner join {{ conversations }} as day_conversations
             on days_to_build.org_id = day_conversations.org_id

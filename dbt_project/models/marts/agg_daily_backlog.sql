@@ -175,16 +175,13 @@ backlog as (
 
 ),
 
--- Open conversations' ages ranked within their (day, inbox) for the percentiles of a full
--- build: its groups hold every open conversation of every day, too many at 10M for
--- quantile_cont (cross_db.sql, drift_day_percentile).
+-- Open conversations' ages ranked within their (day, inbox), for the percentiles: the groups
+-- hold every open conversation of a day, too many at 10M for quantile_cont (cross_db.sql).
 ranked as (
 
     select
-        backlog.*
-        {%- if not incremental %},
+        backlog.*,
         {{ drift_value_ranks("case when status = 'open' then age_seconds end", 'org_id, metric_date, inbox_id') }}
-        {%- endif %}
     from backlog
 
 ),
@@ -196,9 +193,9 @@ days as (
         metric_date,
         inbox_id,
         cast(count(case when status = 'open' then 1 end) as bigint) as open_conversations,
-        {{ drift_day_percentile("case when status = 'open' then age_seconds end", 0.5, ranked=not incremental) }}
+        {{ drift_ranked_percentile("case when status = 'open' then age_seconds end", 0.5) }}
             as open_age_p50_seconds,
-        {{ drift_day_percentile("case when status = 'open' then age_seconds end", 0.9, ranked=not incremental) }}
+        {{ drift_ranked_percentile("case when status = 'open' then age_seconds end", 0.9) }}
             as open_age_p90_seconds,
         cast(count(case when status = 'pending' then 1 end) as bigint) as pending_conversations
     from ranked
