@@ -49,9 +49,11 @@
   Postgres's percentile_cont do: position (count - 1) * fraction, in double precision.
 -#}
 {% macro drift_value_ranks(value, partition_by) -%}
-    case when {{ value }} is not null then row_number() over (
-        partition by {{ partition_by }}, {{ value }} is null order by {{ value }}) end as value_rank,
-    count({{ value }}) over (partition by {{ partition_by }}) as value_count
+    {#- the same partition and order for both, so one sort serves them; the null values in a
+        partition of their own (their count is 0, their rank null) -#}
+    {%- set window = 'partition by ' ~ partition_by ~ ', (' ~ value ~ ') is null order by ' ~ value %}
+    case when {{ value }} is not null then row_number() over ({{ window }}) end as value_rank,
+    count({{ value }}) over ({{ window }} rows between unbounded preceding and unbounded following) as value_count
 {%- endmacro %}
 {% macro drift_ranked_percentile(value, fraction, condition='true', rank='value_rank', count='value_count') -%}
     {%- set position = '(cast(' ~ count ~ ' as ' ~ drift_type_double() ~ ') - 1) * ' ~ fraction -%}
