@@ -118,3 +118,66 @@
     false
     {%- endif -%}
 {%- endmacro %}
+
+
+{#-
+  The schedule's open periods of the local days in `calendar` (a relation with local_date), as
+  UTC instants: each day's opening and closing built as local wall-clock times and converted
+  with the zone's rules for that day, so a DST change moves them by the right hour; holidays
+  and closed weekdays have none. Reads the `schedule` and `holidays` CTEs
+  (drift_business_hours_schedule_sql, drift_business_holidays_sql).
+-#}
+{% macro drift_open_periods(calendar) -%}
+    {%- set tz = drift_business_hours_timezone() %}
+    select
+        {{ calendar }}.local_date,
+        {{ drift_local_to_utc(
+            dbt.dateadd('minute', 'schedule.open_minute', 'cast(' ~ calendar ~ '.local_date as timestamp)'),
+            tz
+        ) }} as opens_at,
+        {{ drift_local_to_utc(
+            dbt.dateadd('minute', 'schedule.close_minute', 'cast(' ~ calendar ~ '.local_date as timestamp)'),
+            tz
+        ) }} as closes_at
+    from {{ calendar }}
+    inner join schedule
+        on schedule.iso_weekday = cast(extract(isodow from {{ calendar }}.local_date) as integer)
+    where not exists (
+        select 1 from holidays where holidays.holiday_date = {{ calendar }}.local_date
+    )
+{%- endmacro %}
+
+
+{#-
+  Seconds of each range [start_column, end_column] of `ranges` that fall inside the open
+  periods of `open_periods` (opens_at, closes_at), summed per `keys`: the ranges range-joined
+  to the periods they overlap. Only ranges overlapping an open period get a row. Summed in
+  whole microseconds: a sum of doubles depends on the order rows arrive in.
+-#}
+{% macro drift_business_seconds(ranges, start_column, end_column, keys, open_periods='open_periods') -%}
+    select
+        {%- for key in keys %}
+        overlapping.{{ key }},
+        {%- endfor %}
+        cast(sum(cast(round({{ drift_seconds_between('overlapping.overlap_starts_at', 'overlapping.overlap_ends_at') }} * 1000000) as bigint))
+            as {{ drift_type_double() }}) / 1000000.0 as seconds_in_hours
+    from (
+        select
+            {%- for key in keys %}
+            ranges.{{ key }},
+            {%- endfor %}
+            case
+                when ranges.{{ start_column }} > periods.opens_at then ranges.{{ start_column }}
+                else periods.opens_at
+            end as overlap_starts_at,
+            case
+                when ranges.{{ end_column }} < periods.closes_at then ranges.{{ end_column }}
+                else periods.closes_at
+            end as overlap_ends_at
+        from {{ ranges }} as ranges
+        inner join {{ open_periods }} as periods
+            on periods.opens_at < ranges.{{ end_column }}
+            and periods.closes_at > ranges.{{ start_column }}
+    ) as overlapping
+    group by {% for key in keys %}overlapping.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+{%- endmacro %}

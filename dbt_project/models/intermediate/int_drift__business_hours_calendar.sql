@@ -6,9 +6,8 @@
 -- reached inside it. It depends on the data only, not on the day it runs, so a rebuild gives
 -- the same rows. Each local day's opening and closing are built as local wall-clock times
 -- and converted with the zone's rules for that day, so a DST change moves them by the right
--- hour (the rule int_drift__business_hours_first_response uses). A small table, rebuilt whole
+-- hour (drift_open_periods, as int_drift__business_hours_first_response). A small table, rebuilt whole
 -- on every run (a few thousand rows for a decade).
-{%- set tz = drift_business_hours_timezone() %}
 {%- set days_ahead = var('business_hours_calendar_days_ahead', 366) | int %}
 
 with schedule as (
@@ -41,22 +40,7 @@ calendar as (
 
 open_periods as (
 
-    select
-        calendar.local_date,
-        {{ drift_local_to_utc(
-            dbt.dateadd('minute', 'schedule.open_minute', 'cast(calendar.local_date as timestamp)'),
-            tz
-        ) }} as opens_at,
-        {{ drift_local_to_utc(
-            dbt.dateadd('minute', 'schedule.close_minute', 'cast(calendar.local_date as timestamp)'),
-            tz
-        ) }} as closes_at
-    from calendar
-    inner join schedule
-        on schedule.iso_weekday = cast(extract(isodow from calendar.local_date) as integer)
-    where not exists (
-        select 1 from holidays where holidays.holiday_date = calendar.local_date
-    )
+    {{ drift_open_periods('calendar') }}
 
 )
 

@@ -6,7 +6,6 @@
 -- range-joined to the responses they overlap.
 -- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql), all
 -- of them when the schedule changed.
-{%- set tz = drift_business_hours_timezone() %}
 {%- set version = drift_business_hours_version() %}
 
 with rebuild as (
@@ -63,56 +62,14 @@ calendar as (
 
 open_periods as (
 
-    select
-        {{ drift_local_to_utc(
-            dbt.dateadd('minute', 'schedule.open_minute', 'cast(calendar.local_date as timestamp)'),
-            tz
-        ) }} as opens_at,
-        {{ drift_local_to_utc(
-            dbt.dateadd('minute', 'schedule.close_minute', 'cast(calendar.local_date as timestamp)'),
-            tz
-        ) }} as closes_at
-    from calendar
-    inner join schedule
-        on schedule.iso_weekday = cast(extract(isodow from calendar.local_date) as integer)
-    where not exists (
-        select 1 from holidays where holidays.holiday_date = calendar.local_date
-    )
-
-),
-
-overlapping_periods as (
-
-    select
-        responses.org_id,
-        responses.conversation_id,
-        case
-            when responses.response_started_at > open_periods.opens_at
-                then responses.response_started_at
-            else open_periods.opens_at
-        end as overlap_starts_at,
-        case
-            when responses.response_ended_at < open_periods.closes_at
-                then responses.response_ended_at
-            else open_periods.closes_at
-        end as overlap_ends_at
-    from responses
-    inner join open_periods
-        on open_periods.opens_at < responses.response_ended_at
-        and open_periods.closes_at > responses.response_started_at
+    {{ drift_open_periods('calendar') }}
 
 ),
 
 business_seconds as (
 
-    select
-        org_id,
-        conversation_id,
-        -- whole microseconds: a sum of doubles depends on the order rows arrive in
-        cast(sum(cast(round({{ drift_seconds_between('overlap_starts_at', 'overlap_ends_at') }} * 1000000) as bigint))
-            as {{ drift_type_double() }}) / 1000000.0 as seconds_in_hours
-    from overlapping_periods
-    group by org_id, conversation_id
+    {{ drift_business_seconds('responses', 'response_started_at', 'response_ended_at',
+                              ['org_id', 'conversation_id']) }}
 
 )
 

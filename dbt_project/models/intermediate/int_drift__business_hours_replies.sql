@@ -33,38 +33,10 @@ open_periods as (
 
 ),
 
-overlapping_periods as (
-
-    select
-        replies.org_id,
-        replies.conversation_id,
-        replies.turn_number,
-        case
-            when replies.waiting_since_at > open_periods.opens_at then replies.waiting_since_at
-            else open_periods.opens_at
-        end as overlap_starts_at,
-        case
-            when replies.replied_at < open_periods.closes_at then replies.replied_at
-            else open_periods.closes_at
-        end as overlap_ends_at
-    from replies
-    inner join open_periods
-        on open_periods.opens_at < replies.replied_at
-        and open_periods.closes_at > replies.waiting_since_at
-
-),
-
 business_seconds as (
 
-    select
-        org_id,
-        conversation_id,
-        turn_number,
-        -- whole microseconds: a sum of doubles depends on the order rows arrive in
-        cast(sum(cast(round({{ drift_seconds_between('overlap_starts_at', 'overlap_ends_at') }} * 1000000) as bigint))
-            as {{ drift_type_double() }}) / 1000000.0 as seconds_in_hours
-    from overlapping_periods
-    group by org_id, conversation_id, turn_number
+    {{ drift_business_seconds('replies', 'waiting_since_at', 'replied_at',
+                              ['org_id', 'conversation_id', 'turn_number']) }}
 
 )
 
