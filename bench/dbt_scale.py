@@ -70,7 +70,7 @@ def generate(conn, conversations: int) -> dict:
             timestamp '2026-09-01' + to_seconds({u('i', 1)} * 60 * 86400) as created_at,
             {u('i', 2)} as kind,        -- < 0.35: a bot opens; < 0.40 of those: an agent opener
             {u('i', 3)} as fate,        -- < 0.65 closed, < 0.95 open, else pending
-            {u('i', 4)} as twist,       -- < 0.10 a delete edit; < 0.05 a reopen; > 0.92 no close event
+            {u('i', 4)} as twist,       -- < 0.10 a delete edit; < 0.05 a reopen; > 0.92 no close event (a poll's at updatedAt)
             30 + {u('i', 5)} * 86400 as open_seconds
         from range(1, {n + 1}) as t(i)
     """)
@@ -135,6 +135,12 @@ def generate(conn, conversations: int) -> dict:
             union all
             select org_id, conversation_id, 'closed', created_at + to_seconds(open_seconds + 7200)
             from gen where fate < 0.65 and twist < 0.05
+            union all
+            -- the sync's first sight of a status its history does not end in (pending, or
+            -- closed without a close event): a poll event at updatedAt, as sync.py writes it
+            select org_id, conversation_id, case when fate < 0.65 then 'closed' else 'pending' end,
+                   created_at + to_seconds(open_seconds + case when twist < 0.05 then 7200 else 0 end)
+            from gen where (fate < 0.65 and twist > 0.92) or fate >= 0.95
         )
     """)
     conn.execute(f"""

@@ -8,6 +8,7 @@ moved conversation) and proves an incremental build equals a `--full-refresh` bu
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -1028,6 +1029,50 @@ def test_incremental_build_equals_full_refresh(built):
     # newest day now); org 2's only conversation is gone.
     backlog = {key[1]: row["open_conversations"] for key, row in full["backlog"].items()}
     assert backlog == {D1: 1, D2: 3, date(2026, 10, 31): 3, date(2026, 11, 1): 3, D3: 3, D4: 4}
+
+
+def test_backlog_rebuilds_only_the_days_from_where_status_periods_changed(built):
+    """102 (open since 10-29) is closed at 11-02 15:00 and 107 only gets a message: org 1's
+    periods change from 11-02 15:00, so its backlog rebuilds 11-02 only; the days before keep the
+    rows the first build wrote. Org 2's 101 gets a late report of its close at 10-29 11:30: its
+    10-29 row goes. Both equal a full refresh."""
+    home = copy_of_built(built)
+    dataset = copy.deepcopy(built["dataset"])
+    conversations = {c["id"]: c for c in dataset[ORG]["conversations"]}
+    conversations[102].update(status="closed", updatedAt=ms("2026-11-02 15:00:00"))
+    dataset[ORG]["status_events"].append(event(102, "closed", "2026-11-02 15:00:00"))
+    conversations[107].update(updatedAt=ms("2026-11-02 15:30:00"))
+    dataset[ORG]["messages"][107].append(contact_says(7005, "2026-11-02 15:30:00"))
+    dataset[OTHER_ORG]["conversations"][0].update(status="closed", updatedAt=ms("2026-10-29 11:30:00"))
+    dataset[OTHER_ORG]["status_events"].append(event(101, "closed", "2026-10-29 11:30:00"))
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        load_raw(conn, dataset, SECOND_SYNC, only={(ORG, 102), (ORG, 107), (OTHER_ORG, 101)})
+        first_read = conn.execute("select max(_periods_synced_at) from marts.agg_daily_backlog").fetchone()[0]
+
+    target = built["target"]
+    assert_all_passed(dbt(home, target, "build", "--select", "+marts", "--exclude-resource-type", "unit_test"))
+    incremental = _snapshot(home)
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        changed_from = dict(conn.execute(
+            "select conversation_id, max(_periods_changed_from) from intermediate.int_drift__status_periods "
+            "where org_id = ? and conversation_id in (102, 107) group by conversation_id", [ORG]).fetchall())
+        rebuilt_days = {r[0] for r in conn.execute(
+            "select metric_date from marts.agg_daily_backlog where org_id = ? and _periods_synced_at > ?",
+            [ORG, first_read]).fetchall()}
+    assert changed_from == {102: datetime(2026, 11, 2, 15, 0), 107: None}
+    assert rebuilt_days == {D3}
+    # 102 leaves the end of 11-02; 107 (created 10-30 21:00) is 3 days 3 hours old there
+    expected = {
+        (ORG, D1, 3): (1, 36010.0, 36010.0, 0),
+        (ORG, D2, 3): (3, 14460.0, 100820.0, 0),
+        (ORG, date(2026, 10, 31), 3): (3, 100860.0, 187220.0, 0),
+        (ORG, date(2026, 11, 1), 3): (3, 187260.0, 273620.0, 0),
+        (ORG, D3, 3): (1, 270000.0, 270000.0, 0),
+    }
+    assert_rows_match(incremental["backlog"], {k: dict(zip(BACKLOG_COLUMNS, v)) for k, v in expected.items()},
+                      BACKLOG_COLUMNS)
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh"))
+    assert _snapshot(home)["backlog"] == incremental["backlog"]
 
 
 def test_schedule_change_rebuilds_every_row_like_a_full_refresh(built):

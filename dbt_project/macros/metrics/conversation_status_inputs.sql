@@ -37,3 +37,18 @@ status_history as (
         on {{ model_name }}.org_id = rebuild.org_id
         and {{ model_name }}.conversation_id = rebuild.conversation_id
 {%- endmacro %}
+
+
+{#- The pre-hook condition (over the alias `rebuild`) of int_drift__status_periods: a rebuilt
+    conversation without a created_at in stg_drift__conversations may yield no period, so its
+    previous rows are cleared before the run; every other one yields at least its first period
+    (open from created_at) and its rows are replaced by the delete+insert. -#}
+{% macro drift_rebuilt_without_periods() -%}
+    not exists (
+        select 1
+        from {{ ref('stg_drift__conversations') }} as created
+        where created.org_id = rebuild.org_id
+            and created.conversation_id = rebuild.conversation_id
+            and created.created_at is not null
+    )
+{%- endmacro %}

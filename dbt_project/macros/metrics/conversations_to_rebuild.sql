@@ -65,8 +65,13 @@
   (its newest stored watermark can only have dropped), and delete+insert replaces any extra ones
   it rebuilds. Both are lookups by key (a semi-join with a small set); the departed set stays
   in the watermarks, so a model that missed a run still drops them on its next.
+
+  `only_rebuilt_where` (SQL over the alias `rebuild`): clear only the rebuilt conversations it
+  holds for, for a model that reads its own previous rows while it rebuilds (the rest are
+  replaced by the delete+insert); it must hold for every conversation whose rebuild can yield
+  no row.
 -#}
-{% macro drift_clear_conversations_to_rebuild(extra_condition=none) -%}
+{% macro drift_clear_conversations_to_rebuild(extra_condition=none, only_rebuilt_where=none) -%}
     {%- if is_incremental() %}
     delete from {{ this }} as built
     where exists (
@@ -74,6 +79,9 @@
         from (
             select rebuild.org_id, rebuild.conversation_id
             from ({{ drift_conversations_to_rebuild(extra_condition) }}) as rebuild
+            {%- if only_rebuilt_where %}
+            where {{ only_rebuilt_where }}
+            {%- endif %}
 
             union all
 
