@@ -96,3 +96,20 @@
     select 1
     {%- endif %}
 {%- endmacro %}
+
+
+{#- `relation` in int_drift__conversation_watermarks' `loads`: on an incremental run only its rows
+    loaded after the previous build (the CTE `previous_build`) or not stamped at all (`stamp`
+    null), filtered before they are joined with the rebuilt conversations; every row otherwise. -#}
+{% macro drift_rows_loaded_since(relation, stamp) -%}
+    {%- if is_incremental() -%}
+    (
+        select loaded.*
+        from {{ relation }} as loaded
+        cross join previous_build
+        where loaded.{{ stamp }} is null or loaded.{{ stamp }} > previous_build.source_synced_at
+    )
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

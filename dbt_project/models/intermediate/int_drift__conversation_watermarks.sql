@@ -23,7 +23,11 @@
 -- recompute just theirs. A conversation that left raw (a hard delete) keeps its row, marked
 -- `is_departed` by the post-hook: every model downstream then deletes its rows by key, a lookup
 -- as cheap as the rebuild's, instead of anti-joining its whole table with this one on every
--- run. A conversation that comes back is loaded again and its row replaced.
+-- run. A conversation that comes back is loaded again and its row replaced. Its rows loaded up
+-- to the previous build are already in its previous watermark, so `loads` reads only the rows
+-- loaded since and the unstamped ones (drift_rows_loaded_since) beside that watermark, not
+-- every message of the rebuilt conversations (a join with all ten million messages at 1M
+-- conversations: 0.8 s of the model's 0.9 s).
 {%- set lookback_minutes = var('incremental_lookback_minutes', 0) | int %}
 
 with
@@ -137,7 +141,7 @@ loads as (
         messages.conversation_id,
         max(messages.synced_at) as synced_at,
         count(*) - count(messages.synced_at) as unstamped
-    from {{ ref('stg_drift__messages') }} as messages
+    from {{ drift_rows_loaded_since(ref('stg_drift__messages'), 'synced_at') }} as messages
     inner join conversations
         on messages.org_id = conversations.org_id
         and messages.conversation_id = conversations.conversation_id
@@ -150,7 +154,7 @@ loads as (
         status_events.conversation_id,
         max(status_events.recorded_at) as synced_at,
         count(*) - count(status_events.recorded_at) as unstamped
-    from {{ ref('stg_drift__status_events') }} as status_events
+    from {{ drift_rows_loaded_since(ref('stg_drift__status_events'), 'recorded_at') }} as status_events
     inner join conversations
         on status_events.org_id = conversations.org_id
         and status_events.conversation_id = conversations.conversation_id
@@ -163,7 +167,7 @@ loads as (
         widget_events.conversation_id,
         max(widget_events.synced_at) as synced_at,
         count(*) - count(widget_events.synced_at) as unstamped
-    from {{ ref('stg_drift__widget_events') }} as widget_events
+    from {{ drift_rows_loaded_since(ref('stg_drift__widget_events'), 'synced_at') }} as widget_events
     inner join conversations
         on widget_events.org_id = conversations.org_id
         and widget_events.conversation_id = conversations.conversation_id
@@ -176,7 +180,7 @@ loads as (
         meetings.conversation_id,
         max(meetings._booking_changed_at) as synced_at,
         count(*) - count(meetings._booking_changed_at) as unstamped
-    from {{ ref('int_drift__meeting_latest') }} as meetings
+    from {{ drift_rows_loaded_since(ref('int_drift__meeting_latest'), '_booking_changed_at') }} as meetings
     inner join conversations
         on meetings.org_id = conversations.org_id
         and meetings.conversation_id = conversations.conversation_id
@@ -193,6 +197,17 @@ loads as (
     inner join {{ ref('int_drift__playbook_names') }} as playbooks
         on conversations.org_id = playbooks.org_id
         and conversations.related_playbook_id = playbooks.playbook_id
+    {%- if is_incremental() %}
+
+    union all
+
+    -- what the rows loaded before gave (greatest of the two: a rebuild never lowers it)
+    select previous.org_id, previous.conversation_id, previous.source_synced_at as synced_at, 0 as unstamped
+    from {{ this }} as previous
+    inner join conversations
+        on previous.org_id = conversations.org_id
+        and previous.conversation_id = conversations.conversation_id
+    {%- endif %}
 
 )
 
