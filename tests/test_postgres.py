@@ -21,12 +21,13 @@ import duckdb
 import psycopg
 import pytest
 
+from drift_pipeline.assets.drift_reports import reconcile_with_drift
 from drift_pipeline.dbt_project import dbt_profile_vars, dbt_vars
 from drift_pipeline.instance import dagster_environment
 from drift_pipeline.drift.client import DriftClient
 from drift_pipeline.ingest.sync import ConversationSync
 from drift_pipeline.assets.drift_streams import run_streams
-from drift_pipeline.resources import DriftApiResource, warehouse_resource
+from drift_pipeline.resources import DriftApiResource, PostgresWarehouseResource, warehouse_resource
 from drift_pipeline.runner import refresh_marts
 from drift_pipeline.settings import Settings
 from drift_pipeline.warehouse import schema
@@ -162,6 +163,14 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
     for name, value in dagster_environment(pg_settings).items():  # what the CLI's entry point sets
         monkeypatch.setenv(name, value)
     refresh_marts(pg_settings)  # dbt on dbt-postgres, then the DuckDB serving copy from Postgres
+    # The reconciliation check on the Postgres marts: each org's latest sync asked of its
+    # simulator's reports (compared with the DuckDB marts' below).
+    checks = {"pg": {}, "duckdb": {}}
+    for (simulator, server), org in zip(simulators, ORGS):
+        org_pg = replace(pg_settings, api_base_url=server.base_url,
+                         access_token=simulator.config.static_access_token)
+        checks["pg"][org["org_id"]] = reconcile_with_drift(
+            org_pg, PostgresWarehouseResource(url=pg_settings.warehouse_url), {org["org_id"]})
     for name in ("DRIFT_WAREHOUSE_URL", "DRIFT_DAGSTER_PG_URL", *dagster_environment(pg_settings)):
         monkeypatch.delenv(name, raising=False)
 
@@ -175,6 +184,16 @@ def test_two_orgs_synced_in_parallel_runs_on_postgres_build_the_marts_duckdb_bui
         run_streams(DriftApiResource.for_settings(org_settings), warehouse_resource(org_settings), [org["org_id"]])
     monkeypatch.delenv("DRIFT_ACCESS_TOKEN", raising=False)
     refresh_marts(duck_settings)
+    for (simulator, server), org in zip(simulators, ORGS):
+        org_duck = replace(duck_settings, api_base_url=server.base_url,
+                           access_token=simulator.config.static_access_token)
+        checks["duckdb"][org["org_id"]] = reconcile_with_drift(org_duck, warehouse_resource(org_duck),
+                                                               {org["org_id"]})
+    for org in ORGS:
+        pg, duck = checks["pg"][org["org_id"]], checks["duckdb"][org["org_id"]]
+        assert pg.report_calls >= 1 and pg.tallies["first_close"].compared > 0
+        assert pg.passed and pg.unexplained == [], pg.unexplained[:5]
+        assert pg.tallies == duck.tallies and pg.reason_counts() == duck.reason_counts()
 
     pg_marts = mart_rows(pg_settings.serving_dir / "analytics.duckdb", skip=("synced_at",))
     duck_marts = mart_rows(duck_settings.serving_dir / "analytics.duckdb", skip=("synced_at",))
