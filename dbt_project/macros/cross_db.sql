@@ -40,6 +40,24 @@
 
 
 {#-
+  The continuous percentiles at each of `fractions` (a list of numbers), as an array of doubles
+  in that order (1-based: `[1]` is the first): one aggregate, which holds the group's values
+  once for all of them, where drift_percentile_cont per fraction holds them once per call
+  (DuckDB's quantile_cont cannot spill them). The same values as drift_percentile_cont's.
+-#}
+{% macro drift_percentiles_cont(expression, fractions) -%}
+    {{ return(adapter.dispatch('drift_percentiles_cont', 'drift_pipeline')(expression, fractions)) }}
+{%- endmacro %}
+{% macro duckdb__drift_percentiles_cont(expression, fractions) -%}
+    cast(quantile_cont({{ expression }}, [{{ fractions | join(', ') }}]) as double[])
+{%- endmacro %}
+{% macro default__drift_percentiles_cont(expression, fractions) -%}
+    cast(percentile_cont(array[{{ fractions | join(', ') }}]) within group (order by {{ expression }})
+        as double precision[])
+{%- endmacro %}
+
+
+{#-
   The same continuous percentile, from values ranked beforehand: for groups too large for
   DuckDB's quantile_cont, which holds every value of a group in memory and cannot spill (the
   backlog's day ends and the daily reply times ran out of memory at 10M conversations under

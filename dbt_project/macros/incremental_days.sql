@@ -95,3 +95,25 @@
     from {{ counted }}
     {%- endif %}
 {% endmacro %}
+
+
+{#-
+  The rows of `relation` (a CTE with org_id and metric_date) on the days to build, the
+  `days_to_build` CTE: a filter (a semi join, whose hash table holds only days), in a full
+  build too, where it keeps every row. An aggregate reading these rows joins nothing else, and
+  a full build and an incremental one plan alike. Joined instead in one chain with the days'
+  conversations and their replies, the plan followed DuckDB's estimate of days_to_build, far
+  too high in incremental runs: at 10M conversations agg_agent_daily's incremental run hashed
+  every reply, then every reply with its day (1.4 GB of hash tables, 520 MB of it pinned),
+  where its full build hashed the conversations once (docs/scaling.md).
+-#}
+{% macro drift_rows_of_days_to_build(relation) %}
+    select *
+    from {{ relation }}
+    where exists (
+        select 1
+        from days_to_build
+        where days_to_build.org_id = {{ relation }}.org_id
+            and days_to_build.metric_date = {{ relation }}.metric_date
+    )
+{% endmacro %}

@@ -6,6 +6,11 @@
   it, those whose responded-conversation count no longer matches (erasure, moved day), and those
   showing an agent name that raw.users no longer has. A day left without first responders is
   written as a zero row and removed by the post-hook. Together: incremental equals full refresh.
+
+  Memory: the counts and the reply times read the first responses of those days
+  (drift_rows_of_days_to_build), not a join of the days with them, so an incremental run
+  rebuilding every day plans as a full build and needs no more memory; the days join only the
+  finished agent-day rows.
 -#}
 
 with conversations as (
@@ -46,41 +51,44 @@ days_to_build as (
 
 ),
 
+day_first_responses as (
+
+    {{ drift_rows_of_days_to_build('first_responses') }}
+
+),
+
 -- Every reply in the conversations the agent answered first, whoever wrote it
 -- (macros/metrics/daily_reply_times.sql).
 agent_replies as (
 
-    {{ drift_daily_reply_times('first_responses', per_first_responder=true) }}
+    {{ drift_daily_reply_times('day_first_responses', per_first_responder=true) }}
 
 ),
 
 agent_days as (
 
     select
-        days_to_build.org_id,
-        days_to_build.metric_date,
-        first_responses.first_responder_user_id as user_id,
-        count(first_responses.conversation_id) as conversations_first_responded,
-        {{ drift_percentile_cont('first_responses.first_response_seconds', 0.5) }}
-            as first_response_p50_seconds,
-        count(case when first_responses.touch_class = 'one' then 1 end) as one_touch_conversations,
-        count(case when first_responses.touch_class = 'two' then 1 end) as two_touch_conversations,
-        count(case when first_responses.touch_class = 'multi' then 1 end) as multi_touch_conversations,
-        max(first_responses._refreshed_at) as _fct_refreshed_at
-    from days_to_build
-    left join first_responses
-        on days_to_build.org_id = first_responses.org_id
-        and days_to_build.metric_date = first_responses.metric_date
-    group by days_to_build.org_id, days_to_build.metric_date, first_responses.first_responder_user_id
+        org_id,
+        metric_date,
+        first_responder_user_id as user_id,
+        count(*) as conversations_first_responded,
+        {{ drift_percentile_cont('first_response_seconds', 0.5) }} as first_response_p50_seconds,
+        count(case when touch_class = 'one' then 1 end) as one_touch_conversations,
+        count(case when touch_class = 'two' then 1 end) as two_touch_conversations,
+        count(case when touch_class = 'multi' then 1 end) as multi_touch_conversations,
+        max(_refreshed_at) as _fct_refreshed_at
+    from day_first_responses
+    group by org_id, metric_date, first_responder_user_id
 
 )
 
 select
-    agent_days.org_id,
-    agent_days.metric_date,
+    days_to_build.org_id,
+    days_to_build.metric_date,
     agent_days.user_id,
     users.user_name as agent_name,
-    cast(agent_days.conversations_first_responded as bigint) as conversations_first_responded,
+    -- 0 on a day left without first responders (no `agent_days` row): the post-hook removes it
+    cast(coalesce(agent_days.conversations_first_responded, 0) as bigint) as conversations_first_responded,
     agent_days.first_response_p50_seconds,
     agent_replies.reply_time_p50_seconds,
     agent_replies.reply_time_p90_seconds,
@@ -88,7 +96,10 @@ select
     cast(agent_days.two_touch_conversations as bigint) as two_touch_conversations,
     cast(agent_days.multi_touch_conversations as bigint) as multi_touch_conversations,
     agent_days._fct_refreshed_at
-from agent_days
+from days_to_build
+left join agent_days
+    on days_to_build.org_id = agent_days.org_id
+    and days_to_build.metric_date = agent_days.metric_date
 left join users
     on agent_days.org_id = users.org_id
     and agent_days.user_id = users.user_id
