@@ -61,9 +61,9 @@
   The same continuous percentile, from values ranked beforehand: for groups too large for
   DuckDB's quantile_cont, which holds every value of a group in memory and cannot spill (the
   backlog's day ends and the daily reply times ran out of memory at 10M conversations under
-  2GB; a window's sort spills). The rows carry `rank` (row_number() in the group, by `value`,
-  1-based) and `count` (the group's non-null values), from `drift_value_ranks`; `condition`
-  picks the group's rows when the aggregate's group is wider. Interpolates as quantile_cont and
+  2GB; a window's sort spills). The rows carry `value_rank` (row_number() in the group, by
+  `value`, 1-based) and `value_count` (the group's non-null values), from `drift_value_ranks`,
+  partitioned as the aggregate groups. Interpolates as quantile_cont and
   Postgres's percentile_cont do: position (count - 1) * fraction, in double precision.
 -#}
 {% macro drift_value_ranks(value, partition_by) -%}
@@ -75,12 +75,12 @@
     case when {{ value }} is not null then row_number() over ({{ window }}) end as value_rank,
     count({{ value }}) over ({{ window }} rows between unbounded preceding and unbounded following) as value_count
 {%- endmacro %}
-{% macro drift_ranked_percentile(value, fraction, condition='true', rank='value_rank', count='value_count') -%}
-    {%- set position = '(cast(' ~ count ~ ' as ' ~ drift_type_double() ~ ') - 1) * ' ~ fraction -%}
-    {%- set low = 'max(case when ' ~ condition ~ ' and ' ~ rank ~ ' = floor(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
-    {%- set high = 'max(case when ' ~ condition ~ ' and ' ~ rank ~ ' = ceil(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
+{% macro drift_ranked_percentile(value, fraction) -%}
+    {%- set position = '(cast(value_count as ' ~ drift_type_double() ~ ') - 1) * ' ~ fraction -%}
+    {%- set low = 'max(case when value_rank = floor(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
+    {%- set high = 'max(case when value_rank = ceil(' ~ position ~ ') + 1 then ' ~ value ~ ' end)' -%}
     cast({{ low }} + ({{ high }} - {{ low }})
-        * max(case when {{ condition }} and {{ rank }} is not null then {{ position }} - floor({{ position }}) end)
+        * max(case when value_rank is not null then {{ position }} - floor({{ position }}) end)
         as {{ drift_type_double() }})
 {%- endmacro %}
 
