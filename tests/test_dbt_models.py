@@ -624,6 +624,105 @@ def test_sla_events_on_the_dataset_match_hand_computed_breaches(built):
     assert sla[(OTHER_ORG, 101, 1, "Standard")]["is_breached"] is False   # 45 s
 
 
+SLA_POLICIES = [{"name": "Standard", "first_reply_seconds": 120, "next_reply_seconds": 60},
+                {"name": "Business", "first_reply_seconds": 3600, "in_business_hours": True}]
+
+
+def test_sla_events_measure_again_only_changed_conversations_and_waits_like_a_full_refresh(built):
+    """fct_sla_events is incremental: after the second sync, measured at a later "now", a run
+    measures again the reloaded conversations and the turns still waiting, keeps every ended
+    wait of the other conversations as it was, and equals a full refresh at the same "now".
+    Then a changed policy makes it measure every row again, like a full refresh."""
+    home = copy_of_built(built)
+    target = built["target"]
+    # 102 (open, not in the second sync) gets a contact message that no one answers
+    unanswered = copy.deepcopy(built["dataset"])
+    unanswered[ORG]["messages"][102].append(contact_says(2099, "2026-10-30 21:00:30"))
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        load_raw(conn, unanswered, datetime(2026, 11, 3, 12, 0), only={(ORG, 102)})
+    first = json.dumps({"sla_as_of": "2026-10-30 21:01:00", "sla_policies": SLA_POLICIES})
+    later = json.dumps({"sla_as_of": "2026-11-04 12:00:00", "sla_policies": SLA_POLICIES})
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--vars", first))
+    before = _sla_rows_with_bookkeeping(home)
+    assert before[(ORG, 107, 1, "Standard")]["is_active"] is True          # waiting since 21:00
+    assert before[(ORG, 102, 2, "Standard")]["elapsed_seconds"] == 30.0     # since 21:00:30
+
+    dataset, reloaded, erased = changed_dataset(built["dataset"])
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for org_id, conversation_id in erased:
+            for table in ("conversations", "messages", "status_events"):
+                conn.execute(f"delete from raw.{table} where org_id = ? and conversation_id = ?",
+                             [org_id, conversation_id])
+        load_raw(conn, dataset, SECOND_SYNC, only=reloaded)
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--vars", later))
+    after = _sla_rows_with_bookkeeping(home)
+    incremental = _snapshot(home)["sla"]
+
+    # hand-computed: 107's first reply came at 21:05 (300 s: Standard's 120 s breached; Fri 17:05
+    # EDT, after closing: 0 business seconds, Business due Mon 11-02 10:00 EST); 110 is new, answered
+    # in 30 s at 09:00 EST.
+    expected = {(107, 1, "Standard"): (300.0, True, False, datetime(2026, 10, 30, 21, 2)),
+                (107, 1, "Business"): (0.0, False, False, datetime(2026, 11, 2, 15, 0)),
+                (110, 1, "Standard"): (30.0, False, False, datetime(2026, 11, 3, 14, 2)),
+                (110, 1, "Business"): (30.0, False, False, datetime(2026, 11, 3, 15, 0))}
+    got = {key[1:]: (row["elapsed_seconds"], row["is_breached"], row["is_active"], row["sla_breach_at"])
+           for key, row in incremental.items() if key[0] == ORG and key[1] in (107, 110) and key[2] == 1}
+    assert got == expected
+    # 102's next reply is still awaited: 4 days 14:59:30 at the later "now", breached at 21:01:30
+    assert (incremental[(ORG, 102, 2, "Standard")]["elapsed_seconds"], incremental[(ORG, 102, 2, "Standard")]["is_breached"],
+            incremental[(ORG, 102, 2, "Standard")]["is_active"]) == (399570.0, True, False)
+    assert (ORG, 102, 2, "Business") not in incremental                     # Business sets no next reply target
+    assert not any(key[:2] in erased for key in incremental)
+    # measured again: the reloaded conversations and the waits; kept as they were: every other
+    # ended wait (measured at the first "now")
+    waiting = {key for key, row in after.items() if row["sla_ended_at"] is None}
+    kept = {key for key, row in after.items() if key[:2] not in reloaded and key not in waiting}
+    assert waiting and kept
+    assert {after[key]["_sla_as_of"] for key in waiting} == {datetime(2026, 11, 4, 12, 0)}
+    assert all(after[key] == before[key] for key in kept)
+
+    assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--full-refresh", "--vars", later))
+    assert _snapshot(home)["sla"] == incremental
+
+    stricter = json.dumps({"sla_as_of": "2026-11-04 12:00:00", "sla_policies": [
+        dict(SLA_POLICIES[0], first_reply_seconds=60), SLA_POLICIES[1]]})
+    assert_all_passed(dbt(home, target, "run", "--select", "fct_sla_events", "--vars", stricter))
+    changed = _snapshot(home)["sla"]
+    assert changed[(ORG, 110, 1, "Standard")]["is_breached"] is False    # 30 s
+    assert changed[(ORG, 101, 1, "Standard")]["is_breached"] is True     # 90.25 s, now over 60 s
+    assert_all_passed(dbt(home, target, "run", "--select", "fct_sla_events", "--full-refresh", "--vars", stricter))
+    assert _snapshot(home)["sla"] == changed
+
+
+def test_sla_events_built_whole_by_an_older_version_are_rebuilt_by_the_next_run(built):
+    """An older version rebuilt fct_sla_events whole every run, without the incremental
+    bookkeeping: the next run (nightly or webhook, no --full-refresh) replaces every row, the
+    data-test scope's on-run-start hook does not trip on the missing watermark, and the result
+    equals a full refresh."""
+    home = copy_of_built(built)
+    target = built["target"]
+    policies = json.dumps({"sla_as_of": "2026-10-30 21:01:00", "sla_policies": SLA_POLICIES})
+    assert_all_passed(dbt(home, target, "run", "--select", "fct_sla_events", "--full-refresh", "--vars", policies))
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute("create or replace table marts.fct_sla_events as select * exclude "
+                     "(_source_synced_at, _sla_version, _sla_as_of) from marts.fct_sla_events")
+        conn.execute("update marts.fct_sla_events set elapsed_seconds = -1")       # stale rows
+    assert_all_passed(dbt(home, target, "build", "--select", "fct_sla_events", "--exclude-resource-type",
+                          "unit_test", "--vars", json.dumps({**json.loads(policies), "drift_tests_scope": "changed"})))
+    upgraded = _snapshot(home)["sla"]
+    assert upgraded and all(row["elapsed_seconds"] >= 0 for row in upgraded.values())
+    assert_all_passed(dbt(home, target, "run", "--select", "fct_sla_events", "--full-refresh", "--vars", policies))
+    assert _snapshot(home)["sla"] == upgraded
+
+
+def _sla_rows_with_bookkeeping(home: Path) -> dict:
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        cursor = conn.execute("select * from marts.fct_sla_events")
+        columns = [d[0] for d in cursor.description]
+        rows = [dict(zip(columns, values)) for values in cursor.fetchall()]
+    return {(r["org_id"], r["conversation_id"], r["turn_number"], r["sla_policy"]): r for r in rows}
+
+
 def test_fct_conversations_keeps_workspaces_apart(marts):
     other = marts[OTHER_ORG]["fct"]
     assert set(other) == {101}

@@ -253,10 +253,14 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
     pg_vars = dbt_vars(Settings.from_env({"DRIFT_PIPELINE_HOME": str(pg_home), "DRIFT_WAREHOUSE_URL": url}))
     duck_vars = dbt_vars(Settings.from_env({"DRIFT_PIPELINE_HOME": str(duck_home)}))
 
-    def build(*args: str) -> None:
+    def build(*args: str, sla_as_of: str) -> None:
+        """dbt on both warehouses, with SLA policies measured at `sla_as_of` (fct_sla_events
+        measures waiting turns again when it moves)."""
         for home, profile_vars in ((duck_home, duck_vars), (pg_home, pg_vars)):
+            run_vars = {**json.loads(profile_vars[1]), **json.loads(SLA_VARS), "sla_as_of": sla_as_of}
             completed = subprocess.run(
-                [str(Path(sys.executable).with_name("dbt")), *args, *profile_vars, "--project-dir", str(hand.DBT_PROJECT),
+                [str(Path(sys.executable).with_name("dbt")), *args, "--vars", json.dumps(run_vars),
+                 "--project-dir", str(hand.DBT_PROJECT),
                  "--profiles-dir", str(hand.DBT_PROJECT), "--target-path", str(home / "target"),
                  "--log-path", str(home / "logs")],
                 env={**os.environ, "DRIFT_PIPELINE_HOME": str(home), "DO_NOT_TRACK": "1"},
@@ -275,7 +279,7 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
         hand.load_meetings(conn, hand.MEETINGS, hand.MEETING_CHANGES, hand.FIRST_SYNC)
         hand.load_playbooks(conn, hand.PLAYBOOKS, hand.FIRST_SYNC)
     copy_raw_to_postgres()
-    build("run", "--select", "+marts")
+    build("run", "--select", "+marts", sla_as_of="2026-10-30 21:01:00")
     _assert_same_marts(_pg_marts(url), mart_rows(duck_home / "warehouse.duckdb"))
 
     with duckdb.connect(str(duck_home / "warehouse.duckdb")) as conn:
@@ -285,7 +289,7 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
         hand.load_meetings(conn, [*hand.MEETINGS, rebooked], [*hand.MEETING_CHANGES, cancelled], hand.SECOND_SYNC)
         hand.load_playbooks(conn, [(hand.ORG, 501, "Pricing page v2"), (hand.ORG, 599, "Webinar")], hand.SECOND_SYNC)
     copy_raw_to_postgres()
-    build("run", "--select", "+marts")
+    build("run", "--select", "+marts", sla_as_of="2026-11-04 12:00:00")
     incremental = _pg_marts(url)
     _assert_same_marts(incremental, mart_rows(duck_home / "warehouse.duckdb"))
     fct_columns, fct_rows = incremental["fct_conversations"]
@@ -293,7 +297,13 @@ def test_meetings_and_playbook_marts_build_on_postgres_as_on_duckdb_incremental_
              if row[fct_columns.index("playbook_id")] == 501 and row[fct_columns.index("org_id")] == hand.ORG}
     assert names == {"Pricing page v2"}
 
-    build("run", "--select", "+marts", "--full-refresh")
+    # 107's first reply is still awaited at the later "now": measured again, 4 days 15 h
+    sla_columns, sla_rows = incremental["fct_sla_events"]
+    waits = {(row[sla_columns.index("conversation_id")], row[sla_columns.index("sla_policy")]):
+             row[sla_columns.index("elapsed_seconds")] for row in sla_rows
+             if row[sla_columns.index("org_id")] == hand.ORG and row[sla_columns.index("sla_ended_at")] is None}
+    assert waits[(107, "Standard")] == 399600.0
+    build("run", "--select", "+marts", "--full-refresh", sla_as_of="2026-11-04 12:00:00")
     _assert_same_marts(_pg_marts(url), incremental)
 
 

@@ -91,3 +91,40 @@
     {%- endif -%}
     {{ return("cast('" ~ as_of ~ "' as timestamp)") }}
 {%- endmacro %}
+
+
+{#- A digest of what every SLA row depends on besides its conversation's data: the policies and
+    the business-hours schedule. fct_sla_events stores it (`_sla_version`); a run that sees
+    another one measures every conversation again. -#}
+{% macro drift_sla_version() -%}
+    {{ return(local_md5(tojson(drift_sla_policy_rows()) ~ drift_business_hours_version())[:16]) }}
+{%- endmacro %}
+
+
+{#- SQL true when fct_sla_events (`this`) holds rows built under other policies or another
+    schedule than the configured ones. -#}
+{% macro drift_sla_changed() -%}
+    {%- if is_incremental() and not drift_sla_built_whole() -%}
+    exists (select 1 from {{ this }} where _sla_version <> '{{ drift_sla_version() }}')
+    {%- else -%}
+    false
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- True when fct_sla_events (`this`) is a table an older version rebuilt whole every run,
+    without the bookkeeping an incremental run reads: the next run builds every row again. -#}
+{% macro drift_sla_built_whole() -%}
+    {{ return(drift_columns_missing(['_sla_version', '_sla_as_of', '_source_synced_at']) == 'true') }}
+{%- endmacro %}
+
+
+{#- fct_sla_events' pre-hook: the rows of the conversations it rebuilds and of those that left
+    raw (drift_clear_conversations_to_rebuild); every row of a table built whole before. -#}
+{% macro drift_clear_sla_conversations_to_rebuild() -%}
+    {%- if is_incremental() and drift_sla_built_whole() -%}
+    delete from {{ this }}
+    {%- else -%}
+    {{ drift_clear_conversations_to_rebuild(drift_sla_changed()) }}
+    {%- endif -%}
+{%- endmacro %}

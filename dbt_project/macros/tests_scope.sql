@@ -30,13 +30,16 @@
 {%- endmacro %}
 
 
-{# The per-conversation incremental models and the column holding the watermark each was built from. #}
+{#- The per-conversation incremental models (keyed by org_id, conversation_id) and the column
+    holding the watermark each was built from. fct_sla_events, keyed per turn and policy, is left
+    out: a table an older version built whole has no watermark column, which this hook would
+    read before the model adds it. It rebuilds from the same watermarks in the same run. -#}
 {% macro drift_watermarked_models() -%}
     {%- set models = [] -%}
     {%- for node in graph.nodes.values()
             if node.resource_type == 'model'
             and node.config.materialized == 'incremental'
-            and 'conversation_id' in (node.config.unique_key or []) -%}
+            and (node.config.unique_key or []) | list == ['org_id', 'conversation_id'] -%}
         {%- set column = 'source_synced_at' if node.name == 'int_drift__conversation_watermarks' else '_source_synced_at' -%}
         {%- do models.append({'node': node, 'column': column}) -%}
     {%- endfor -%}

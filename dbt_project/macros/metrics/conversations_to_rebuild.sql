@@ -15,15 +15,18 @@
   documents (drift_documented_columns_missing): an upgrade that adds columns to an existing
   table (on_schema_change='append_new_columns') fills them on every row, not only on the rows
   that happen to change.
+
+  `incremental` (default: is_incremental()) false gives every conversation, for a model that
+  builds whole on an incremental run (fct_sla_events over a table an older version built).
 -#}
-{% macro drift_conversations_to_rebuild(extra_condition=none) -%}
+{% macro drift_conversations_to_rebuild(extra_condition=none, incremental=none) -%}
     select
         watermarks.org_id,
         watermarks.conversation_id,
         watermarks.source_synced_at
     from {{ ref('int_drift__conversation_watermarks') }} as watermarks
     where not coalesce(watermarks.is_departed, false)
-    {%- if is_incremental() %}
+    {%- if (is_incremental() if incremental is none else incremental) %}
         and (
             watermarks.has_unstamped_rows
             or watermarks.source_synced_at > (

@@ -1,3 +1,12 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['org_id', 'conversation_id', 'turn_number', 'sla_policy'],
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ drift_clear_sla_conversations_to_rebuild() }}"
+    )
+}}
 {#-
   One row per SLA policy application, like dbt_zendesk's zendesk__sla_policies, on the policies
   of var sla_policies (macros/sla_policies.sql). A conversation's first contact turn
@@ -7,12 +16,58 @@
   conversation is closed if that comes first (nothing is left to answer), or until now (var
   sla_as_of, else the run's start) while it waits. Business-hours policies count only the
   schedule's open time (int_drift__business_hours_calendar's business clock).
-  A table rebuilt each run: is_active and the elapsed time of open waits move with the clock.
+
+  Incremental (macros/sla_policies.sql, drift_clear_sla_conversations_to_rebuild): a run
+  measures again
+    - every turn of the conversations whose watermark moved (conversations_to_rebuild.sql),
+      all of them when the policies or the schedule changed (`_sla_version`);
+    - the turns still waiting, when "now" moved since they were measured (`_sla_as_of`): their
+      elapsed time, breach and activity move with the clock;
+    - the turns whose breach instant lies past the calendar's end (sla_breach_at null): the
+      calendar reaches further as messages arrive.
+  Every other row (a wait that ended) is final and stays. Each measured row goes through the
+  same SQL as in a full build, so an incremental run equals a full refresh at the same "now".
+  Rebuilt whole every run before (a table), the model took 10.6 s of every webhook refresh at
+  1M conversations with two policies.
 -#}
+{%- set incremental = is_incremental() and not drift_sla_built_whole() %}
 
 with policies as (
 
     {{ drift_sla_policies_sql() }}
+
+),
+
+rebuild as (
+
+    {{ drift_conversations_to_rebuild(drift_sla_changed(), incremental=incremental) }}
+
+),
+
+-- Turns of conversations not rebuilt that are measured again (see above): a null turn_number
+-- in `to_measure` stands for every turn of a rebuilt conversation.
+to_measure as (
+
+    select org_id, conversation_id, cast(null as integer) as turn_number, source_synced_at
+    from rebuild
+    {%- if incremental %}
+
+    union all
+
+    select built.org_id, built.conversation_id, built.turn_number, max(built._source_synced_at)
+    from {{ this }} as built
+    where (
+        (built.sla_ended_at is null and built._sla_as_of <> {{ drift_sla_as_of() }})
+        or built.sla_breach_at is null
+    )
+        and not exists (
+            select 1
+            from rebuild
+            where rebuild.org_id = built.org_id
+                and rebuild.conversation_id = built.conversation_id
+        )
+    group by built.org_id, built.conversation_id, built.turn_number
+    {%- endif %}
 
 ),
 
@@ -32,8 +87,13 @@ turns as (
         conversations.inbox_id,
         replies.waiting_since_at,
         replies.replied_at,
-        case when replies.turn_number = 1 then 'first_reply' else 'next_reply' end as metric
+        case when replies.turn_number = 1 then 'first_reply' else 'next_reply' end as metric,
+        to_measure.source_synced_at as _source_synced_at
     from {{ ref('int_drift__replies') }} as replies
+    inner join to_measure
+        on replies.org_id = to_measure.org_id
+        and replies.conversation_id = to_measure.conversation_id
+        and (to_measure.turn_number is null or to_measure.turn_number = replies.turn_number)
     inner join conversations
         on replies.org_id = conversations.org_id
         and replies.conversation_id = conversations.conversation_id
@@ -76,7 +136,8 @@ applications as (
             when closes.closed_at is null then turns.replied_at
             when closes.closed_at < turns.replied_at then closes.closed_at
             else turns.replied_at
-        end as sla_ended_at
+        end as sla_ended_at,
+        turns._source_synced_at
     from turns
     inner join policies
         on policies.metric = turns.metric
@@ -191,5 +252,8 @@ select
     sla_ended_at,
     cast(elapsed_seconds as {{ drift_type_double() }}) as elapsed_seconds,
     coalesce(measured_until > sla_breach_at, false) as is_breached,
-    sla_ended_at is null and not coalesce(measured_until > sla_breach_at, false) as is_active
+    sla_ended_at is null and not coalesce(measured_until > sla_breach_at, false) as is_active,
+    _source_synced_at,
+    cast('{{ drift_sla_version() }}' as {{ dbt.type_string() }}) as _sla_version,
+    {{ drift_sla_as_of() }} as _sla_as_of
 from timed
