@@ -46,6 +46,11 @@ MARTS = {
     "fct_conversations": ("org_id", "conversation_id"),
     "agg_daily_metrics": ("org_id", "metric_date"),
     "agg_agent_daily": ("org_id", "metric_date", "user_id"),
+    "agg_daily_backlog": ("org_id", "metric_date", "inbox_id"),
+    "fct_sla_events": ("org_id", "conversation_id", "turn_number", "sla_policy"),
+    "agg_attribution_daily": ("org_id", "metric_date", "utm_source", "utm_medium", "utm_campaign"),
+    "agg_playbook_daily": ("org_id", "metric_date", "playbook_id"),
+    "fct_meetings": ("org_id", "slug"),
 }
 INITIAL_SYNC = "2026-11-01 00:00:00"
 DAY_SYNCS = ("2026-11-02 00:00:00", "2026-11-03 00:00:00")
