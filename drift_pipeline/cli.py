@@ -168,11 +168,15 @@ def check_summary(evaluations) -> list[str]:
 
 
 def cmd_publish(args, settings: Settings) -> int:
-    from drift_pipeline.serving import publish
+    from drift_pipeline.report.page import REPORT_FILENAME
+    from drift_pipeline.runner import publish_serving
+    from drift_pipeline.serving import SERVING_DB, serving_table_counts
 
-    result = publish(settings)
-    print(f"published {result['path']}: " + ", ".join(f"{k} {v} rows" for k, v in result["tables"].items()))
-    print(f"report: {result['report']}")
+    result = publish_serving(settings, log_level="INFO" if args.verbose else "CRITICAL")
+    tables = serving_table_counts(settings)
+    print(f"published {settings.serving_dir / SERVING_DB} in run {result.run_id}: "
+          + ", ".join(f"{k} {v} rows" for k, v in tables.items()))
+    print(f"report: {settings.serving_dir / REPORT_FILENAME}")
     return 0
 
 
@@ -263,7 +267,7 @@ def cmd_retention(args, settings: Settings) -> int:
 
 
 # The commands that start Dagster runs (runner.py) in this process.
-DAGSTER_COMMANDS = frozenset({"sync", "apply-inbox", "replay", "erase"})
+DAGSTER_COMMANDS = frozenset({"sync", "apply-inbox", "replay", "erase", "publish"})
 
 COMMANDS = {
     "sync": cmd_sync,

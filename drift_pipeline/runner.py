@@ -1,6 +1,6 @@
 """Runs assets through Dagster from the CLI: a range of days is one run, and every marts refresh
-a CLI command needs (apply-inbox, replay, erase, retention) is a run of the same dbt and serving
-assets the webhook job runs, recorded in the instance, so the UI shows it."""
+a CLI command needs (apply-inbox, replay, erase, retention), and `publish`, is a run of the same
+dbt and serving assets the webhook job runs, recorded in the instance, so the UI shows it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from drift_pipeline.instance import open_instance
 from drift_pipeline.marts import dbt_output_to_file
 from drift_pipeline.partitions import FULL_WINDOW_TAG, ORG_TAG, check_day_range
 from drift_pipeline.schedules import SYNC_SELECTION
+from drift_pipeline.serving import require_warehouse
 from drift_pipeline.settings import Settings, UsageError
 from drift_pipeline.webhooks.apply import apply_inbox
 
@@ -100,6 +101,15 @@ def refresh_marts(settings: Settings, *, reason: str = "cli", log_level: str = "
     Raises `RunFailed` naming the step and dbt's first error."""
     return _materialize(settings, REFRESH_SELECTION, {"drift/trigger": reason}, dict(REFRESH_CONFIG),
                         "last_marts_refresh", log_level)
+
+
+def publish_serving(settings: Settings, *, log_level: str = "CRITICAL"):
+    """`drift-pipeline publish`: the serving copy and the report, as one Dagster run of their
+    assets, recorded in the instance like every other publish (the UI shows who published what,
+    and the copy's check runs). Without a warehouse: PublishError, before Dagster starts."""
+    require_warehouse(settings)
+    return _materialize(settings, AssetSelection.assets(SERVING_COPY_KEY, REPORT_KEY), {"drift/trigger": "publish"},
+                        None, "last_publish", log_level)
 
 
 def apply_inbox_and_refresh(settings: Settings, files: list[str] | None = None) -> dict:

@@ -87,6 +87,12 @@ def _published_fingerprints(parquet_dir: Path) -> dict:
         return {}  # none yet, or unreadable: every Parquet file is written
 
 
+def require_warehouse(settings: Settings) -> None:
+    """Raise PublishError (one line, what to run) when there is no DuckDB warehouse to publish."""
+    if not settings.warehouse_on_postgres and not settings.warehouse_path.exists():
+        raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
+
+
 def publish(settings: Settings, *, report: bool = True) -> dict:
     """Write `serving/analytics.duckdb` and `serving/parquet/<schema>.<table>.parquet` atomically.
 
@@ -97,8 +103,7 @@ def publish(settings: Settings, *, report: bool = True) -> dict:
     Must run in the pipeline's own process (the warehouse's single writer), after dbt.
     `report=False` leaves `report.html` to its own asset (assets/serving.py).
     """
-    if not settings.warehouse_on_postgres and not settings.warehouse_path.exists():
-        raise PublishError(f"no warehouse at {settings.warehouse_path}: run `drift-pipeline sync` first")
+    require_warehouse(settings)
     serving = settings.serving_dir
     parquet_dir = serving / "parquet"
     parquet_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """One path to the marts: the CLI's apply-inbox, replay and erase each refresh the marts and
-the serving copy through the same Dagster assets the webhook job runs, so each refresh is a
-materialization in the instance (what the UI shows), whoever started it."""
+the serving copy through the same Dagster assets the webhook job runs, and its publish the
+serving copy alone, so each is a materialization in the instance (what the UI shows), whoever
+started it."""
 
 from __future__ import annotations
 
@@ -64,3 +65,12 @@ def test_cli_apply_inbox_replay_and_erase_each_leave_a_materialization_of_the_ma
     with duckdb.connect(str(settings.serving_dir / "analytics.duckdb"), read_only=True) as served:
         assert served.execute("SELECT count(*) FROM marts.fct_conversations WHERE contact_id = ?",
                               [contact_id]).fetchall() == [(0,)]
+
+    # `publish` alone is a run of the serving assets too: the copy and the report are
+    # materialized again (with their checks), the marts are left as the erase run built them.
+    assert main(["publish"]) == 0
+    after_publish = _latest(settings)
+    serving = (AssetKey(["serving", "analytics"]), AssetKey(["serving", "report"]))
+    assert {after_publish[key][1] for key in serving} == {"publish"}
+    assert len({after_publish[key][0] for key in serving}) == 1
+    assert all(after_publish[key] == after_erase[key] for key in WATCHED if key not in serving)
