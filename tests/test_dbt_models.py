@@ -647,13 +647,7 @@ def test_sla_events_measure_again_only_changed_conversations_and_waits_like_a_fu
     assert before[(ORG, 107, 1, "Standard")]["is_active"] is True          # waiting since 21:00
     assert before[(ORG, 102, 2, "Standard")]["elapsed_seconds"] == 30.0     # since 21:00:30
 
-    dataset, reloaded, erased = changed_dataset(built["dataset"])
-    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
-        for org_id, conversation_id in erased:
-            for table in ("conversations", "messages", "status_events"):
-                conn.execute(f"delete from raw.{table} where org_id = ? and conversation_id = ?",
-                             [org_id, conversation_id])
-        load_raw(conn, dataset, SECOND_SYNC, only=reloaded)
+    dataset, reloaded, erased = load_second_sync(home, built["dataset"])
     assert_all_passed(dbt(home, target, "run", "--select", "+marts", "--vars", later))
     after = _sla_rows_with_bookkeeping(home)
     incremental = _snapshot(home)["sla"]
@@ -1024,6 +1018,19 @@ def test_marts_built_before_reply_breadth_are_filled_on_the_next_incremental_run
     assert upgraded == _snapshot(home)
 
 
+def load_second_sync(home: Path, dataset: dict) -> tuple[dict, set, set]:
+    """changed_dataset(dataset) loaded into `home`'s raw tables: the erased conversations'
+    rows deleted, the reloaded ones stamped SECOND_SYNC. Returns what changed_dataset does."""
+    changed, reloaded, erased = changed_dataset(dataset)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        for org_id, conversation_id in erased:
+            for table in ("conversations", "messages", "status_events"):
+                conn.execute(f"delete from raw.{table} where org_id = ? and conversation_id = ?",
+                             [org_id, conversation_id])
+        load_raw(conn, changed, SECOND_SYNC, only=reloaded)
+    return changed, reloaded, erased
+
+
 def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
     """The dataset after a second sync: (new dataset, re-loaded keys, erased keys)."""
     org1 = dataset[ORG]
@@ -1056,14 +1063,9 @@ def changed_dataset(dataset: dict) -> tuple[dict, set, set]:
 
 def test_incremental_build_equals_full_refresh(built):
     home = copy_of_built(built)
-    dataset, reloaded, erased = changed_dataset(built["dataset"])
+    dataset, reloaded, erased = load_second_sync(home, built["dataset"])
 
     with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
-        for org_id, conversation_id in erased:
-            for table in ("conversations", "messages", "status_events"):
-                conn.execute(f"delete from raw.{table} where org_id = ? and conversation_id = ?",
-                             [org_id, conversation_id])
-        load_raw(conn, dataset, SECOND_SYNC, only=reloaded)
         conn.execute("update raw.users set name = 'Ada Lovelace', synced_at = ? where org_id = ? and user_id = 7",
                      [SECOND_SYNC, ORG])
         untouched_before = conn.execute(
