@@ -6,7 +6,8 @@
 -- reached inside it. It depends on the data only, not on the day it runs, so a rebuild gives
 -- the same rows. Each local day's opening and closing are built as local wall-clock times
 -- and converted with the zone's rules for that day, so a DST change moves them by the right
--- hour (drift_open_periods, as int_drift__business_hours_first_response). A small table, rebuilt whole
+-- hour (drift_open_periods). The one calendar of every business-hours measure (first response,
+-- reply times, SLAs). A small table, rebuilt whole
 -- on every run (a few thousand rows for a decade).
 {%- set days_ahead = var('business_hours_calendar_days_ahead', 366) | int %}
 

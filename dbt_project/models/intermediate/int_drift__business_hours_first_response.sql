@@ -1,9 +1,7 @@
 {{ config(pre_hook="{{ drift_clear_conversations_to_rebuild(drift_business_hours_changed()) }}") }}
--- Seconds of [first_contact_message_at, first_agent_message_at] that fall inside business hours.
--- Each local day's opening and closing are built as local wall-clock times and converted to UTC
--- with the zone's rules for that day, so a DST change moves them by the right hour. The open
--- periods are computed once per calendar day of the data's span (not per conversation), then
--- range-joined to the responses they overlap.
+-- Seconds of [first_contact_message_at, first_agent_message_at] that fall inside business hours:
+-- the response range-joined to the schedule's open periods (int_drift__business_hours_calendar,
+-- where DST, holidays and the time zone are resolved, as for the reply times and the SLAs).
 -- Incremental: the conversations to rebuild (macros/metrics/conversations_to_rebuild.sql), all
 -- of them when the schedule changed.
 {%- set version = drift_business_hours_version() %}
@@ -31,38 +29,9 @@ responses as (
 
 ),
 
-schedule as (
-
-    {{ drift_business_hours_schedule_sql() }}
-
-),
-
-holidays as (
-
-    {{ drift_business_holidays_sql() }}
-
-),
-
--- UTC dates, widened by a day on each side: every local day the responses touch is inside.
-span as (
-
-    select
-        {{ dbt.dateadd('day', -1, 'cast(min(response_started_at) as date)') }} as first_date,
-        {{ dbt.dateadd('day', 1, 'cast(max(response_ended_at) as date)') }} as last_date
-    from responses
-    having count(*) > 0
-
-),
-
-calendar as (
-
-    {{ drift_expand_dates('span', 'first_date', 'last_date', 'local_date') }}
-
-),
-
 open_periods as (
 
-    {{ drift_open_periods('calendar') }}
+    select opens_at, closes_at from {{ ref('int_drift__business_hours_calendar') }}
 
 ),
 
