@@ -102,9 +102,10 @@
 
 
 {#- SQL true when fct_sla_events (`this`) holds rows built under other policies or another
-    schedule than the configured ones. -#}
+    schedule than the configured ones. Read only on a table with the bookkeeping columns (not
+    drift_sla_built_whole): the pre-hook and drift_conversations_to_rebuild skip it otherwise. -#}
 {% macro drift_sla_changed() -%}
-    {%- if is_incremental() and not drift_sla_built_whole() -%}
+    {%- if is_incremental() -%}
     exists (select 1 from {{ this }} where _sla_version <> '{{ drift_sla_version() }}')
     {%- else -%}
     false
@@ -112,10 +113,12 @@
 {%- endmacro %}
 
 
-{#- True when fct_sla_events (`this`) is a table an older version rebuilt whole every run,
-    without the bookkeeping an incremental run reads: the next run builds every row again. -#}
+{#- True when fct_sla_events (`this`) lacks a column its yml documents: a table an older version
+    rebuilt whole every run, without the bookkeeping an incremental run reads (or built before
+    any later column). The next run clears it and builds every row again, which is what
+    drift_documented_columns_missing makes every other incremental model do. -#}
 {% macro drift_sla_built_whole() -%}
-    {{ return(drift_columns_missing(['_sla_version', '_sla_as_of', '_source_synced_at']) == 'true') }}
+    {{ return(drift_documented_columns_missing() == 'true') }}
 {%- endmacro %}
 
 
