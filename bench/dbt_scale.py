@@ -55,6 +55,7 @@ MARTS = {
 INITIAL_SYNC = "2026-11-01 00:00:00"
 DAY_SYNCS = ("2026-11-02 00:00:00", "2026-11-03 00:00:00")
 MESSAGE_SLOTS = 32  # message ids are conversation_id * 32 + slot
+PLAYBOOKS = 40  # listed playbooks per org
 
 
 # ---------------------------------------------------------------- data
@@ -82,15 +83,19 @@ def generate(conn, conversations: int) -> dict:
     conn.execute(f"""
         insert into raw.conversations
             (org_id, conversation_id, status, contact_id, inbox_id, created_at, updated_at,
-             assignee_user_id, synced_at)
+             assignee_user_id, related_playbook_id, synced_at)
         select
             org_id, conversation_id,
             case when fate < 0.65 then 'closed' when fate < 0.95 then 'open' else 'pending' end,
             1000000000 + conversation_id, 1 + conversation_id % 5, created_at,
             created_at + to_seconds(open_seconds + case when twist < 0.05 then 7200 else 0 end),
-            1000 + conversation_id % 50, timestamp '{INITIAL_SYNC}'
+            1000 + conversation_id % 50,
+            -- a bot opener runs a playbook (41, one in 40 of them, was never listed: no name)
+            case when kind < 0.35 then 1 + conversation_id % {PLAYBOOKS + 1} end,
+            timestamp '{INITIAL_SYNC}'
         from gen
     """)
+    generate_playbooks_meetings_touches(conn)
     # slots 0..9: 0 bot or contact opener, 1 contact, 2 agent (or bot), 3 contact, 4 private note,
     # 5 agent, 6 contact, 7 agent, 8 bot or contact, 9 a delete edit of slot 2 or a contact chat.
     conn.execute(f"""
@@ -156,6 +161,60 @@ def generate(conn, conversations: int) -> dict:
              (select 50 as user_id union all select 1000 + range from range(50))
     """)
     return counts(conn)
+
+
+def generate_playbooks_meetings_touches(conn) -> None:
+    """The rest of a workspace around the conversations in `gen`: PLAYBOOKS playbooks per org,
+    a meeting booked in ~4% of conversations (a tenth of them cancelled later, seen by a poll;
+    one in twenty rescheduled), and a widget `conversation:start` event with UTM fields before
+    ~half of them (a quarter of those carry no UTM field)."""
+    conn.execute(f"""
+        insert into raw.playbooks
+            (org_id, playbook_id, name, report_type, interaction_id, created_at, updated_at,
+             first_seen_at, last_listed_at, currently_listed, synced_at)
+        select org_id, p, 'Playbook ' || p, 'LEAD_QUALIFICATION', 500 + p, timestamp '2026-08-01',
+               timestamp '2026-08-01', timestamp '{INITIAL_SYNC}', timestamp '{INITIAL_SYNC}', true,
+               timestamp '{INITIAL_SYNC}'
+        from (select unnest([1, 2]) as org_id) cross join range(1, {PLAYBOOKS + 1}) as t(p)
+    """)
+    conn.execute(f"""
+        create or replace temp table booked as
+        select org_id, conversation_id, created_at + interval 20 minute as scheduled_at,
+               {u('conversation_id', 8)} as turn
+        from gen where {u('conversation_id', 7)} < 0.04
+    """)
+    conn.execute(f"""
+        insert into raw.meetings
+            (org_id, slug, status, meeting_source, meeting_type, agent_user_id, scheduler_contact_id,
+             conversation_id, booked_by_user_id, slot_start_at, slot_end_at, scheduled_at, updated_at,
+             end_user_time_zone, synced_at)
+        select org_id, 'm' || conversation_id, 'ACTIVE', 'chat', 'Demo', 1000 + conversation_id % 50,
+               1000000000 + conversation_id, conversation_id, null,
+               scheduled_at + interval 2 day, scheduled_at + interval 2 day + interval 30 minute,
+               scheduled_at, scheduled_at, 'America/New_York', timestamp '{INITIAL_SYNC}'
+        from booked
+    """)
+    conn.execute(f"""
+        insert into raw.meeting_changes (org_id, slug, updated_at, status, slot_start_at, source, recorded_at)
+        select org_id, 'm' || conversation_id, scheduled_at + interval 1 day,
+               case when turn < 0.10 then 'CANCELED' else 'ACTIVE' end,
+               scheduled_at + case when turn < 0.10 then interval 2 day else interval 3 day end,
+               'poll', timestamp '{INITIAL_SYNC}'
+        from booked where turn < 0.15
+    """)
+    conn.execute(f"""
+        insert into raw.widget_events
+            (org_id, event_id, event_type, conversation_id, occurred_at, utm_source, utm_medium,
+             utm_campaign, page_path, dropped_fields, received_at, synced_at)
+        select org_id, 'w' || conversation_id, 'conversation:start', conversation_id,
+               created_at - interval 1 minute,
+               case when tracked then ['google', 'linkedin', 'newsletter'][1 + conversation_id % 3] end,
+               case when tracked then ['cpc', 'social', 'email'][1 + conversation_id % 3] end,
+               case when tracked then 'campaign-' || conversation_id % 12 end,
+               '/pricing', 0, created_at - interval 1 minute, timestamp '{INITIAL_SYNC}'
+        from (select *, {u('conversation_id', 9)} < 0.375 as tracked from gen)
+        where {u('conversation_id', 9)} < 0.5
+    """)
 
 
 def apply_day(conn, day: int, conversations: int, changed: int) -> dict:
@@ -233,12 +292,42 @@ def apply_day(conn, day: int, conversations: int, changed: int) -> dict:
         insert into raw.status_events
         select org_id, conversation_id, 'open', created_at, 'webhook', timestamp '{stamp}' from arrivals
     """)
+    # a meeting booked in one touched conversation in 50, one in 30 of the booked ones cancelled
+    # by a webhook; a widget event before every new conversation
+    conn.execute(f"""
+        insert or replace into raw.meetings
+            (org_id, slug, status, meeting_source, meeting_type, agent_user_id, scheduler_contact_id,
+             conversation_id, slot_start_at, slot_end_at, scheduled_at, updated_at, synced_at)
+        select org_id, 'm' || conversation_id || '-' || {day}, 'ACTIVE', 'chat', 'Demo',
+               1000 + conversation_id % 50, 1000000000 + conversation_id, conversation_id,
+               change_at + interval 1 day, change_at + interval 1 day + interval 30 minute,
+               change_at, change_at, timestamp '{stamp}'
+        from touched where what >= 0.98
+    """)
+    conn.execute(f"""
+        insert or replace into raw.meeting_changes (org_id, slug, updated_at, status, slot_start_at, source, recorded_at)
+        select meetings.org_id, meetings.slug, timestamp '{stamp}' - interval 1 hour, 'CANCELED',
+               meetings.slot_start_at, 'webhook', timestamp '{stamp}'
+        from raw.meetings as meetings
+        where meetings.conversation_id is not null
+            and hash(meetings.conversation_id * 37 + {day}) % {max(1, every // 3)} = 0
+    """)
+    conn.execute(f"""
+        insert into raw.widget_events
+            (org_id, event_id, event_type, conversation_id, occurred_at, utm_source, utm_medium,
+             utm_campaign, page_path, dropped_fields, received_at, synced_at)
+        select org_id, 'w' || conversation_id, 'conversation:start', conversation_id,
+               created_at - interval 1 minute, 'google', 'cpc', 'campaign-new', '/pricing', 0,
+               created_at - interval 1 minute, timestamp '{stamp}'
+        from arrivals
+    """)
     return {"touched_conversations": touched, "new_conversations": new}
 
 
 def counts(conn) -> dict:
     return {table: conn.execute(f"select count(*) from raw.{table}").fetchone()[0]
-            for table in ("conversations", "messages", "status_events", "users")}
+            for table in ("conversations", "messages", "status_events", "users", "playbooks", "meetings",
+                          "meeting_changes", "widget_events")}
 
 
 # ---------------------------------------------------------------- dbt
