@@ -4,7 +4,9 @@
   whole days, chosen like agg_daily_metrics' (drift_days_to_build): days holding a conversation
   fct_conversations rebuilt since this table last read it (a late widget event rebuilds its
   conversation there, so its day follows) and days whose conversation count no longer matches.
-  A day left without conversations is written as a zero row and removed by the post-hook.
+  A day left without conversations is written as a zero row and removed by the post-hook. The
+  day's conversations are read through drift_rows_of_days_to_build (a filter), not joined with
+  the days: an incremental run plans as a full build and needs no more memory (agg_daily_metrics).
 -#}
 
 with fct as (
@@ -39,33 +41,52 @@ days_to_build as (
 
 ),
 
+day_conversations as (
+
+    {{ drift_rows_of_days_to_build('conversations') }}
+
+),
+
+attribution_daily as (
+
+    select
+        org_id,
+        metric_date,
+        source_label,
+        medium_label,
+        campaign_label,
+        count(*) as conversations,
+        count(first_response_seconds) as responded_conversations,
+        count(case when has_bot then 1 end) as bot_conversations,
+        count(case when handed_off then 1 end) as handed_off_conversations,
+        {{ drift_percentile_cont('first_response_seconds', 0.5) }} as first_response_p50_seconds,
+        {{ drift_percentile_cont('open_to_close_seconds', 0.5) }} as open_to_close_p50_seconds,
+        max(_refreshed_at) as _fct_refreshed_at
+    from day_conversations
+    group by org_id, metric_date, source_label, medium_label, campaign_label
+
+),
+
+-- A day to build without conversations left: one zero row, which the post-hook removes.
 attribution_days as (
 
     select
         days_to_build.org_id,
         days_to_build.metric_date,
-        conversations.source_label,
-        conversations.medium_label,
-        conversations.campaign_label,
-        count(conversations.conversation_id) as conversations,
-        count(conversations.first_response_seconds) as responded_conversations,
-        count(case when conversations.has_bot then 1 end) as bot_conversations,
-        count(case when conversations.handed_off then 1 end) as handed_off_conversations,
-        {{ drift_percentile_cont('conversations.first_response_seconds', 0.5) }}
-            as first_response_p50_seconds,
-        {{ drift_percentile_cont('conversations.open_to_close_seconds', 0.5) }}
-            as open_to_close_p50_seconds,
-        max(conversations._refreshed_at) as _fct_refreshed_at
+        attribution_daily.source_label,
+        attribution_daily.medium_label,
+        attribution_daily.campaign_label,
+        coalesce(attribution_daily.conversations, 0) as conversations,
+        coalesce(attribution_daily.responded_conversations, 0) as responded_conversations,
+        coalesce(attribution_daily.bot_conversations, 0) as bot_conversations,
+        coalesce(attribution_daily.handed_off_conversations, 0) as handed_off_conversations,
+        attribution_daily.first_response_p50_seconds,
+        attribution_daily.open_to_close_p50_seconds,
+        attribution_daily._fct_refreshed_at
     from days_to_build
-    left join conversations
-        on days_to_build.org_id = conversations.org_id
-        and days_to_build.metric_date = conversations.metric_date
-    group by
-        days_to_build.org_id,
-        days_to_build.metric_date,
-        conversations.source_label,
-        conversations.medium_label,
-        conversations.campaign_label
+    left join attribution_daily
+        on days_to_build.org_id = attribution_daily.org_id
+        and days_to_build.metric_date = attribution_daily.metric_date
 
 )
 
