@@ -67,7 +67,7 @@ attribution_daily as (
 
 ),
 
--- A day to build without conversations left: one zero row, which the post-hook removes.
+-- A day to build without conversations left: one row with 0 conversations, which the post-hook removes.
 attribution_days as (
 
     select
@@ -77,9 +77,9 @@ attribution_days as (
         attribution_daily.medium_label,
         attribution_daily.campaign_label,
         coalesce(attribution_daily.conversations, 0) as conversations,
-        coalesce(attribution_daily.responded_conversations, 0) as responded_conversations,
-        coalesce(attribution_daily.bot_conversations, 0) as bot_conversations,
-        coalesce(attribution_daily.handed_off_conversations, 0) as handed_off_conversations,
+        attribution_daily.responded_conversations,
+        attribution_daily.bot_conversations,
+        attribution_daily.handed_off_conversations,
         attribution_daily.first_response_p50_seconds,
         attribution_daily.open_to_close_p50_seconds,
         attribution_daily._fct_refreshed_at

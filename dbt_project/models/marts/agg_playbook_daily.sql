@@ -55,7 +55,7 @@ playbook_daily as (
 
 ),
 
--- A day to build without playbook conversations left: one zero row, which the post-hook removes.
+-- A day to build without playbook conversations left: one row with 0 conversations, which the post-hook removes.
 playbook_days as (
 
     select
@@ -64,9 +64,9 @@ playbook_days as (
         playbook_daily.playbook_id,
         playbook_daily.playbook_name,
         coalesce(playbook_daily.conversations, 0) as conversations,
-        coalesce(playbook_daily.engaged_conversations, 0) as engaged_conversations,
-        coalesce(playbook_daily.handed_off_conversations, 0) as handed_off_conversations,
-        coalesce(playbook_daily.meetings_booked, 0) as meetings_booked,
+        playbook_daily.engaged_conversations,
+        playbook_daily.handed_off_conversations,
+        playbook_daily.meetings_booked,
         playbook_daily.first_response_p50_seconds,
         playbook_daily._fct_refreshed_at
     from days_to_build
