@@ -112,11 +112,7 @@
 {#- SQL that is true when `this` (an incremental model carrying `_business_hours_version`) was
     built on another schedule than the configured one: it then rebuilds every conversation. -#}
 {% macro drift_business_hours_changed() -%}
-    {%- if is_incremental() -%}
-    exists (select 1 from {{ this }} where _business_hours_version <> '{{ drift_business_hours_version() }}')
-    {%- else -%}
-    false
-    {%- endif -%}
+    {{ return(drift_version_changed('_business_hours_version', drift_business_hours_version())) }}
 {%- endmacro %}
 
 

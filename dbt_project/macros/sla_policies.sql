@@ -105,11 +105,7 @@
     schedule than the configured ones. Read only on a table with the bookkeeping columns (not
     drift_sla_built_whole): the pre-hook and drift_conversations_to_rebuild skip it otherwise. -#}
 {% macro drift_sla_changed() -%}
-    {%- if is_incremental() -%}
-    exists (select 1 from {{ this }} where _sla_version <> '{{ drift_sla_version() }}')
-    {%- else -%}
-    false
-    {%- endif -%}
+    {{ return(drift_version_changed('_sla_version', drift_sla_version())) }}
 {%- endmacro %}
 
 

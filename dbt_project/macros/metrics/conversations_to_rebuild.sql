@@ -116,3 +116,16 @@
     {{ relation }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- SQL true when `this` (an incremental model storing `version_column` on each row) holds a row
+    built under another version than `version` (a digest of the schedule, the SLA policies...):
+    the model then rebuilds every conversation (drift_conversations_to_rebuild's
+    extra_condition). False on a full build. -#}
+{% macro drift_version_changed(version_column, version) -%}
+    {%- if is_incremental() -%}
+    exists (select 1 from {{ this }} where {{ version_column }} <> '{{ version }}')
+    {%- else -%}
+    false
+    {%- endif -%}
+{%- endmacro %}
